@@ -1,0 +1,45 @@
+// Server configuration: built-in defaults, then the TOML file, then command-line flags.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringcast/websocket/server_settings.h"
+
+namespace ringcast::app {
+
+struct Config {
+  std::string config_path;  // empty: no file
+  std::string host = "0.0.0.0";
+  uint16_t port = 8765;
+  uint16_t http_port = 8000;  // 0 disables the health listener
+  int threads = 0;            // 0: one per online CPU
+  std::string backend = "auto";
+  std::string data_dir = "./data";
+  std::string log_level = "info";
+  websocket::Limits limits;
+  bool origin_check = true;
+  std::vector<std::string> allowed_origins = {
+      "https://wizzyworks-frontend.vercel.app", "http://localhost:3000-3001",
+      "http://127.0.0.1:3000-3001", "http://localhost:8000", "http://127.0.0.1:8000"};
+  // GET /api/version, as the game-chat seed serves it.
+  std::string api_version = "v1.0.1";
+  std::string api_env = "PRODUCTION";
+  std::string api_desc = "Websocket Server Python";
+};
+
+// Thrown for any configuration problem; what() names the key and, for the file, FILE:LINE.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reads `path` over the values already in `cfg`. Unknown keys and wrong types are errors.
+void load_config_file(const std::string& path, Config& cfg);
+// Checks cross-field rules (ranges, backend name, origins); throws ConfigError.
+void validate_config(const Config& cfg);
+// The parts workers read live.
+std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg);
+
+}  // namespace ringcast::app

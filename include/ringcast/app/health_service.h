@@ -1,0 +1,35 @@
+// HTTP endpoints of both ports: /health, /api, /api/version.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+
+#include "ringcast/app/config.h"
+#include "ringcast/engine/backend.h"
+#include "ringcast/websocket/http_service.h"
+#include "ringcast/websocket/router.h"
+#include "ringcast/websocket/server_stats.h"
+
+namespace ringcast::app {
+
+class HealthService final : public websocket::HttpService {
+ public:
+  HealthService(const Config& cfg, const websocket::Router& router,
+                const websocket::ServerStats& stats, engine::BackendKind backend);
+  websocket::HttpResponse handle(const websocket::HttpRequest& req, bool websocket_port) override;
+  // The JSON body of /health (also used by tests).
+  std::string health_json() const;
+  // Picks up reloadable values (api env strings).
+  void update(const Config& cfg);
+
+ private:
+  mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
+  Config cfg_;
+  const websocket::Router& router_;
+  const websocket::ServerStats& stats_;
+  engine::BackendKind backend_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace ringcast::app

@@ -1,0 +1,44 @@
+// The daemon: builds the routes and workers from the configuration, runs them, and turns signals
+// into a drain (SIGTERM/SIGINT) or a live reload (SIGHUP).
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ringcast/app/config.h"
+#include "ringcast/app/health_service.h"
+#include "ringcast/profiles/echo_profile.h"
+#include "ringcast/websocket/worker.h"
+
+namespace ringcast::app {
+
+class Server {
+ public:
+  explicit Server(Config cfg);
+  ~Server();
+  // Runs until a stop signal has been handled; returns the process exit code. Must be called from
+  // the main thread with SIGTERM, SIGINT and SIGHUP blocked (see block_signals()).
+  int run();
+
+  // Blocks the signals the server handles, in the calling thread and every thread it starts later.
+  static void block_signals();
+
+ private:
+  bool start_workers();
+  void stop_workers();
+  void reload();
+  engine::BackendKind choose_backend();
+
+  Config cfg_;
+  websocket::Router router_;
+  std::unique_ptr<websocket::ServerStats> stats_;
+  std::unique_ptr<websocket::SettingsStore> settings_;
+  std::unique_ptr<HealthService> health_;
+  websocket::WorkerShared shared_;
+  profiles::EchoProfile echo_;
+  std::vector<std::unique_ptr<websocket::Worker>> workers_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ringcast::app

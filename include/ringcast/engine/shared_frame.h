@@ -1,0 +1,77 @@
+// A reference-counted, immutable byte buffer holding one or more encoded WebSocket frames.
+// A broadcast is encoded once into a SharedFrame and every recipient, on any core, queues a
+// reference; the memory goes back to a size-class free list of whichever thread drops the last
+// reference, so steady-state traffic never reaches malloc.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace ringcast::engine {
+
+class SharedFrame {
+ public:
+  // Buffer with room for `capacity` bytes and one reference owned by the caller.
+  static SharedFrame* allocate(size_t capacity);
+
+  void add_ref(uint32_t n = 1) { refs_.fetch_add(n, std::memory_order_relaxed); }
+  // Drops one reference; returns the buffer to the pool when it was the last.
+  void release();
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  void set_size(size_t n) { size_ = static_cast<uint32_t>(n); }
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  uint32_t refs() const { return refs_.load(std::memory_order_relaxed); }
+
+  // Bytes held in this thread's free lists (for tests and /health).
+  static size_t pooled_bytes_this_thread();
+  // Frees this thread's free lists (called when a worker exits).
+  static void trim_this_thread();
+
+ private:
+  SharedFrame() = default;
+  friend struct FramePool;
+
+  std::atomic<uint32_t> refs_{1};
+  uint32_t size_ = 0;
+  uint32_t capacity_ = 0;
+  uint8_t size_class_ = 0;
+  SharedFrame* next_free_ = nullptr;
+  alignas(8) uint8_t data_[];
+};
+
+// Owning smart reference for code paths outside the hot loop (tests, handshake replies).
+class FrameRef {
+ public:
+  FrameRef() = default;
+  explicit FrameRef(SharedFrame* f) : f_(f) {}
+  FrameRef(const FrameRef& o) : f_(o.f_) {
+    if (f_) f_->add_ref();
+  }
+  FrameRef(FrameRef&& o) noexcept : f_(o.f_) { o.f_ = nullptr; }
+  FrameRef& operator=(FrameRef o) noexcept {
+    std::swap(f_, o.f_);
+    return *this;
+  }
+  ~FrameRef() {
+    if (f_) f_->release();
+  }
+  SharedFrame* get() const { return f_; }
+  SharedFrame* operator->() const { return f_; }
+  explicit operator bool() const { return f_ != nullptr; }
+  SharedFrame* release_ownership() {
+    SharedFrame* f = f_;
+    f_ = nullptr;
+    return f;
+  }
+
+ private:
+  SharedFrame* f_ = nullptr;
+};
+
+}  // namespace ringcast::engine

@@ -1,0 +1,27 @@
+// What a path of the WebSocket port does with its sessions: the interface every profile implements.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "ringcast/websocket/http_request.h"
+#include "ringcast/websocket/opcode.h"
+
+namespace ringcast::websocket {
+
+class Session;
+
+class MessageHandler {
+ public:
+  virtual ~MessageHandler() = default;
+  // Called on the session's worker thread right after the 101 response is queued.
+  virtual void on_open(Session& s, const HttpRequest& req) = 0;
+  // One complete message. The payload may be modified in place (in-situ parsing) and is only valid
+  // during the call.
+  virtual void on_message(Session& s, Opcode op, std::span<uint8_t> payload) = 0;
+  // The session is gone (close handshake done, error, or peer vanished). No sends after this.
+  virtual void on_close(Session& s) = 0;
+};
+
+}  // namespace ringcast::websocket

@@ -1,0 +1,55 @@
+// Settings the WebSocket layer reads on every loop pass. They can change at run time (SIGHUP), so
+// workers hold an immutable snapshot and pick up a new one when the generation moves.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "ringcast/websocket/origin_policy.h"
+
+namespace ringcast::websocket {
+
+struct Limits {
+  size_t max_message_size = 1 << 20;
+  size_t max_connections = 100000;
+  size_t max_connections_per_ip = 0;  // 0 = unlimited
+  size_t max_header_bytes = 8192;
+  int handshake_timeout_ms = 10000;
+  int idle_timeout_ms = 60000;
+  int ping_interval_ms = 20000;
+  int ping_timeout_ms = 20000;
+  int drain_timeout_ms = 5000;
+  size_t outbound_cap = 1 << 20;
+};
+
+struct ServerSettings {
+  Limits limits;
+  OriginPolicy origins;
+};
+
+class SettingsStore {
+ public:
+  explicit SettingsStore(std::shared_ptr<const ServerSettings> initial)
+      : current_(std::move(initial)) {}
+  void publish(std::shared_ptr<const ServerSettings> next) {
+    std::lock_guard lock(mutex_);
+    current_ = std::move(next);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const ServerSettings> get() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+  // Cheap check done once per loop pass.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const ServerSettings> current_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+}  // namespace ringcast::websocket

@@ -1,0 +1,134 @@
+// One worker: a thread pinned to a core that owns one backend loop, its own SO_REUSEPORT listeners
+// and every session it accepted. All session state is touched by this thread only.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringcast/engine/backend.h"
+#include "ringcast/engine/timer_wheel.h"
+#include "ringcast/websocket/frame_reader.h"
+#include "ringcast/websocket/http_service.h"
+#include "ringcast/websocket/router.h"
+#include "ringcast/websocket/server_settings.h"
+#include "ringcast/websocket/server_stats.h"
+#include "ringcast/websocket/session.h"
+
+namespace ringcast::websocket {
+
+struct ListenerSpec {
+  std::string host;
+  uint16_t port;
+  bool websocket;  // false: the health port, plain HTTP only
+};
+
+// What all workers share. Owned by the application; outlives the workers.
+struct WorkerShared {
+  SettingsStore* settings = nullptr;
+  Router* router = nullptr;
+  HttpService* http = nullptr;
+  ServerStats* stats = nullptr;
+  std::vector<ListenerSpec> listeners;
+  engine::BackendKind backend = engine::BackendKind::kIoUring;
+  engine::BackendOptions backend_options;
+  bool pin_threads = true;
+  std::atomic<bool> stopping{false};
+};
+
+struct SendBatch {
+  static constexpr int kMaxIov = 64;
+  msghdr msg{};
+  iovec iov[kMaxIov];
+  SendBatch* next_free = nullptr;
+};
+
+class Worker final : public engine::BackendEvents {
+ public:
+  Worker(int index, int cpu, WorkerShared& shared);
+  ~Worker() override;
+
+  // Thread body. Opens the listeners, reports through started(), runs until stopped and drained.
+  void run();
+  // Blocks until run() has opened its listeners (true) or failed (false, error()).
+  bool wait_started();
+  const std::string& error() const { return error_; }
+  // Thread-safe: makes the loop look at the shared stop flag and settings.
+  void wake();
+  int index() const { return index_; }
+  engine::BackendKind backend_kind() const { return backend_kind_; }
+
+  // Session operations (worker thread only).
+  void send_frame(Session& s, engine::SharedFrame* f);
+  void send_message(Session& s, Opcode op, std::span<const uint8_t> payload);
+  void close_session(Session& s, uint16_t code, std::string_view reason);
+  int64_t now_ms() const { return now_ms_; }
+
+  // BackendEvents.
+  void on_accept(int listener_id, int fd, const sockaddr_storage& peer) override;
+  void on_data(engine::Socket* s, std::span<const uint8_t> data) override;
+  void on_read_end(engine::Socket* s, int err) override;
+  void on_send_done(engine::Socket* s, int res) override;
+  void on_closed(engine::Socket* s) override;
+  void on_wake() override;
+
+ private:
+  void loop();
+  void refresh_settings();
+  void begin_stop();
+  void flush();
+  void mark_dirty(Session& s);
+  void enqueue(Session& s, engine::SharedFrame* f);
+  void handle_http(Session& s, std::span<const uint8_t> data);
+  bool serve_request(Session& s, const HttpRequest& req);  // false: stop reading this buffer
+  void queue_response(Session& s, const HttpResponse& resp);
+  void start_websocket(Session& s, const HttpRequest& req, Route* route);
+  void handle_ws(Session& s, std::span<const uint8_t> data);
+  bool on_chunk(Session& s, const FrameChunk& c);
+  void handle_control(Session& s, uint8_t opcode, std::span<uint8_t> payload);
+  void fail(Session& s, uint16_t code, const char* reason);
+  void abort_session(Session& s);
+  void shut_write(Session& s);
+  void on_timer(Session& s);
+  void schedule(Session& s, int64_t deadline_ms);
+  void end_websocket(Session& s);
+  void drop_queue(Session& s);
+  OutItem* new_item();
+  void free_item(OutItem* item);
+  SendBatch* new_batch();
+  void free_batch(SendBatch* b);
+  std::string* take_buffer();
+  void give_buffer(std::string*& b);
+
+  int index_;
+  int cpu_;
+  WorkerShared& shared_;
+  WorkerStats& stats_;
+  std::unique_ptr<engine::Backend> backend_;
+  engine::BackendKind backend_kind_ = engine::BackendKind::kIoUring;
+  std::atomic<engine::Backend*> wake_target_{nullptr};
+  std::shared_ptr<const ServerSettings> settings_;
+  uint64_t settings_generation_ = ~0ull;
+  engine::TimerWheel timers_;
+  FrameReaderPool readers_;
+  int64_t now_ms_ = 0;
+  uint64_t next_session_id_;
+  Session* sessions_ = nullptr;  // intrusive list head
+  size_t session_count_ = 0;
+  Session* dirty_head_ = nullptr;
+  OutItem* free_items_ = nullptr;
+  SendBatch* free_batches_ = nullptr;
+  std::vector<std::string*> free_buffers_;
+  bool stopping_ = false;
+  int64_t drain_deadline_ms_ = 0;
+
+  std::atomic<int> start_state_{0};  // 0 starting, 1 ok, -1 failed
+  std::string error_;
+};
+
+}  // namespace ringcast::websocket

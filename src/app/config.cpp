@@ -1,0 +1,151 @@
+#include "ringcast/app/config.h"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <map>
+
+#include "ringcast/engine/log.h"
+
+namespace ringcast::app {
+namespace {
+
+std::string where(const std::string& path, const toml::node& node) {
+  return path + ":" + std::to_string(node.source().begin.line);
+}
+
+// Key readers: each knows its type and range, and reports mistakes with the key's location.
+using Reader = std::function<void(const std::string& key, const toml::node& node)>;
+
+template <typename T>
+Reader integer(const std::string& path, T& out, int64_t lo, int64_t hi) {
+  return [&path, &out, lo, hi](const std::string& key, const toml::node& node) {
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v) {
+      throw ConfigError(where(path, node) + ": '" + key + "' must be an integer");
+    }
+    if (*v < lo || *v > hi) {
+      throw ConfigError(where(path, node) + ": '" + key + "' must be between " +
+                        std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    out = static_cast<T>(*v);
+  };
+}
+
+Reader string(const std::string& path, std::string& out) {
+  return [&path, &out](const std::string& key, const toml::node& node) {
+    if (!node.is_string()) throw ConfigError(where(path, node) + ": '" + key + "' must be a string");
+    out = *node.value<std::string>();
+  };
+}
+
+Reader boolean(const std::string& path, bool& out) {
+  return [&path, &out](const std::string& key, const toml::node& node) {
+    if (!node.is_boolean()) throw ConfigError(where(path, node) + ": '" + key + "' must be true or false");
+    out = *node.value<bool>();
+  };
+}
+
+Reader string_list(const std::string& path, std::vector<std::string>& out) {
+  return [&path, &out](const std::string& key, const toml::node& node) {
+    const toml::array* arr = node.as_array();
+    if (!arr) throw ConfigError(where(path, node) + ": '" + key + "' must be an array of strings");
+    std::vector<std::string> values;
+    for (const auto& item : *arr) {
+      if (!item.is_string()) {
+        throw ConfigError(where(path, item) + ": '" + key + "' must contain only strings");
+      }
+      values.push_back(*item.value<std::string>());
+    }
+    out = std::move(values);
+  };
+}
+
+}  // namespace
+
+void load_config_file(const std::string& path, Config& cfg) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(path + ":" + std::to_string(e.source().begin.line) + ": " +
+                      std::string(e.description()));
+  } catch (const std::exception& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+  constexpr int64_t kMaxMs = 24LL * 3600 * 1000;
+  auto& L = cfg.limits;
+  std::map<std::string, std::map<std::string, Reader>> schema = {
+      {"server",
+       {{"host", string(path, cfg.host)},
+        {"port", integer(path, cfg.port, 1, 65535)},
+        {"http_port", integer(path, cfg.http_port, 0, 65535)},
+        {"threads", integer(path, cfg.threads, 0, 1024)},
+        {"backend", string(path, cfg.backend)},
+        {"data_dir", string(path, cfg.data_dir)},
+        {"log_level", string(path, cfg.log_level)}}},
+      {"limits",
+       {{"max_message_size", integer(path, L.max_message_size, 125, 1LL << 30)},
+        {"max_connections", integer(path, L.max_connections, 1, 100000000)},
+        {"max_connections_per_ip", integer(path, L.max_connections_per_ip, 0, 100000000)},
+        {"max_header_bytes", integer(path, L.max_header_bytes, 1024, 1 << 20)},
+        {"handshake_timeout_ms", integer(path, L.handshake_timeout_ms, 50, kMaxMs)},
+        {"idle_timeout_ms", integer(path, L.idle_timeout_ms, 50, kMaxMs)},
+        {"ping_interval_ms", integer(path, L.ping_interval_ms, 0, kMaxMs)},
+        {"ping_timeout_ms", integer(path, L.ping_timeout_ms, 50, kMaxMs)},
+        {"drain_timeout_ms", integer(path, L.drain_timeout_ms, 0, kMaxMs)},
+        {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)}}},
+      {"origins",
+       {{"check", boolean(path, cfg.origin_check)},
+        {"allowed", string_list(path, cfg.allowed_origins)}}},
+      {"api",
+       {{"version", string(path, cfg.api_version)},
+        {"env", string(path, cfg.api_env)},
+        {"desc", string(path, cfg.api_desc)}}},
+  };
+  for (const auto& [section, node] : root) {
+    std::string sname(section.str());
+    auto sit = schema.find(sname);
+    if (sit == schema.end()) {
+      throw ConfigError(where(path, node) + ": unknown section or key '" + sname + "'");
+    }
+    const toml::table* table = node.as_table();
+    if (!table) throw ConfigError(where(path, node) + ": '" + sname + "' must be a table");
+    for (const auto& [key, value] : *table) {
+      std::string kname(key.str());
+      auto kit = sit->second.find(kname);
+      if (kit == sit->second.end()) {
+        throw ConfigError(where(path, value) + ": unknown key '" + sname + "." + kname + "'");
+      }
+      kit->second(sname + "." + kname, value);
+    }
+  }
+}
+
+void validate_config(const Config& cfg) {
+  if (cfg.backend != "auto" && cfg.backend != "io_uring" && cfg.backend != "epoll") {
+    throw ConfigError("server.backend: must be auto, io_uring or epoll (got '" + cfg.backend + "')");
+  }
+  if (!log::parse_level(cfg.log_level)) {
+    throw ConfigError("server.log_level: must be trace, debug, info, warn or error (got '" +
+                      cfg.log_level + "')");
+  }
+  if (cfg.http_port != 0 && cfg.http_port == cfg.port) {
+    throw ConfigError("server.http_port: must differ from server.port (or be 0 to disable)");
+  }
+  websocket::OriginPolicy policy;
+  std::string error;
+  if (!policy.set(cfg.allowed_origins, cfg.origin_check, error)) {
+    throw ConfigError("origins.allowed: " + error);
+  }
+}
+
+std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg) {
+  auto s = std::make_shared<websocket::ServerSettings>();
+  s->limits = cfg.limits;
+  std::string error;
+  s->origins.set(cfg.allowed_origins, cfg.origin_check, error);
+  return s;
+}
+
+}  // namespace ringcast::app

@@ -1,0 +1,223 @@
+#include "ringcast/app/server.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+
+#include "ringcast/app/sd_notify.h"
+#include "ringcast/engine/log.h"
+
+namespace ringcast::app {
+namespace {
+
+class NullEvents final : public engine::BackendEvents {
+  void on_accept(int, int, const sockaddr_storage&) override {}
+  void on_data(engine::Socket*, std::span<const uint8_t>) override {}
+  void on_read_end(engine::Socket*, int) override {}
+  void on_send_done(engine::Socket*, int) override {}
+  void on_closed(engine::Socket*) override {}
+  void on_wake() override {}
+};
+
+std::vector<int> usable_cpus() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+      if (CPU_ISSET(i, &set)) cpus.push_back(i);
+  }
+  if (cpus.empty()) cpus.push_back(0);
+  return cpus;
+}
+
+}  // namespace
+
+void Server::block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+Server::Server(Config cfg) : cfg_(std::move(cfg)) {}
+
+Server::~Server() = default;
+
+engine::BackendKind Server::choose_backend() {
+  if (cfg_.backend == "epoll") return engine::BackendKind::kEpoll;
+  // Probe once here so an unavailable io_uring is reported once, not once per worker.
+  NullEvents events;
+  engine::BackendOptions probe_opts;
+  probe_opts.ring_entries = 8;
+  probe_opts.recv_buffer_count = 8;
+  probe_opts.recv_buffer_size = 4096;
+  std::string why;
+  if (engine::make_io_uring_backend(events, probe_opts, why)) return engine::BackendKind::kIoUring;
+  if (cfg_.backend == "io_uring") {
+    RC_ERROR("io_uring was requested but is unavailable: %s", why.c_str());
+    throw std::runtime_error("io_uring unavailable");
+  }
+  RC_WARN("io_uring unavailable (%s); using the epoll backend", why.c_str());
+  return engine::BackendKind::kEpoll;
+}
+
+bool Server::start_workers() {
+  std::vector<int> cpus = usable_cpus();
+  int n = cfg_.threads > 0 ? cfg_.threads : static_cast<int>(cpus.size());
+  stats_ = std::make_unique<websocket::ServerStats>(n);
+  settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
+  router_.add("/echo", false, &echo_);
+  shared_.backend = choose_backend();
+  health_ = std::make_unique<HealthService>(cfg_, router_, *stats_, shared_.backend);
+  shared_.settings = settings_.get();
+  shared_.router = &router_;
+  shared_.http = health_.get();
+  shared_.stats = stats_.get();
+  shared_.listeners.push_back({cfg_.host, cfg_.port, true});
+  if (cfg_.http_port) shared_.listeners.push_back({cfg_.host, cfg_.http_port, false});
+  shared_.pin_threads = n <= static_cast<int>(cpus.size());
+  for (int i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<websocket::Worker>(i, cpus[i % cpus.size()], shared_));
+  }
+  bool ok = true;
+  for (auto& w : workers_) {
+    threads_.emplace_back([worker = w.get()] { worker->run(); });
+    if (!w->wait_started()) {
+      RC_ERROR("%s", w->error().c_str());
+      ok = false;
+      break;
+    }
+  }
+  return ok;
+}
+
+void Server::stop_workers() {
+  shared_.stopping.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->wake();
+  // Workers exit once their sessions are gone or the drain time is up; a worker that is still
+  // running well after that is stuck, and the process must not hang on it.
+  auto limit = std::chrono::steady_clock::now() +
+               std::chrono::milliseconds(cfg_.limits.drain_timeout_ms + 3000);
+  std::atomic<size_t> done{0};
+  std::thread joiner([this, &done] {
+    for (auto& t : threads_) {
+      t.join();
+      done.fetch_add(1);
+    }
+  });
+  while (done.load() < threads_.size() && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (done.load() < threads_.size()) {
+    RC_ERROR("workers did not stop within the drain time; exiting");
+    std::_Exit(1);
+  }
+  joiner.join();
+  threads_.clear();
+}
+
+void Server::reload() {
+  if (cfg_.config_path.empty()) {
+    RC_INFO("SIGHUP: no config file to reload");
+    return;
+  }
+  Config next = cfg_;
+  next.limits = websocket::Limits{};
+  try {
+    Config fresh;
+    load_config_file(cfg_.config_path, fresh);
+    validate_config(fresh);
+    // Only live settings change; listeners, threads and backend need a restart.
+    if (fresh.host != cfg_.host || fresh.port != cfg_.port || fresh.http_port != cfg_.http_port ||
+        fresh.threads != cfg_.threads || fresh.backend != cfg_.backend) {
+      RC_WARN("SIGHUP: host/port/threads/backend changes need a restart; ignoring them");
+    }
+    next.limits = fresh.limits;
+    next.origin_check = fresh.origin_check;
+    next.allowed_origins = fresh.allowed_origins;
+    next.log_level = fresh.log_level;
+    next.api_env = fresh.api_env;
+    next.api_version = fresh.api_version;
+    next.api_desc = fresh.api_desc;
+  } catch (const ConfigError& e) {
+    RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
+    return;
+  }
+  cfg_ = next;
+  log::set_level(*log::parse_level(cfg_.log_level));
+  settings_->publish(make_settings(cfg_));
+  health_->update(cfg_);
+  for (auto& w : workers_) w->wake();
+  RC_INFO("configuration reloaded from %s", cfg_.config_path.c_str());
+}
+
+int Server::run() {
+  log::set_level(*log::parse_level(cfg_.log_level));
+  bool ok = false;
+  try {
+    ok = start_workers();
+  } catch (const std::exception& e) {
+    RC_ERROR("start-up failed: %s", e.what());
+  }
+  if (!ok) {
+    if (!threads_.empty()) stop_workers();
+    return 1;
+  }
+  RC_INFO("ringcast %s listening on %s:%u (http %s), %zu threads, backend %s", RINGCAST_VERSION,
+          cfg_.host.c_str(), cfg_.port,
+          cfg_.http_port ? (cfg_.host + ":" + std::to_string(cfg_.http_port)).c_str() : "off",
+          workers_.size(), engine::backend_name(shared_.backend).data());
+  sd_notify_send("READY=1\nSTATUS=serving");
+
+  uint64_t watchdog_usec = sd_watchdog_usec();
+  std::vector<uint64_t> last_passes(workers_.size(), ~0ull);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  while (true) {
+    timespec wait{};
+    uint64_t wait_us = watchdog_usec ? watchdog_usec / 2 : 1000000;
+    wait.tv_sec = static_cast<time_t>(wait_us / 1000000);
+    wait.tv_nsec = static_cast<long>((wait_us % 1000000) * 1000);
+    siginfo_t info{};
+    int sig = sigtimedwait(&set, &info, &wait);
+    if (sig == SIGTERM || sig == SIGINT) {
+      RC_INFO("%s: closing connections (drain up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              cfg_.limits.drain_timeout_ms);
+      sd_notify_send("STOPPING=1");
+      break;
+    }
+    if (sig == SIGHUP) {
+      sd_notify_send("RELOADING=1");
+      reload();
+      sd_notify_send("READY=1");
+      continue;
+    }
+    if (watchdog_usec) {
+      // Pet the watchdog only while every worker loop is turning (each wakes at least once a
+      // second, so a stuck one shows as an unchanged pass count).
+      bool alive = true;
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        uint64_t passes = stats_->worker(static_cast<int>(i)).loop_passes.load();
+        if (passes == last_passes[i]) alive = false;
+        last_passes[i] = passes;
+      }
+      if (alive) sd_notify_send("WATCHDOG=1");
+    }
+  }
+  stop_workers();
+  RC_INFO("stopped");
+  return 0;
+}
+
+}  // namespace ringcast::app

@@ -1,0 +1,46 @@
+#include "ringcast/engine/timer_wheel.h"
+
+#include <algorithm>
+
+namespace ringcast::engine {
+
+TimerWheel::TimerWheel(int64_t now_ms, int64_t tick_ms, uint32_t slots)
+    : tick_ms_(tick_ms), current_tick_(now_ms / tick_ms) {
+  uint32_t size = 1;
+  while (size < slots) size <<= 1;
+  mask_ = size - 1;
+  heads_.resize(size);
+  for (auto& h : heads_) h.prev = h.next = &h;
+}
+
+void TimerWheel::schedule(TimerNode* node, int64_t deadline_ms) {
+  if (node->linked()) unlink(node);
+  // A deadline in the past or in the current tick fires on the next advance.
+  int64_t min_deadline = (current_tick_ + 1) * tick_ms_;
+  node->deadline_ms = deadline_ms;
+  TimerNode* head = &heads_[slot_of(std::max(deadline_ms, min_deadline))];
+  node->next = head;
+  node->prev = head->prev;
+  head->prev->next = node;
+  head->prev = node;
+  ++count_;
+}
+
+void TimerWheel::unlink(TimerNode* node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = nullptr;
+  --count_;
+}
+
+int64_t TimerWheel::next_timeout_ms(int64_t now_ms) const {
+  if (count_ == 0) return -1;
+  for (uint32_t i = 1; i <= mask_ + 1; ++i) {
+    int64_t t = current_tick_ + i;
+    const TimerNode* head = &heads_[static_cast<uint32_t>(t & mask_)];
+    if (head->next != head) return std::max<int64_t>(0, t * tick_ms_ - now_ms);
+  }
+  return std::max<int64_t>(0, (current_tick_ + mask_ + 1) * tick_ms_ - now_ms);
+}
+
+}  // namespace ringcast::engine

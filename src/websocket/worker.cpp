@@ -1,0 +1,760 @@
+#include "ringcast/websocket/worker.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "ringcast/engine/listen_socket.h"
+#include "ringcast/engine/log.h"
+#include "ringcast/websocket/close_code.h"
+#include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/handshake.h"
+
+namespace ringcast::websocket {
+
+namespace {
+
+constexpr int64_t kCloseLingerMs = 2000;      // wait for the peer after our close frame
+constexpr size_t kMaxBatchBytes = 1 << 20;    // bytes per vectored send
+constexpr size_t kMaxIdleBuffers = 256;
+constexpr size_t kMaxKeptBufferCapacity = 64 * 1024;
+
+int64_t mono_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Session& as_session(engine::Socket* s) { return *static_cast<Session*>(s); }
+
+std::array<uint8_t, 16> ip_key(const sockaddr_storage& peer) {
+  std::array<uint8_t, 16> key{};
+  if (peer.ss_family == AF_INET) {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
+    key[10] = key[11] = 0xff;  // v4-mapped, so both families share one key space
+    std::memcpy(&key[12], &a.sin_addr, 4);
+  } else if (peer.ss_family == AF_INET6) {
+    std::memcpy(key.data(), &reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr, 16);
+  }
+  return key;
+}
+
+}  // namespace
+
+// ---- Session forwarding -------------------------------------------------------------------------
+
+void Session::send_message(Opcode op, std::span<const uint8_t> payload) {
+  worker_->send_message(*this, op, payload);
+}
+void Session::send_frame(engine::SharedFrame* frame) { worker_->send_frame(*this, frame); }
+void Session::close(uint16_t code, std::string_view reason) {
+  worker_->close_session(*this, code, reason);
+}
+
+// ---- Worker lifecycle ---------------------------------------------------------------------------
+
+Worker::Worker(int index, int cpu, WorkerShared& shared)
+    : index_(index),
+      cpu_(cpu),
+      shared_(shared),
+      stats_(shared.stats->worker(index)),
+      timers_(mono_ms(), 10, 1024),
+      // Session ids are unique across the process: the worker index sits in the top bits.
+      next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
+
+Worker::~Worker() {
+  while (free_items_) {
+    OutItem* n = free_items_->next;
+    delete free_items_;
+    free_items_ = n;
+  }
+  while (free_batches_) {
+    SendBatch* n = free_batches_->next_free;
+    delete free_batches_;
+    free_batches_ = n;
+  }
+  for (auto* b : free_buffers_) delete b;
+}
+
+bool Worker::wait_started() {
+  int v;
+  while ((v = start_state_.load(std::memory_order_acquire)) == 0) start_state_.wait(0);
+  return v == 1;
+}
+
+void Worker::wake() {
+  if (engine::Backend* b = wake_target_.load(std::memory_order_acquire)) b->wake();
+}
+
+void Worker::run() {
+  if (shared_.pin_threads && !engine::pin_current_thread(cpu_)) {
+    RC_WARN("worker %d: could not pin to cpu %d", index_, cpu_);
+  }
+  if (shared_.backend == engine::BackendKind::kIoUring) {
+    std::string why;
+    backend_ = engine::make_io_uring_backend(*this, shared_.backend_options, why);
+    if (!backend_) RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
+  }
+  if (!backend_) backend_ = engine::make_epoll_backend(*this, shared_.backend_options);
+  backend_kind_ = backend_->kind();
+  refresh_settings();
+  for (size_t i = 0; i < shared_.listeners.size(); ++i) {
+    const auto& spec = shared_.listeners[i];
+    int fd = engine::open_listener(spec.host, spec.port, 4096, error_);
+    if (fd < 0) {
+      start_state_.store(-1, std::memory_order_release);
+      start_state_.notify_all();
+      return;
+    }
+    backend_->add_listener(static_cast<int>(i), fd);
+  }
+  wake_target_.store(backend_.get(), std::memory_order_release);
+  start_state_.store(1, std::memory_order_release);
+  start_state_.notify_all();
+  loop();
+  wake_target_.store(nullptr, std::memory_order_release);
+  backend_.reset();
+  engine::SharedFrame::trim_this_thread();
+}
+
+void Worker::loop() {
+  now_ms_ = mono_ms();
+  while (true) {
+    if (shared_.stopping.load(std::memory_order_acquire) && !stopping_) begin_stop();
+    if (stopping_) {
+      if (session_count_ == 0) break;
+      if (now_ms_ >= drain_deadline_ms_) {
+        // Drain time is up: drop whoever is still there.
+        for (Session* s = sessions_; s; s = s->next_) abort_session(*s);
+      }
+    }
+    int64_t timeout = timers_.next_timeout_ms(now_ms_);
+    if (stopping_) timeout = timeout < 0 ? 50 : std::min<int64_t>(timeout, 50);
+    backend_->poll(static_cast<int>(std::min<int64_t>(timeout, 1000)));
+    now_ms_ = mono_ms();
+    stats_.loop_passes.fetch_add(1, std::memory_order_relaxed);
+    if (shared_.settings->generation() != settings_generation_) refresh_settings();
+    timers_.advance(now_ms_, [this](engine::TimerNode* node) {
+      on_timer(*static_cast<Session*>(node->owner));
+    });
+    flush();
+  }
+}
+
+void Worker::refresh_settings() {
+  settings_generation_ = shared_.settings->generation();
+  settings_ = shared_.settings->get();
+}
+
+void Worker::begin_stop() {
+  stopping_ = true;
+  drain_deadline_ms_ = now_ms_ + settings_->limits.drain_timeout_ms;
+  backend_->close_listeners();
+  for (Session* s = sessions_; s;) {
+    Session* next = s->next_;
+    if (s->state_ == Session::State::kOpen) {
+      close_session(*s, kCloseGoingAway, "server shutting down");
+    } else if (s->state_ == Session::State::kHttp && !s->sending_ && !s->out_head_) {
+      abort_session(*s);  // idle keep-alive connection
+    } else if (s->state_ == Session::State::kHttp) {
+      s->close_after_flush_ = true;
+    }
+    s = next;
+  }
+  flush();
+}
+
+void Worker::on_wake() {
+  // Nothing to do here: the loop checks the stop flag and the settings generation every pass.
+}
+
+// ---- Accept and teardown ------------------------------------------------------------------------
+
+void Worker::on_accept(int listener_id, int fd, const sockaddr_storage& peer) {
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  auto* s = new Session();
+  s->worker_ = this;
+  s->id_ = next_session_id_++;
+  s->websocket_port_ = shared_.listeners[listener_id].websocket;
+  s->peer_ip_ = ip_key(peer);
+  s->last_rx_ms_ = now_ms_;
+  s->timer_.owner = s;
+  s->next_ = sessions_;
+  if (sessions_) sessions_->prev_ = s;
+  sessions_ = s;
+  ++session_count_;
+  stats_.connections.fetch_add(1, std::memory_order_relaxed);
+  schedule(*s, now_ms_ + settings_->limits.handshake_timeout_ms);
+  backend_->attach(s, fd);
+}
+
+void Worker::abort_session(Session& s) {
+  if (s.state_ == Session::State::kDead) return;
+  if (s.state_ == Session::State::kOpen || s.state_ == Session::State::kClosing) end_websocket(s);
+  s.state_ = Session::State::kDead;
+  timers_.cancel(&s.timer_);
+  backend_->close(&s);
+}
+
+void Worker::end_websocket(Session& s) {
+  // Runs once per upgraded session, whichever way it ends.
+  if (s.route_) {
+    Route* route = s.route_;
+    route->handler->on_close(s);
+    route->connections.fetch_sub(1, std::memory_order_relaxed);
+    stats_.websockets.fetch_sub(1, std::memory_order_relaxed);
+    s.route_ = nullptr;
+  }
+  if (s.counted_ws_) {
+    shared_.stats->leave(s.peer_ip_);
+    s.counted_ws_ = false;
+  }
+}
+
+void Worker::on_closed(engine::Socket* sock) {
+  Session& s = as_session(sock);
+  if (s.state_ != Session::State::kDead) {
+    if (s.state_ == Session::State::kOpen || s.state_ == Session::State::kClosing) end_websocket(s);
+    s.state_ = Session::State::kDead;
+  }
+  timers_.cancel(&s.timer_);
+  drop_queue(s);
+  if (s.sending_) {
+    free_batch(s.sending_);
+    s.sending_ = nullptr;
+  }
+  if (s.reader_) {
+    readers_.release(s.reader_);
+    s.reader_ = nullptr;
+  }
+  give_buffer(s.assembly_);
+  give_buffer(s.http_buf_);
+  if (s.dirty_) {
+    // Unlink from the flush list.
+    Session** p = &dirty_head_;
+    while (*p && *p != &s) p = &(*p)->next_dirty_;
+    if (*p) *p = s.next_dirty_;
+  }
+  if (s.prev_) s.prev_->next_ = s.next_;
+  else sessions_ = s.next_;
+  if (s.next_) s.next_->prev_ = s.prev_;
+  --session_count_;
+  stats_.connections.fetch_sub(1, std::memory_order_relaxed);
+  delete &s;
+}
+
+void Worker::on_read_end(engine::Socket* sock, int err) {
+  Session& s = as_session(sock);
+  if (err && err != -ECONNRESET) RC_DEBUG("session %lu read error: %s", s.id_, strerror(-err));
+  abort_session(s);
+}
+
+// ---- Sending ------------------------------------------------------------------------------------
+
+OutItem* Worker::new_item() {
+  if (OutItem* it = free_items_) {
+    free_items_ = it->next;
+    return it;
+  }
+  return new OutItem();
+}
+
+void Worker::free_item(OutItem* item) {
+  item->next = free_items_;
+  free_items_ = item;
+}
+
+SendBatch* Worker::new_batch() {
+  if (SendBatch* b = free_batches_) {
+    free_batches_ = b->next_free;
+    return b;
+  }
+  return new SendBatch();
+}
+
+void Worker::free_batch(SendBatch* b) {
+  b->next_free = free_batches_;
+  free_batches_ = b;
+}
+
+std::string* Worker::take_buffer() {
+  if (free_buffers_.empty()) return new std::string();
+  std::string* b = free_buffers_.back();
+  free_buffers_.pop_back();
+  return b;
+}
+
+void Worker::give_buffer(std::string*& b) {
+  if (!b) return;
+  if (free_buffers_.size() < kMaxIdleBuffers && b->capacity() <= kMaxKeptBufferCapacity) {
+    b->clear();
+    free_buffers_.push_back(b);
+  } else {
+    delete b;
+  }
+  b = nullptr;
+}
+
+void Worker::drop_queue(Session& s) {
+  // Items in the batch in flight are still referenced by the kernel until its completion; callers
+  // only drop the queue when no send is in flight or the socket is gone.
+  for (OutItem* it = s.out_head_; it;) {
+    OutItem* next = it->next;
+    it->frame->release();
+    free_item(it);
+    it = next;
+  }
+  s.out_head_ = s.out_tail_ = nullptr;
+  s.out_bytes_ = 0;
+}
+
+void Worker::mark_dirty(Session& s) {
+  if (s.dirty_) return;
+  s.dirty_ = true;
+  s.next_dirty_ = dirty_head_;
+  dirty_head_ = &s;
+}
+
+void Worker::send_frame(Session& s, engine::SharedFrame* f) {
+  if (s.state_ == Session::State::kDead || s.close_sent_) return;
+  // An empty queue always takes one message, so a single max-size message never trips the cap.
+  if (s.state_ == Session::State::kOpen && s.out_bytes_ > 0 &&
+      s.out_bytes_ + f->size() > settings_->limits.outbound_cap) {
+    // Slow consumer: it cannot keep up, and nobody else may pay for that.
+    RC_DEBUG("session %lu over its outbound cap, closing", s.id_);
+    if (!s.sending_) drop_queue(s);
+    close_session(s, kCloseTryAgainLater, "slow consumer");
+    return;
+  }
+  enqueue(s, f);
+}
+
+void Worker::enqueue(Session& s, engine::SharedFrame* f) {
+  f->add_ref();
+  OutItem* it = new_item();
+  it->frame = f;
+  it->offset = 0;
+  it->length = static_cast<uint32_t>(f->size());
+  it->next = nullptr;
+  if (s.out_tail_) s.out_tail_->next = it;
+  else s.out_head_ = it;
+  s.out_tail_ = it;
+  s.out_bytes_ += it->length;
+  mark_dirty(s);
+}
+
+void Worker::send_message(Session& s, Opcode op, std::span<const uint8_t> payload) {
+  engine::SharedFrame* f = encode_frame(op, payload);
+  send_frame(s, f);
+  f->release();
+}
+
+void Worker::flush() {
+  while (Session* s = dirty_head_) {
+    dirty_head_ = s->next_dirty_;
+    s->dirty_ = false;
+    s->next_dirty_ = nullptr;
+    if (s->sending_ || !s->out_head_ || s->closing) continue;
+    SendBatch* b = new_batch();
+    int n = 0;
+    size_t bytes = 0;
+    for (OutItem* it = s->out_head_; it && n < SendBatch::kMaxIov && bytes < kMaxBatchBytes;
+         it = it->next) {
+      b->iov[n].iov_base = it->frame->data() + it->offset;
+      b->iov[n].iov_len = it->length;
+      bytes += it->length;
+      ++n;
+    }
+    b->msg = {};
+    b->msg.msg_iov = b->iov;
+    b->msg.msg_iovlen = n;
+    s->sending_ = b;
+    backend_->send(s, &b->msg);
+  }
+}
+
+void Worker::on_send_done(engine::Socket* sock, int res) {
+  Session& s = as_session(sock);
+  if (s.sending_) {
+    free_batch(s.sending_);
+    s.sending_ = nullptr;
+  }
+  if (res < 0) {
+    drop_queue(s);
+    abort_session(s);
+    return;
+  }
+  size_t left = static_cast<size_t>(res);
+  while (left > 0 && s.out_head_) {
+    OutItem* it = s.out_head_;
+    if (left >= it->length) {
+      left -= it->length;
+      s.out_bytes_ -= it->length;
+      s.out_head_ = it->next;
+      it->frame->release();
+      free_item(it);
+    } else {
+      it->offset += static_cast<uint32_t>(left);
+      it->length -= static_cast<uint32_t>(left);
+      s.out_bytes_ -= static_cast<uint32_t>(left);
+      left = 0;
+    }
+  }
+  if (!s.out_head_) s.out_tail_ = nullptr;
+  if (s.state_ == Session::State::kDead) {
+    drop_queue(s);
+    return;
+  }
+  if (s.out_head_) {
+    mark_dirty(s);
+    return;
+  }
+  if (s.close_after_flush_) {
+    if (s.state_ == Session::State::kHttp) abort_session(s);
+    else shut_write(s);
+  }
+}
+
+void Worker::shut_write(Session& s) {
+  // Our close frame is out: send FIN and let the peer close its side, which ends the session via
+  // on_read_end; the linger timer bounds the wait.
+  if (s.write_shut_) return;
+  s.write_shut_ = true;
+  ::shutdown(s.fd, SHUT_WR);
+}
+
+// ---- Timers -------------------------------------------------------------------------------------
+
+void Worker::schedule(Session& s, int64_t deadline_ms) { timers_.schedule(&s.timer_, deadline_ms); }
+
+void Worker::on_timer(Session& s) {
+  const Limits& lim = settings_->limits;
+  switch (s.state_) {
+    case Session::State::kHttp:
+      // Handshake or keep-alive idle deadline passed (rescheduled whenever a request completes).
+      abort_session(s);
+      return;
+    case Session::State::kOpen: {
+      if (s.ping_outstanding_) {
+        if (s.last_rx_ms_ > s.ping_sent_ms_) {
+          s.ping_outstanding_ = false;
+        } else if (now_ms_ - s.ping_sent_ms_ >= lim.ping_timeout_ms) {
+          fail(s, kCloseInternalError, "keepalive ping timeout");
+          return;
+        } else {
+          schedule(s, s.ping_sent_ms_ + lim.ping_timeout_ms);
+          return;
+        }
+      }
+      if (lim.ping_interval_ms <= 0) return;  // keepalive pings disabled
+      int64_t due = s.last_rx_ms_ + lim.ping_interval_ms;
+      if (now_ms_ >= due) {
+        static constexpr uint8_t kPingPayload[] = {'r', 'c'};
+        send_message(s, Opcode::kPing, kPingPayload);
+        s.ping_outstanding_ = true;
+        s.ping_sent_ms_ = now_ms_;
+        schedule(s, now_ms_ + lim.ping_timeout_ms);
+      } else {
+        schedule(s, due);
+      }
+      return;
+    }
+    case Session::State::kClosing:
+      abort_session(s);
+      return;
+    case Session::State::kDead:
+      return;
+  }
+}
+
+// ---- Receiving ----------------------------------------------------------------------------------
+
+void Worker::on_data(engine::Socket* sock, std::span<const uint8_t> data) {
+  Session& s = as_session(sock);
+  s.last_rx_ms_ = now_ms_;
+  switch (s.state_) {
+    case Session::State::kHttp: handle_http(s, data); break;
+    case Session::State::kOpen:
+    case Session::State::kClosing: handle_ws(s, data); break;
+    case Session::State::kDead: break;
+  }
+}
+
+void Worker::handle_http(Session& s, std::span<const uint8_t> data) {
+  const Limits& lim = settings_->limits;
+  if (!s.http_buf_) s.http_buf_ = take_buffer();
+  std::string& buf = *s.http_buf_;
+  buf.append(reinterpret_cast<const char*>(data.data()), data.size());
+  size_t consumed = 0;
+  HttpRequest req;
+  while (s.state_ == Session::State::kHttp && !s.close_after_flush_) {
+    std::string_view view(buf.data() + consumed, buf.size() - consumed);
+    if (view.empty()) break;
+    ParseStatus st = parse_http_request(view, lim.max_header_bytes, req);
+    if (st == ParseStatus::kIncomplete) break;
+    if (st == ParseStatus::kBad || st == ParseStatus::kTooLarge) {
+      HttpResponse r = json_error(st == ParseStatus::kBad ? 400 : 431,
+                                  st == ParseStatus::kBad ? "bad request" : "request head too large");
+      r.keep_alive = false;
+      queue_response(s, r);
+      consumed = buf.size();
+      break;
+    }
+    consumed += req.head_length;
+    if (!serve_request(s, req)) {
+      // Upgraded: the rest of the buffer is WebSocket data.
+      std::string rest = buf.substr(consumed);
+      give_buffer(s.http_buf_);
+      if (!rest.empty() && s.state_ == Session::State::kOpen) {
+        handle_ws(s, {reinterpret_cast<const uint8_t*>(rest.data()), rest.size()});
+      }
+      return;
+    }
+  }
+  if (!s.http_buf_) return;
+  buf.erase(0, consumed);
+  if (buf.empty()) give_buffer(s.http_buf_);
+}
+
+void Worker::queue_response(Session& s, const HttpResponse& resp) {
+  engine::SharedFrame* f = resp.encode();
+  send_frame(s, f);
+  f->release();
+  if (!resp.keep_alive) s.close_after_flush_ = true;
+}
+
+bool Worker::serve_request(Session& s, const HttpRequest& req) {
+  const ServerSettings& cfg = *settings_;
+  auto origin = req.header("Origin");
+  bool origin_ok = cfg.origins.allows(origin);
+  bool has_body = req.header("Transfer-Encoding").has_value() ||
+                  (req.header("Content-Length") && *req.header("Content-Length") != "0");
+
+  if (s.websocket_port_ && wants_upgrade(req)) {
+    Route* route = shared_.router->match(req.path);
+    int refuse = check_upgrade(req);
+    HttpResponse r;
+    if (refuse) {
+      r = json_error(refuse, refuse == 426 ? "unsupported websocket version" : "bad upgrade request");
+      if (refuse == 426) r.add_header("Sec-WebSocket-Version", "13");
+    } else if (!route) {
+      r = json_error(404, "no websocket endpoint at this path");
+    } else if (!origin_ok) {
+      r = json_error(403, "origin not allowed");
+    } else if (stopping_) {
+      r = json_error(503, "server shutting down");
+    } else if (!shared_.stats->admit(s.peer_ip_, cfg.limits.max_connections,
+                                     cfg.limits.max_connections_per_ip)) {
+      r = json_error(503, "too many connections");
+    } else {
+      s.counted_ws_ = true;
+      start_websocket(s, req, route);
+      return false;
+    }
+    r.keep_alive = false;
+    queue_response(s, r);
+    return true;
+  }
+
+  HttpResponse r;
+  if (req.method == "OPTIONS") {
+    if (!origin_ok) {
+      r = json_error(403, "origin not allowed");
+    } else {
+      r.status = 204;
+      if (origin) {
+        r.add_header("Access-Control-Allow-Origin", std::string(*origin));
+        r.add_header("Vary", "Origin");
+      }
+      r.add_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+      auto asked = req.header("Access-Control-Request-Headers");
+      r.add_header("Access-Control-Allow-Headers", asked ? std::string(*asked) : "Content-Type");
+      r.add_header("Access-Control-Max-Age", "86400");
+    }
+  } else if (req.method != "GET" && req.method != "HEAD") {
+    r = json_error(405, "method not allowed");
+    r.add_header("Allow", "GET, HEAD, OPTIONS");
+  } else {
+    r = shared_.http->handle(req, s.websocket_port_);
+    r.head_only = req.method == "HEAD";
+    bool has_acao = false;
+    for (const auto& h : r.headers) has_acao |= iequals(h.first, "Access-Control-Allow-Origin");
+    if (origin && origin_ok && !has_acao) {
+      r.add_header("Access-Control-Allow-Origin", std::string(*origin));
+      r.add_header("Vary", "Origin");
+    }
+  }
+  r.keep_alive = req.keep_alive() && !has_body && !stopping_;
+  queue_response(s, r);
+  // Keep-alive: the next request must come within the idle timeout.
+  schedule(s, now_ms_ + settings_->limits.idle_timeout_ms);
+  return true;
+}
+
+void Worker::start_websocket(Session& s, const HttpRequest& req, Route* route) {
+  HttpResponse r;
+  r.status = 101;
+  r.add_header("Upgrade", "websocket");
+  r.add_header("Connection", "Upgrade");
+  r.add_header("Sec-WebSocket-Accept", websocket_accept(*req.header("Sec-WebSocket-Key")));
+  queue_response(s, r);
+  s.state_ = Session::State::kOpen;
+  s.route_ = route;
+  route->connections.fetch_add(1, std::memory_order_relaxed);
+  stats_.websockets.fetch_add(1, std::memory_order_relaxed);
+  s.last_rx_ms_ = now_ms_;
+  if (settings_->limits.ping_interval_ms > 0) schedule(s, now_ms_ + settings_->limits.ping_interval_ms);
+  else timers_.cancel(&s.timer_);
+  route->handler->on_open(s, req);
+}
+
+void Worker::handle_ws(Session& s, std::span<const uint8_t> data) {
+  if (s.discard_input_) return;
+  FrameReader* reader = s.reader_ ? s.reader_ : readers_.acquire();
+  s.reader_ = reader;
+  FrameReader::Result res = reader->feed(data, [&](const FrameChunk& c) { return on_chunk(s, c); });
+  if (res == FrameReader::Result::kProtocolError) fail(s, kCloseProtocolError, "protocol error");
+  if (res != FrameReader::Result::kNeedMore) {
+    // Decoding stopped mid-input (close or error): the rest of the stream is not worth parsing.
+    s.discard_input_ = true;
+  }
+  if (res != FrameReader::Result::kNeedMore || reader->at_boundary()) {
+    readers_.release(reader);  // the pool keeps clean readers and frees the others
+    s.reader_ = nullptr;
+  }
+}
+
+void Worker::fail(Session& s, uint16_t code, const char* reason) {
+  if (s.state_ == Session::State::kOpen) {
+    close_session(s, code, reason);
+  } else if (s.state_ == Session::State::kHttp) {
+    abort_session(s);
+  }
+}
+
+bool Worker::on_chunk(Session& s, const FrameChunk& c) {
+  if (s.state_ == Session::State::kDead) return false;
+  if (s.state_ == Session::State::kClosing) {
+    // After our close frame only the peer's close matters; everything else is discarded.
+    if (c.frame_end && c.opcode == static_cast<uint8_t>(Opcode::kClose) && s.write_shut_) {
+      abort_session(s);  // both close frames exchanged and ours is out: done
+      return false;
+    }
+    return true;
+  }
+  const size_t max_size = settings_->limits.max_message_size;
+  if (c.frame_start) {
+    if (c.rsv) return fail(s, kCloseProtocolError, "reserved bits set"), false;
+    if (!is_known_opcode(c.opcode)) return fail(s, kCloseProtocolError, "unknown opcode"), false;
+    if (!c.masked) return fail(s, kCloseProtocolError, "client frames must be masked"), false;
+    if (!is_control(c.opcode)) {
+      if (c.opcode == static_cast<uint8_t>(Opcode::kContinuation)) {
+        if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;
+      } else {
+        if (s.in_message_) return fail(s, kCloseProtocolError, "expected continuation"), false;
+        s.in_message_ = true;
+        s.message_opcode_ = c.opcode;
+        s.message_size_ = 0;
+        s.utf8_.reset();
+      }
+      if (s.message_size_ + c.payload_length > max_size) {
+        return fail(s, kCloseMessageTooBig, "message too big"), false;
+      }
+    }
+  }
+  if (is_control(c.opcode)) {
+    if (c.frame_start && c.frame_end) {
+      handle_control(s, c.opcode, c.data);
+    } else {
+      // A control payload (<= 125 bytes) split across reads: collect it.
+      if (c.frame_start) {
+        if (!s.assembly_) s.assembly_ = take_buffer();
+      }
+      // Control frames may interleave a fragmented message, so they use the tail of the buffer.
+      std::string& a = *s.assembly_;
+      a.append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
+      if (c.frame_end) {
+        size_t len = c.payload_length;
+        std::string ctrl = a.substr(a.size() - len);
+        a.resize(a.size() - len);
+        if (a.empty() && !s.in_message_) give_buffer(s.assembly_);
+        handle_control(s, c.opcode, {reinterpret_cast<uint8_t*>(ctrl.data()), ctrl.size()});
+      }
+    }
+    return s.state_ == Session::State::kOpen;
+  }
+  // Data frame chunk.
+  s.message_size_ += c.data.size();
+  bool text = s.message_opcode_ == static_cast<uint8_t>(Opcode::kText);
+  if (text && !s.utf8_.feed(c.data.data(), c.data.size())) {
+    return fail(s, kCloseInvalidPayload, "invalid UTF-8"), false;
+  }
+  bool message_end = c.frame_end && c.fin;
+  if (message_end && text && !s.utf8_.complete()) {
+    return fail(s, kCloseInvalidPayload, "invalid UTF-8"), false;
+  }
+  auto op = static_cast<Opcode>(s.message_opcode_);
+  if (c.frame_start && message_end && !s.assembly_) {
+    // Whole message in one chunk: hand the reader's buffer over without copying.
+    s.in_message_ = false;
+    s.route_->handler->on_message(s, op, c.data);
+    return s.state_ == Session::State::kOpen;
+  }
+  if (!s.assembly_) s.assembly_ = take_buffer();
+  s.assembly_->append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
+  if (message_end) {
+    s.in_message_ = false;
+    std::string* a = s.assembly_;
+    s.route_->handler->on_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
+    if (s.assembly_ == a) give_buffer(s.assembly_);
+  }
+  return s.state_ == Session::State::kOpen;
+}
+
+void Worker::handle_control(Session& s, uint8_t opcode, std::span<uint8_t> payload) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kPing:
+      send_message(s, Opcode::kPong, payload);
+      break;
+    case Opcode::kPong:
+      s.ping_outstanding_ = false;
+      break;
+    case Opcode::kClose: {
+      uint16_t code = kCloseNormal;
+      if (payload.size() == 1) return fail(s, kCloseProtocolError, "bad close frame");
+      if (payload.size() >= 2) {
+        code = static_cast<uint16_t>(payload[0] << 8 | payload[1]);
+        if (!valid_close_code_on_wire(code)) return fail(s, kCloseProtocolError, "bad close code");
+        if (!is_valid_utf8(payload.data() + 2, payload.size() - 2)) {
+          return fail(s, kCloseProtocolError, "bad close reason");
+        }
+      }
+      close_session(s, code, {});
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Worker::close_session(Session& s, uint16_t code, std::string_view reason) {
+  if (s.state_ != Session::State::kOpen) return;
+  // State first: the close frame bypasses the outbound cap, and nothing may follow it.
+  s.state_ = Session::State::kClosing;
+  engine::SharedFrame* f = encode_close(code, reason);
+  enqueue(s, f);
+  f->release();
+  s.close_sent_ = true;
+  s.close_after_flush_ = true;
+  end_websocket(s);
+  schedule(s, now_ms_ + std::min<int64_t>(kCloseLingerMs, settings_->limits.drain_timeout_ms + 500));
+}
+
+}  // namespace ringcast::websocket
