@@ -16,7 +16,7 @@ TimerWheel::TimerWheel(int64_t now_ms, int64_t tick_ms, uint32_t slots)
 void TimerWheel::schedule(TimerNode* node, int64_t deadline_ms) {
   if (node->linked()) unlink(node);
   // A deadline in the past or in the current tick fires on the next advance.
-  int64_t min_deadline = (current_tick_ + 1) * tick_ms_;
+  int64_t min_deadline = current_tick_ * tick_ms_;  // overdue: current slot, next advance
   node->deadline_ms = deadline_ms;
   TimerNode* head = &heads_[slot_of(std::max(deadline_ms, min_deadline))];
   node->next = head;
@@ -35,10 +35,12 @@ void TimerWheel::unlink(TimerNode* node) {
 
 int64_t TimerWheel::next_timeout_ms(int64_t now_ms) const {
   if (count_ == 0) return -1;
-  for (uint32_t i = 1; i <= mask_ + 1; ++i) {
+  // Wake at the end of the first occupied tick (the current one included): every deadline in it
+  // has passed by then, and no wake-up comes more than one tick late.
+  for (uint32_t i = 0; i <= mask_; ++i) {
     int64_t t = current_tick_ + i;
     const TimerNode* head = &heads_[static_cast<uint32_t>(t & mask_)];
-    if (head->next != head) return std::max<int64_t>(0, t * tick_ms_ - now_ms);
+    if (head->next != head) return std::max<int64_t>(0, (t + 1) * tick_ms_ - now_ms);
   }
   return std::max<int64_t>(0, (current_tick_ + mask_ + 1) * tick_ms_ - now_ms);
 }

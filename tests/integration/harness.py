@@ -408,13 +408,20 @@ class ProcessTestCase(_StderrOnFailure, unittest.TestCase):
     def new_server(self, start=True, **kw):
         srv = Server(**kw)
         self._servers.append(srv)
-        self.addCleanup(srv.cleanup)
+        self.addCleanup(srv.kill)   # files are removed in run(), after a failure was reported
         if start:
             srv.start()
         return srv
 
     def _servers_for_log(self):
         return getattr(self, "_servers", [])
+
+    def run(self, result=None):
+        try:
+            return super().run(result)
+        finally:
+            for srv in getattr(self, "_servers", []):
+                srv.cleanup()
 
 
 # --------------------------------------------------------------------------

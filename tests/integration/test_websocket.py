@@ -284,69 +284,87 @@ def _header_only(opcode, length):
 class KeepaliveTest(WsCase):
     CONFIG = {"limits": {"ping_interval_ms": 300, "ping_timeout_ms": 300}}
 
+    # Several connections per test, so that (with 2 workers) both workers' timers are exercised.
+    N_CONNS = 8
+
     def test_server_ping_then_1011(self):
-        ws = self.ws()
+        socks = [self.ws() for _ in range(self.N_CONNS)]
         t0 = time.monotonic()
-        try:
-            f = ws.read_frame(timeout=0.3 + 3.0)
-        except socket.timeout:
-            self.fail("no server ping within ping_interval_ms + 3 s")
-        t_ping = time.monotonic()
-        self.assertEqual(f.opcode, OP_PING, f)
-        self.assertGreaterEqual(t_ping - t0, 0.1, "ping long before ping_interval_ms")
-        # do not answer: expect close 1011
-        try:
-            f = ws.read_frame(timeout=0.3 + 3.0)
-        except socket.timeout:
-            self.fail("no close within ping_timeout_ms + 3 s of the unanswered ping")
-        except Closed:
-            self.fail("TCP dropped without a close 1011 frame")
-        self.assertEqual(f.opcode, OP_CLOSE, f)
-        self.assertEqual(f.close_code, 1011)
-        self.assertGreaterEqual(time.monotonic() - t_ping, 0.1, "closed long before ping_timeout_ms")
-        try:
-            ws.wait_closed(3.0)
-        except socket.timeout:
-            self.fail("connection not dropped after close 1011")
+        for i, ws in enumerate(socks):
+            try:
+                f = ws.read_frame(timeout=max(0.01, t0 + 0.3 + 3.0 - time.monotonic()))
+            except socket.timeout:
+                self.fail("connection %d: no server ping within ping_interval_ms + 3 s" % i)
+            except Closed:
+                self.fail("connection %d: dropped before any ping" % i)
+            self.assertEqual(f.opcode, OP_PING, "connection %d: %r" % (i, f))
+            if i == 0:
+                t_ping = time.monotonic()
+                self.assertGreaterEqual(t_ping - t0, 0.1, "ping long before ping_interval_ms")
+        # nobody answers: every connection gets close 1011, then TCP is dropped
+        for i, ws in enumerate(socks):
+            try:
+                f = ws.read_frame(timeout=max(0.01, t0 + 0.6 + 4.0 - time.monotonic()))
+            except socket.timeout:
+                self.fail("connection %d: no close within ping_timeout_ms + 3 s of the unanswered ping" % i)
+            except Closed:
+                self.fail("connection %d: TCP dropped without a close 1011 frame" % i)
+            self.assertEqual(f.opcode, OP_CLOSE, "connection %d: %r" % (i, f))
+            self.assertEqual(f.close_code, 1011, "connection %d" % i)
+            if i == 0:
+                self.assertGreaterEqual(time.monotonic() - t_ping, 0.1, "closed long before ping_timeout_ms")
+        for i, ws in enumerate(socks):
+            try:
+                ws.wait_closed(max(0.01, t0 + 0.6 + 6.0 - time.monotonic()))
+            except socket.timeout:
+                self.fail("connection %d: not dropped after close 1011" % i)
 
     def test_raw_client_answering_pings_stays(self):
-        ws = self.ws()
+        socks = [self.ws() for _ in range(self.N_CONNS)]
+        pings = [0] * len(socks)
         deadline = time.monotonic() + 2.0
-        pings = 0
         while time.monotonic() < deadline:
-            try:
-                f = ws.read_frame(timeout=max(0.01, deadline - time.monotonic()))
-            except socket.timeout:
-                break
-            except Closed:
-                self.fail("server dropped a client that answers pings")
-            self.assertNotEqual(f.opcode, OP_CLOSE, "server closed (code %r)" % f.close_code)
-            self.assertEqual(f.opcode, OP_PING, f)
-            pings += 1
-            ws.send_frame(OP_PONG, f.payload)
-        self.assertGreaterEqual(pings, 2, "expected several server pings in 2 s at 300 ms interval")
-        self.assertEqual(ws.echo(OP_TEXT, b"alive"), (OP_TEXT, b"alive"))
+            for i, ws in enumerate(socks):
+                try:
+                    f = ws.read_frame(timeout=0.02)
+                except socket.timeout:
+                    continue
+                except Closed:
+                    self.fail("connection %d: server dropped a client that answers pings" % i)
+                self.assertNotEqual(f.opcode, OP_CLOSE,
+                                    "connection %d: server closed (code %r)" % (i, f.close_code))
+                self.assertEqual(f.opcode, OP_PING, f)
+                pings[i] += 1
+                ws.send_frame(OP_PONG, f.payload)
+        self.assertTrue(all(n >= 2 for n in pings),
+                        "pings per connection in 2 s at 300 ms interval: %r" % pings)
+        for ws in socks:
+            self.assertEqual(ws.echo(OP_TEXT, b"alive"), (OP_TEXT, b"alive"))
 
     def test_inbound_traffic_defers_ping(self):
-        ws = self.ws()
+        socks = [self.ws() for _ in range(4)]
         for i in range(15):  # a message every ~100 ms for 1.5 s (> 4 ping intervals)
-            self.assertEqual(ws.echo(OP_TEXT, b"m%d" % i), (OP_TEXT, b"m%d" % i))
+            for ws in socks:
+                self.assertEqual(ws.echo(OP_TEXT, b"m%d" % i), (OP_TEXT, b"m%d" % i))
             time.sleep(0.1)
-        self.assertEqual([f for f in ws.controls if f.opcode == OP_PING], [],
-                         "server pinged although the client was sending")
+        for i, ws in enumerate(socks):
+            self.assertEqual([f for f in ws.controls if f.opcode == OP_PING], [],
+                             "connection %d: server pinged although the client was sending" % i)
 
     def test_websockets_library_client_stays_connected(self):
         import websockets
         from websockets.legacy.client import WebSocketClientProtocol
 
         class CountingProtocol(WebSocketClientProtocol):
-            pongs_sent = 0
+            def __init__(self, *a, **kw):
+                super().__init__(*a, **kw)
+                self.pongs_sent = 0
 
             async def pong(self, data=b""):
-                type(self).pongs_sent += 1
+                self.pongs_sent += 1
                 return await super().pong(data)
 
-        async def go():
+        async def one(i):
             async with websockets.connect("ws://127.0.0.1:%d/echo" % self.port, ping_interval=None,
                                           create_protocol=CountingProtocol, open_timeout=5,
                                           close_timeout=5) as ws:
@@ -361,13 +379,17 @@ class KeepaliveTest(WsCase):
                     return ("closed", e.code)
                 if ws.closed:
                     return ("closed", ws.close_code)
-                await ws.send("still connected")
+                await ws.send("still connected %d" % i)
                 reply = await asyncio.wait_for(ws.recv(), 5)
-                return ("ok", reply)
+                return ("ok", reply, ws.pongs_sent >= 2, ws.pongs_sent)
 
-        result = asyncio.run(asyncio.wait_for(go(), 20))
-        self.assertEqual(result, ("ok", "still connected"))
-        self.assertGreaterEqual(CountingProtocol.pongs_sent, 2, "server sent too few pings")
+        async def all_clients():
+            return await asyncio.gather(*(one(i) for i in range(self.N_CONNS)))
+
+        results = asyncio.run(asyncio.wait_for(all_clients(), 20))
+        for i, r in enumerate(results):
+            self.assertEqual(r[:3], ("ok", "still connected %d" % i, True),
+                             "client %d: %r (last item: pongs sent = pings received)" % (i, r))
 
 
 if __name__ == "__main__":

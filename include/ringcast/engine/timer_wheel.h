@@ -60,9 +60,10 @@ void TimerWheel::advance(int64_t now_ms, Fn&& fire) {
     current_tick_ = target;
     return;
   }
-  // Visit at most one full turn of slots; later turns are covered by the deadline check.
-  int64_t last = std::min<int64_t>(target, current_tick_ + static_cast<int64_t>(mask_) + 1);
-  for (int64_t t = current_tick_ + 1; t <= last && count_ > 0; ++t) {
+  // Visit at most one full turn of slots; later turns are covered by the deadline check. The
+  // current tick's slot is visited again: it may hold deadlines later in that tick.
+  int64_t last = std::min<int64_t>(target, current_tick_ + static_cast<int64_t>(mask_));
+  for (int64_t t = current_tick_; t <= last && count_ > 0; ++t) {
     TimerNode* head = &heads_[static_cast<uint32_t>(t & mask_)];
     TimerNode* n = head->next;
     while (n != head) {

@@ -1,0 +1,130 @@
+#include "ringcast/app/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "ringcast/app/cli.h"
+
+using namespace ringcast::app;
+
+namespace {
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char tmpl[] = "/tmp/ringcast-config-XXXXXX";
+    int fd = mkstemp(tmpl);
+    path_ = tmpl;
+    ::close(fd);
+    std::ofstream(path_) << text;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string error_of(const std::string& text) {
+  TempFile f(text);
+  Config cfg;
+  try {
+    load_config_file(f.path(), cfg);
+    validate_config(cfg);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, DefaultsAreSafe) {
+  Config cfg;
+  EXPECT_NO_THROW(validate_config(cfg));
+  EXPECT_EQ(cfg.port, 8765);
+  EXPECT_EQ(cfg.http_port, 8000);
+  EXPECT_EQ(cfg.limits.max_message_size, 1u << 20);
+  EXPECT_TRUE(cfg.origin_check);
+}
+
+TEST(Config, ReadsEveryKnownKey) {
+  TempFile f(R"([server]
+host = "127.0.0.1"
+port = 9000
+http_port = 0
+threads = 2
+backend = "epoll"
+log_level = "debug"
+[limits]
+max_message_size = 2048
+ping_interval_ms = 300
+outbound_cap = 65536
+[origins]
+check = false
+allowed = ["http://a.example:1-2"]
+[api]
+env = "LOCAL DEV"
+)");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  validate_config(cfg);
+  EXPECT_EQ(cfg.host, "127.0.0.1");
+  EXPECT_EQ(cfg.port, 9000);
+  EXPECT_EQ(cfg.http_port, 0);
+  EXPECT_EQ(cfg.threads, 2);
+  EXPECT_EQ(cfg.backend, "epoll");
+  EXPECT_EQ(cfg.limits.max_message_size, 2048u);
+  EXPECT_EQ(cfg.limits.ping_interval_ms, 300);
+  EXPECT_EQ(cfg.limits.outbound_cap, 65536u);
+  EXPECT_FALSE(cfg.origin_check);
+  ASSERT_EQ(cfg.allowed_origins.size(), 1u);
+  EXPECT_EQ(cfg.api_env, "LOCAL DEV");
+}
+
+TEST(Config, ErrorsNameKeyAndLine) {
+  std::string e = error_of("[server]\nport = 1\nbogus = 3\n");
+  EXPECT_NE(e.find("server.bogus"), std::string::npos) << e;
+  EXPECT_NE(e.find(":3"), std::string::npos) << e;
+
+  e = error_of("[server]\n\nport = \"eighty\"\n");
+  EXPECT_NE(e.find("server.port"), std::string::npos) << e;
+  EXPECT_NE(e.find(":3"), std::string::npos) << e;
+
+  e = error_of("[limits]\nmax_message_size = 1\n");
+  EXPECT_NE(e.find("limits.max_message_size"), std::string::npos) << e;
+
+  e = error_of("[nosuch]\nx = 1\n");
+  EXPECT_NE(e.find("nosuch"), std::string::npos) << e;
+
+  e = error_of("[server]\nport = \n");
+  EXPECT_NE(e.find(":2"), std::string::npos) << e;  // TOML syntax error with its line
+
+  e = error_of("[server]\nbackend = \"kqueue\"\n");
+  EXPECT_NE(e.find("server.backend"), std::string::npos) << e;
+
+  e = error_of("[origins]\nallowed = [\"nonsense\"]\n");
+  EXPECT_NE(e.find("origins.allowed"), std::string::npos) << e;
+}
+
+TEST(Config, FlagsOverrideFile) {
+  TempFile f("[server]\nport = 9000\nthreads = 4\n");
+  std::string path = f.path();
+  const char* argv[] = {"ringcast", "--config", path.c_str(), "--port=9100", "--backend", "epoll"};
+  Config cfg;
+  parse_command_line(6, const_cast<char**>(argv), cfg);
+  EXPECT_EQ(cfg.port, 9100);
+  EXPECT_EQ(cfg.threads, 4);
+  EXPECT_EQ(cfg.backend, "epoll");
+}
+
+TEST(Config, BadFlagsThrow) {
+  Config cfg;
+  const char* unknown[] = {"ringcast", "--frobnicate"};
+  EXPECT_THROW(parse_command_line(2, const_cast<char**>(unknown), cfg), ConfigError);
+  const char* bad_port[] = {"ringcast", "--port", "70000"};
+  EXPECT_THROW(parse_command_line(3, const_cast<char**>(bad_port), cfg), ConfigError);
+  const char* missing[] = {"ringcast", "--threads"};
+  EXPECT_THROW(parse_command_line(2, const_cast<char**>(missing), cfg), ConfigError);
+}

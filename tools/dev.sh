@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (run as root, or with sudo available):
+#   tools/dev.sh run    install what is missing, build, run the server on its built-in defaults
+#   tools/dev.sh test   install what is missing, build (release + ASan/UBSan), run the whole suite
+#   tools/dev.sh deps   only install the Debian packages
+#   tools/dev.sh build  deps + release build
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${RINGCAST_BUILD_DIR:-$ROOT/build}"
+ASAN_BUILD="${RINGCAST_ASAN_BUILD_DIR:-$ROOT/build-asan}"
+JOBS="${RINGCAST_JOBS:-$(nproc)}"
+
+# Why each package is here is in README.md ("Dependencies").
+PACKAGES=(
+  build-essential cmake pkg-config
+  liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-websockets systemd curl
+)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build_release() {
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD" -j"$JOBS"
+}
+
+build_asan() {
+  cmake -S "$ROOT" -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=Debug -DRINGCAST_SANITIZE=ON \
+    -DRINGCAST_BENCH=OFF >/dev/null
+  cmake --build "$ASAN_BUILD" -j"$JOBS"
+}
+
+run_suite() {
+  local dir="$1"
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j1)
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  build) deps; build_release ;;
+  run)
+    deps
+    build_release
+    exec "$BUILD/ringcast" "${@:2}"
+    ;;
+  test)
+    deps
+    build_release
+    run_suite "$BUILD"
+    build_asan
+    # halt_on_error: any sanitizer report fails the run.
+    ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1" \
+      UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" run_suite "$ASAN_BUILD"
+    ;;
+  *)
+    echo "usage: $0 run|test|deps|build" >&2
+    exit 2
+    ;;
+esac
