@@ -94,7 +94,14 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"ping_interval_ms", integer(path, L.ping_interval_ms, 0, kMaxMs)},
         {"ping_timeout_ms", integer(path, L.ping_timeout_ms, 50, kMaxMs)},
         {"drain_timeout_ms", integer(path, L.drain_timeout_ms, 0, kMaxMs)},
-        {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)}}},
+        {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)},
+        {"slow_consumer", [&path, &L](const std::string& key, const toml::node& node) {
+           std::string v;
+           string(path, v)(key, node);
+           if (v == "close") L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
+           else if (v == "drop_oldest") L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
+           else throw ConfigError(where(path, node) + ": '" + key + "' must be close or drop_oldest");
+         }}}},
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},
         {"allowed", string_list(path, cfg.allowed_origins)}}},

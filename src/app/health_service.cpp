@@ -57,6 +57,22 @@ std::string HealthService::health_json() const {
   for (const auto& ws_stats : stats_.workers()) w.Int64(ws_stats.connections.load());
   w.EndArray();
   w.EndObject();
+  uint64_t closes = 0, dropped = 0;
+  int64_t queued = 0;
+  for (const auto& ws_stats : stats_.workers()) {
+    queued += ws_stats.queued_bytes.load(std::memory_order_relaxed);
+    closes += ws_stats.slow_consumer_closes.load(std::memory_order_relaxed);
+    dropped += ws_stats.dropped_messages.load(std::memory_order_relaxed);
+  }
+  w.Key("slow_consumers");
+  w.StartObject();
+  w.Key("closed");
+  w.Uint64(closes);
+  w.Key("dropped_messages");
+  w.Uint64(dropped);
+  w.Key("queued_bytes");
+  w.Int64(queued);
+  w.EndObject();
   w.EndObject();
   return buf.GetString();
 }

@@ -179,6 +179,8 @@ int Server::run() {
 
   uint64_t watchdog_usec = sd_watchdog_usec();
   std::vector<uint64_t> last_passes(workers_.size(), ~0ull);
+  std::vector<std::chrono::steady_clock::time_point> last_progress(
+      workers_.size(), std::chrono::steady_clock::now());
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -204,15 +206,21 @@ int Server::run() {
       continue;
     }
     if (watchdog_usec) {
-      // Pet the watchdog only while every worker loop is turning (each wakes at least once a
-      // second, so a stuck one shows as an unchanged pass count).
+      // Pet the watchdog only while every worker loop is turning. Idle workers still pass at
+      // least once a second, so a count unchanged for several seconds means a stuck loop.
+      auto now = std::chrono::steady_clock::now();
       bool alive = true;
       for (size_t i = 0; i < workers_.size(); ++i) {
         uint64_t passes = stats_->worker(static_cast<int>(i)).loop_passes.load();
-        if (passes == last_passes[i]) alive = false;
-        last_passes[i] = passes;
+        if (passes != last_passes[i]) {
+          last_passes[i] = passes;
+          last_progress[i] = now;
+        } else if (now - last_progress[i] > std::chrono::seconds(3)) {
+          alive = false;
+        }
       }
       if (alive) sd_notify_send("WATCHDOG=1");
+      else RC_ERROR("a worker loop has not turned for 3 s; withholding the watchdog ping");
     }
   }
   stop_workers();

@@ -16,7 +16,14 @@
 namespace ringcast::engine {
 namespace {
 
-enum Tag : uint64_t { kTagAccept = 1, kTagRecv = 2, kTagSend = 3, kTagWake = 4, kTagIgnore = 5 };
+enum Tag : uint64_t {
+  kTagAccept = 1,
+  kTagRecv = 2,
+  kTagSend = 3,
+  kTagWake = 4,
+  kTagIgnore = 5,
+  kTagMsgRing = 6,  // posted into our ring by another loop
+};
 constexpr uint64_t kTagMask = 7;
 constexpr uint16_t kBufferGroup = 0;
 
@@ -232,6 +239,19 @@ class IoUringBackend final : public Backend {
     deliver_closed();
   }
 
+  int ring_fd() const override { return ring_.ring_fd; }
+
+  void notify(Backend& target) override {
+    int fd = target.ring_fd();
+    if (fd < 0) {
+      target.wake();
+      return;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_msg_ring(sqe, fd, 0, kTagMsgRing, 0);
+    io_uring_sqe_set_data64(sqe, kTagIgnore);
+  }
+
   void wake() override {
     uint64_t one = 1;
     ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
@@ -288,6 +308,9 @@ class IoUringBackend final : public Backend {
       }
       case kTagWake:
         arm_wake();
+        events_.on_wake();
+        break;
+      case kTagMsgRing:
         events_.on_wake();
         break;
       default: break;

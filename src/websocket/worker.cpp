@@ -101,6 +101,7 @@ void Worker::run() {
   }
   if (!backend_) backend_ = engine::make_epoll_backend(*this, shared_.backend_options);
   backend_kind_ = backend_->kind();
+  if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
   refresh_settings();
   for (size_t i = 0; i < shared_.listeners.size(); ++i) {
     const auto& spec = shared_.listeners[i];
@@ -134,15 +135,41 @@ void Worker::loop() {
     }
     int64_t timeout = timers_.next_timeout_ms(now_ms_);
     if (stopping_) timeout = timeout < 0 ? 50 : std::min<int64_t>(timeout, 50);
-    backend_->poll(static_cast<int>(std::min<int64_t>(timeout, 1000)));
+    // Wake at least once a second even when idle: the watchdog reads loop_passes as a heartbeat.
+    timeout = timeout < 0 ? 1000 : std::min<int64_t>(timeout, 1000);
+    bool announced = false;
+    if (hooks_ && timeout > 0) {
+      announced = true;
+      if (!hooks_->prepare_sleep()) timeout = 0;
+    }
+    backend_->poll(static_cast<int>(timeout));
+    if (announced) hooks_->end_sleep();
     now_ms_ = mono_ms();
     stats_.loop_passes.fetch_add(1, std::memory_order_relaxed);
     if (shared_.settings->generation() != settings_generation_) refresh_settings();
     timers_.advance(now_ms_, [this](engine::TimerNode* node) {
       on_timer(*static_cast<Session*>(node->owner));
     });
+    if (hooks_) hooks_->on_pass();
     flush();
+    notify_peers();
+    stats_.queued_bytes.store(queued_bytes_, std::memory_order_relaxed);
   }
+}
+
+void Worker::notify_peers() {
+  while (peers_to_notify_) {
+    int peer = __builtin_ctzll(peers_to_notify_);
+    peers_to_notify_ &= peers_to_notify_ - 1;
+    if (engine::Backend* target = shared_.workers[peer]->wake_target_.load(std::memory_order_acquire)) {
+      backend_->notify(*target);
+    }
+  }
+}
+
+Session* Worker::find_session(uint64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 void Worker::refresh_settings() {
@@ -186,6 +213,7 @@ void Worker::on_accept(int listener_id, int fd, const sockaddr_storage& peer) {
   s->peer_ip_ = ip_key(peer);
   s->last_rx_ms_ = now_ms_;
   s->timer_.owner = s;
+  by_id_.emplace(s->id_, s);
   s->next_ = sessions_;
   if (sessions_) sessions_->prev_ = s;
   sessions_ = s;
@@ -246,6 +274,7 @@ void Worker::on_closed(engine::Socket* sock) {
   else sessions_ = s.next_;
   if (s.next_) s.next_->prev_ = s.prev_;
   --session_count_;
+  by_id_.erase(s.id_);
   stats_.connections.fetch_sub(1, std::memory_order_relaxed);
   delete &s;
 }
@@ -312,6 +341,7 @@ void Worker::drop_queue(Session& s) {
     it = next;
   }
   s.out_head_ = s.out_tail_ = nullptr;
+  queued_bytes_ -= s.out_bytes_;
   s.out_bytes_ = 0;
 }
 
@@ -324,16 +354,71 @@ void Worker::mark_dirty(Session& s) {
 
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
   if (s.state_ == Session::State::kDead || s.close_sent_) return;
+  const Limits& lim = settings_->limits;
   // An empty queue always takes one message, so a single max-size message never trips the cap.
   if (s.state_ == Session::State::kOpen && s.out_bytes_ > 0 &&
-      s.out_bytes_ + f->size() > settings_->limits.outbound_cap) {
+      s.out_bytes_ + f->size() > lim.outbound_cap) {
     // Slow consumer: it cannot keep up, and nobody else may pay for that.
+    if (lim.slow_consumer == Limits::SlowConsumer::kDropOldest && drop_oldest(s, f->size())) {
+      enqueue(s, f);
+      return;
+    }
     RC_DEBUG("session %lu over its outbound cap, closing", s.id_);
-    if (!s.sending_) drop_queue(s);
+    stats_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    drop_unsent(s);
     close_session(s, kCloseTryAgainLater, "slow consumer");
     return;
   }
   enqueue(s, f);
+}
+
+bool Worker::drop_oldest(Session& s, size_t incoming) {
+  // Items covered by the send in flight belong to the kernel until it completes; the ones after
+  // them are fair game, oldest first. Only whole messages are dropped, never part of a frame.
+  const size_t cap = settings_->limits.outbound_cap;
+  OutItem* keep_tail = nullptr;
+  OutItem* it = s.out_head_;
+  for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
+    keep_tail = it;
+    it = it->next;
+  }
+  uint64_t dropped = 0;
+  while (it && s.out_bytes_ + incoming > cap) {
+    if (it->offset != 0) break;  // partly sent: must finish
+    OutItem* next = it->next;
+    s.out_bytes_ -= it->length;
+    queued_bytes_ -= it->length;
+    it->frame->release();
+    free_item(it);
+    ++dropped;
+    it = next;
+  }
+  if (keep_tail) keep_tail->next = it;
+  else s.out_head_ = it;
+  if (!it) s.out_tail_ = keep_tail;
+  if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
+  return s.out_bytes_ + incoming <= cap || s.out_bytes_ == 0;
+}
+
+void Worker::drop_unsent(Session& s) {
+  // Frees every queued item that no send in flight refers to.
+  OutItem* it = s.out_head_;
+  OutItem* keep_tail = nullptr;
+  for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
+    keep_tail = it;
+    it = it->next;
+  }
+  while (it) {
+    OutItem* next = it->next;
+    s.out_bytes_ -= it->length;
+    queued_bytes_ -= it->length;
+    it->frame->release();
+    free_item(it);
+    it = next;
+  }
+  if (keep_tail) keep_tail->next = nullptr;
+  else s.out_head_ = nullptr;
+  s.out_tail_ = keep_tail;
 }
 
 void Worker::enqueue(Session& s, engine::SharedFrame* f) {
@@ -347,6 +432,7 @@ void Worker::enqueue(Session& s, engine::SharedFrame* f) {
   else s.out_head_ = it;
   s.out_tail_ = it;
   s.out_bytes_ += it->length;
+  queued_bytes_ += it->length;
   mark_dirty(s);
 }
 
@@ -376,6 +462,7 @@ void Worker::flush() {
     b->msg.msg_iov = b->iov;
     b->msg.msg_iovlen = n;
     s->sending_ = b;
+    s->inflight_items_ = static_cast<uint16_t>(n);
     backend_->send(s, &b->msg);
   }
 }
@@ -386,6 +473,7 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     free_batch(s.sending_);
     s.sending_ = nullptr;
   }
+  s.inflight_items_ = 0;
   if (res < 0) {
     drop_queue(s);
     abort_session(s);
@@ -397,6 +485,8 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     if (left >= it->length) {
       left -= it->length;
       s.out_bytes_ -= it->length;
+      queued_bytes_ -= it->length;
+    queued_bytes_ -= it->length;
       s.out_head_ = it->next;
       it->frame->release();
       free_item(it);
@@ -404,6 +494,7 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
       it->offset += static_cast<uint32_t>(left);
       it->length -= static_cast<uint32_t>(left);
       s.out_bytes_ -= static_cast<uint32_t>(left);
+      queued_bytes_ -= static_cast<int64_t>(left);
       left = 0;
     }
   }

@@ -319,6 +319,23 @@ class KeepaliveTest(WsCase):
             except socket.timeout:
                 self.fail("connection %d: not dropped after close 1011" % i)
 
+    def test_first_ping_not_early_after_idle_period(self):
+        # ping_interval_ms is measured from the last inbound traffic (here: the handshake) even
+        # when the worker was blocked in its poll for a long time before the connection came.
+        time.sleep(1.0)  # precondition: server idle for > 3 x ping_interval_ms, no assertion
+        socks = []
+        for i in range(4):
+            socks.append((self.ws(), time.monotonic()))
+        for i, (ws, t_open) in enumerate(socks):
+            try:
+                f = ws.read_frame(timeout=max(0.01, t_open + 0.3 + 3.0 - time.monotonic()))
+            except socket.timeout:
+                self.fail("connection %d: no server ping within ping_interval_ms + 3 s" % i)
+            self.assertEqual(f.opcode, OP_PING, "connection %d: %r" % (i, f))
+            if i == 0:
+                self.assertGreaterEqual(time.monotonic() - t_open, 0.15,
+                                        "first ping long before ping_interval_ms")
+
     def test_raw_client_answering_pings_stays(self):
         socks = [self.ws() for _ in range(self.N_CONNS)]
         pings = [0] * len(socks)

@@ -75,6 +75,11 @@ class Backend {
   virtual void poll(int timeout_ms) = 0;
   // Thread-safe: makes poll() return soon and deliver on_wake().
   virtual void wake() = 0;
+  // From this loop's thread: wake another loop. Between two io_uring loops this is an
+  // IORING_OP_MSG_RING riding on the next submission (no extra syscall); otherwise wake().
+  virtual void notify(Backend& target) { target.wake(); }
+  // The io_uring file descriptor, or -1.
+  virtual int ring_fd() const { return -1; }
 };
 
 // Creates the io_uring backend, or returns nullptr and fills `why` when the kernel (or a seccomp

@@ -23,6 +23,8 @@ struct Limits {
   int ping_timeout_ms = 20000;
   int drain_timeout_ms = 5000;
   size_t outbound_cap = 1 << 20;
+  // Over the outbound cap: close with 1013, or drop the oldest queued messages and count them.
+  enum class SlowConsumer { kClose, kDropOldest } slow_consumer = SlowConsumer::kClose;
 };
 
 struct ServerSettings {

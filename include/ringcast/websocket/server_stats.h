@@ -14,6 +14,9 @@ struct alignas(64) WorkerStats {
   std::atomic<int64_t> connections{0};  // every open TCP connection of the worker
   std::atomic<int64_t> websockets{0};
   std::atomic<uint64_t> loop_passes{0};  // heartbeat for the systemd watchdog
+  std::atomic<uint64_t> slow_consumer_closes{0};
+  std::atomic<uint64_t> dropped_messages{0};  // slow-consumer drops under the drop-oldest policy
+  std::atomic<int64_t> queued_bytes{0};       // outbound bytes queued on this worker
 };
 
 class ServerStats {

@@ -78,6 +78,7 @@ class Session : public engine::Socket {
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
+  uint16_t inflight_items_ = 0;      // queue items covered by the send in flight
   uint64_t message_size_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;

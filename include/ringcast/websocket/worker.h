@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ringcast/engine/backend.h"
@@ -28,8 +29,23 @@ struct ListenerSpec {
   bool websocket;  // false: the health port, plain HTTP only
 };
 
+class Worker;
+
+// Work a higher layer (the hub) runs inside each worker's loop: draining the cross-core mailbox.
+class LoopHooks {
+ public:
+  virtual ~LoopHooks() = default;
+  // Once per loop pass, after I/O events and before output is flushed.
+  virtual void on_pass() = 0;
+  // Before the loop blocks: false if it must not block (work is pending).
+  virtual bool prepare_sleep() = 0;
+  virtual void end_sleep() = 0;
+};
+
 // What all workers share. Owned by the application; outlives the workers.
 struct WorkerShared {
+  std::vector<Worker*> workers;       // by index, for waking peers
+  std::vector<LoopHooks*> hooks;      // by index; empty or nullptr entries mean none
   SettingsStore* settings = nullptr;
   Router* router = nullptr;
   HttpService* http = nullptr;
@@ -61,6 +77,14 @@ class Worker final : public engine::BackendEvents {
   // Thread-safe: makes the loop look at the shared stop flag and settings.
   void wake();
   int index() const { return index_; }
+  // Sessions by id, on this worker only.
+  Session* find_session(uint64_t id) const;
+  // Asks the loop to wake peer worker `index` at the end of this pass (once per pass).
+  void notify_peer(int index) { peers_to_notify_ |= 1ull << index; }
+  void pause_reading(Session& s) { backend_->pause_read(&s); }
+  void resume_reading(Session& s) { backend_->resume_read(&s); }
+  WorkerStats& stats() { return stats_; }
+  const ServerSettings& settings() const { return *settings_; }
   engine::BackendKind backend_kind() const { return backend_kind_; }
 
   // Session operations (worker thread only).
@@ -84,6 +108,9 @@ class Worker final : public engine::BackendEvents {
   void flush();
   void mark_dirty(Session& s);
   void enqueue(Session& s, engine::SharedFrame* f);
+  bool drop_oldest(Session& s, size_t incoming);
+  void drop_unsent(Session& s);
+  void notify_peers();
   void handle_http(Session& s, std::span<const uint8_t> data);
   bool serve_request(Session& s, const HttpRequest& req);  // false: stop reading this buffer
   void queue_response(Session& s, const HttpResponse& resp);
@@ -124,6 +151,10 @@ class Worker final : public engine::BackendEvents {
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
+  std::unordered_map<uint64_t, Session*> by_id_;
+  uint64_t peers_to_notify_ = 0;
+  int64_t queued_bytes_ = 0;  // published to stats once per pass
+  LoopHooks* hooks_ = nullptr;
   bool stopping_ = false;
   int64_t drain_deadline_ms_ = 0;
 

@@ -1,0 +1,47 @@
+// What travels through the cross-core mailbox. Small and trivially copyable: the hot kinds carry
+// only counted references (a room, a shared frame); rare control work carries a task object.
+#pragma once
+
+#include <cstdint>
+
+#include "ringcast/engine/shared_frame.h"
+
+namespace ringcast::hub {
+
+class Hub;
+class SharedRoom;
+struct HistoryRecord;
+
+// A unit of control work to run on another core (joins, leaves, queries). Allocated per use:
+// control operations are rare next to messages.
+struct Task {
+  virtual ~Task() = default;
+  virtual void run(Hub& hub) = 0;
+};
+
+// Builds the event frame of a sequenced publish (profile-specific shape).
+using EventFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const HistoryRecord& rec);
+
+struct Envelope {
+  enum class Kind : uint8_t {
+    kRoomFrame,  // deliver `frame` to local members of `room`, except `session`
+    kPublish,    // to the home core: sequence, record and fan out `frame` (payload) from `session`
+    kDirect,     // deliver `frame` to session `session`
+    kTask,       // run `task`
+  };
+  enum Flags : uint8_t {
+    kPresenceOnly = 1,  // kRoomFrame: only to members that asked for presence events
+    kNoHistory = 2,     // kPublish: sequence and fan out, but keep no record
+    kNoEcho = 4,        // kPublish: not back to the sender
+  };
+
+  Kind kind = Kind::kTask;
+  uint8_t flags = 0;
+  SharedRoom* room = nullptr;          // counted reference
+  engine::SharedFrame* frame = nullptr;  // counted reference
+  uint64_t session = 0;
+  Task* task = nullptr;              // kTask
+  EventFormatter formatter = nullptr;  // kPublish
+};
+
+}  // namespace ringcast::hub

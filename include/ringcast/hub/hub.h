@@ -1,0 +1,201 @@
+// The hub: rooms, presence, history, retained state, endpoints and direct sends across cores.
+// One Hub per worker core runs inside that worker's loop (as its LoopHooks); HubSystem ties them
+// together with the cross-core mailbox and the shared registries.
+//
+// Two fan-out paths:
+//  - direct (raw rooms): the publisher's core encodes the frame once and sends one reference to
+//    each core that has members (an atomic core mask); members on the same core never leave it.
+//  - sequenced (rooms with history, presence or state): the publish goes to the room's home core,
+//    which assigns the sequence number, records history and fans out; joins and leaves pass
+//    through the home core too, so membership changes are ordered with publishes.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ringcast/engine/mailbox.h"
+#include "ringcast/hub/endpoint_registry.h"
+#include "ringcast/hub/envelope.h"
+#include "ringcast/hub/room.h"
+#include "ringcast/websocket/session.h"
+#include "ringcast/websocket/worker.h"
+
+namespace ringcast::hub {
+
+class HubSystem;
+
+// Builds a presence event frame for a room (profile-specific shape); nullptr for none.
+using PresenceFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const PresenceEntry& who,
+                                                   bool joined);
+
+struct JoinOptions {
+  bool presence = false;               // receive presence events of this room
+  PresenceFormatter presence_events = nullptr;  // how this room announces joins and leaves
+  std::optional<uint64_t> since;       // replay every recorded message with seq > since
+  size_t replay = 0;                   // or: replay the last N messages
+  Identity identity;                   // shown to others in presence lists
+};
+
+// What a joiner gets back, on its own core, once the home core has added it.
+struct JoinResult {
+  uint64_t seq = 0;  // the room's sequence number at the time of the join
+  std::vector<PresenceEntry> members;  // filled when presence was asked
+  std::vector<std::pair<std::string, std::string>> state;  // retained state snapshot
+  std::vector<engine::FrameRef> replay;                     // event frames, oldest first
+};
+
+using JoinCallback = std::function<void(websocket::Session&, JoinResult&)>;
+// Builds a retained-state event frame (value empty = deleted).
+using StateFormatter = engine::SharedFrame* (*)(const SharedRoom& room, std::string_view key,
+                                                std::string_view value, uint64_t from);
+
+class Hub final : public websocket::LoopHooks {
+ public:
+  Hub(HubSystem& system, int core);
+  ~Hub() override;
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  int core() const { return core_; }
+  HubSystem& system() { return system_; }
+  websocket::Worker& worker() const { return *worker_; }
+  void attach_worker(websocket::Worker* w) { worker_ = w; }
+
+  // ---- direct rooms (raw) ----
+  // Adds s to the room on this core and marks the core as having members.
+  RoomRef join_direct(websocket::Session& s, std::string_view room);
+  void leave_direct(websocket::Session& s, SharedRoom* room);
+  // Sends `frame` (already encoded) to every member of the room on every core, except `exclude`.
+  // `origin` (may be null) is the session whose input caused this; it is paused if a mailbox ring
+  // is full, so backpressure reaches the producer instead of growing memory.
+  void fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                     websocket::Session* origin = nullptr);
+
+  // ---- sequenced rooms ----
+  // Joins through the room's home core; `done` runs on this core when the join is in effect
+  // (not at all if the session is gone by then). Joining twice is a no-op that still calls done.
+  // Returns false (and calls nothing) if s is already in the room.
+  bool join(websocket::Session& s, std::string_view room, JoinOptions opts, JoinCallback done);
+  // False if s is not in the room.
+  bool leave(websocket::Session& s, std::string_view room);
+  // The room if s has joined it (join acknowledged), else nullptr.
+  SharedRoom* joined_room(const websocket::Session& s, std::string_view room) const;
+  // Rooms s belongs to, in join order.
+  std::vector<SharedRoom*> rooms_of(const websocket::Session& s) const;
+  // Publishes `payload` (the raw bytes to record) to a joined room: the home core assigns the
+  // sequence number, records it (unless record is false) and sends formatter(room, record) to
+  // every member (except the sender when echo is false). `user` is recorded as the sender's name.
+  void publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
+               std::string_view user, EventFormatter formatter, bool echo, bool record = true);
+  // Retained state: set (value = JSON text) or delete (value = nullopt) a key, then send
+  // formatter(...) to every member. Runs on the home core.
+  void set_state(websocket::Session& s, SharedRoom* room, std::string key,
+                 std::optional<std::string> value, StateFormatter formatter);
+  // Reads the room on its home core and runs `fn` there; `reply` gets the result on this core.
+  void query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
+             std::function<void(std::string)> reply);
+
+  // ---- direct sends ----
+  // Delivers an encoded frame to a session on any core; dropped if the session is gone.
+  void send_to(uint64_t session_id, engine::SharedFrame* frame);
+  static int core_of(uint64_t session_id) { return static_cast<int>(session_id >> 48); }
+
+  // ---- cross-core work ----
+  void post(int core, Task* task);
+  template <typename Fn>
+  void post_fn(int core, Fn&& fn);
+
+  // Leaves every room; call from the profile's on_close.
+  void session_closed(websocket::Session& s);
+
+  // LoopHooks.
+  void on_pass() override;
+  bool prepare_sleep() override;
+  void end_sleep() override;
+
+  // Tests and /health.
+  size_t local_rooms() const { return local_.size(); }
+
+ private:
+  struct LocalMember {
+    websocket::Session* session;
+    bool presence;
+  };
+  struct LocalRoom {
+    std::vector<LocalMember> members;
+    int iterating = 0;   // deliveries in progress: removals only null the entry
+    bool has_holes = false;
+  };
+  struct Membership {
+    RoomRef room;
+    bool direct = false;    // raw room
+    bool acked = false;     // sequenced: join in effect
+    bool presence = false;
+  };
+  friend class HubSystem;
+  friend struct JoinTask;
+  friend struct JoinedTask;
+  friend struct LeaveTask;
+
+  void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
+  void retry_overflow();
+  void dispatch(Envelope& e);
+  void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                     bool presence_only);
+  void fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                   bool presence_only);
+  void home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t sender,
+                    EventFormatter formatter, bool echo, bool record);
+  void add_local(SharedRoom* room, websocket::Session& s, bool presence);
+  void remove_local(SharedRoom* room, websocket::Session& s);
+  Membership* find_membership(uint64_t session, const SharedRoom* room);
+  Membership* find_membership(uint64_t session, std::string_view room);
+
+  HubSystem& system_;
+  int core_;
+  websocket::Worker* worker_ = nullptr;
+  std::unordered_map<SharedRoom*, LocalRoom> local_;
+  std::unordered_map<uint64_t, std::vector<Membership>> memberships_;
+  std::vector<std::deque<Envelope>> overflow_;  // per target core, when its ring is full
+  size_t overflow_count_ = 0;
+  std::deque<Envelope> self_queue_;          // envelopes for this core, run in on_pass
+  std::vector<uint64_t> paused_;             // sessions whose reads wait for overflow to drain
+  uint64_t touched_ = 0;                     // cores sent to during this pass
+};
+
+class HubSystem {
+ public:
+  HubSystem(int cores, size_t default_history, std::vector<HistoryRule> rules = {});
+  ~HubSystem();
+  int cores() const { return static_cast<int>(hubs_.size()); }
+  Hub& hub(int core) { return *hubs_[core]; }
+  Hub& hub_of(const websocket::Session& s) { return *hubs_[s.worker().index()]; }
+  RoomRegistry& rooms() { return rooms_; }
+  EndpointRegistry& endpoints() { return endpoints_; }
+  engine::Mailbox<Envelope>& mailbox() { return mailbox_; }
+
+ private:
+  RoomRegistry rooms_;
+  EndpointRegistry endpoints_;
+  engine::Mailbox<Envelope> mailbox_;
+  std::vector<std::unique_ptr<Hub>> hubs_;
+};
+
+template <typename Fn>
+void Hub::post_fn(int core, Fn&& fn) {
+  struct FnTask final : Task {
+    explicit FnTask(Fn&& f) : f(std::forward<Fn>(f)) {}
+    void run(Hub& h) override { f(h); }
+    std::decay_t<Fn> f;
+  };
+  post(core, new FnTask(std::forward<Fn>(fn)));
+}
+
+}  // namespace ringcast::hub

@@ -1,0 +1,127 @@
+// A room as the whole process sees it. Any core may hold a reference; the data below the line is
+// owned by the room's home core (chosen by hashing the name), which orders every publish and
+// membership change of the room, so sequence numbers, history and retained state need no lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ringcast/engine/shared_frame.h"
+#include "ringcast/hub/history.h"
+
+namespace ringcast::hub {
+
+struct Identity {
+  std::string user_id;
+  std::string nickname;
+  std::string role;
+};
+
+struct PresenceEntry {
+  uint64_t session;
+  Identity identity;
+};
+
+class SharedRoom {
+ public:
+  SharedRoom(std::string name, int home, int cores, size_t history)
+      : name_(std::move(name)), home_(home), history_(history), core_members_(cores, 0) {}
+
+  const std::string& name() const { return name_; }
+  int home() const { return home_; }
+
+  // Raw rooms fan out from the publisher's core using this mask of cores with members.
+  std::atomic<uint64_t>& member_cores() { return member_cores_; }
+
+  void add_ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // Only from a holder of a reference, or from the registry (which checks for zero).
+  bool try_add_ref() {
+    int32_t r = refs_.load(std::memory_order_relaxed);
+    while (r > 0)
+      if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) return true;
+    return false;
+  }
+  int32_t release_ref() { return refs_.fetch_sub(1, std::memory_order_acq_rel) - 1; }
+
+  // ---- home core only ----
+  uint64_t seq = 0;
+  bool pinned = false;  // holds a self-reference because it has retained state
+  engine::SharedFrame* (*presence_formatter)(const SharedRoom&, const PresenceEntry&, bool) = nullptr;
+  HistoryRing& history() { return history_; }
+  std::map<std::string, std::string, std::less<>>& state() { return state_; }
+  std::vector<int32_t>& core_members() { return core_members_; }
+  std::vector<PresenceEntry>& presence() { return presence_; }
+
+ private:
+  const std::string name_;
+  const int home_;
+  std::atomic<uint64_t> member_cores_{0};
+  std::atomic<int32_t> refs_{1};
+  HistoryRing history_;
+  std::map<std::string, std::string, std::less<>> state_;  // key -> JSON value text
+  std::vector<int32_t> core_members_;                      // members per core
+  std::vector<PresenceEntry> presence_;
+};
+
+// How much history a room keeps, by room-name pattern ("prefix*" or exact; first match wins).
+struct HistoryRule {
+  std::string pattern;
+  size_t size;
+};
+
+// All rooms by name. Looked up when a session joins or first publishes to a room, never per
+// message: sessions and envelopes carry the pointer.
+class RoomRegistry {
+ public:
+  RoomRegistry(int cores, size_t default_history, std::vector<HistoryRule> rules = {});
+  ~RoomRegistry();
+
+  // A referenced room, created if needed.
+  SharedRoom* acquire(std::string_view name);
+  void release(SharedRoom* room);
+  size_t size() const;
+  size_t history_for(std::string_view name) const;
+  void set_rules(size_t default_history, std::vector<HistoryRule> rules);
+
+ private:
+  int cores_;
+  mutable std::mutex mutex_;
+  size_t default_history_;
+  std::vector<HistoryRule> rules_;
+  std::unordered_map<std::string, SharedRoom*> rooms_;
+};
+
+// RAII reference to a room.
+class RoomRef {
+ public:
+  RoomRef() = default;
+  RoomRef(RoomRegistry* reg, SharedRoom* room) : reg_(reg), room_(room) {}  // adopts a reference
+  RoomRef(const RoomRef& o) : reg_(o.reg_), room_(o.room_) {
+    if (room_) room_->add_ref();
+  }
+  RoomRef(RoomRef&& o) noexcept : reg_(o.reg_), room_(o.room_) { o.room_ = nullptr; }
+  RoomRef& operator=(RoomRef o) noexcept {
+    std::swap(reg_, o.reg_);
+    std::swap(room_, o.room_);
+    return *this;
+  }
+  ~RoomRef() {
+    if (room_) reg_->release(room_);
+  }
+  SharedRoom* get() const { return room_; }
+  SharedRoom* operator->() const { return room_; }
+  explicit operator bool() const { return room_ != nullptr; }
+
+ private:
+  RoomRegistry* reg_ = nullptr;
+  SharedRoom* room_ = nullptr;
+};
+
+}  // namespace ringcast::hub

@@ -1,0 +1,514 @@
+#include "ringcast/hub/hub.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "ringcast/engine/log.h"
+
+namespace ringcast::hub {
+
+namespace {
+
+constexpr size_t kDrainPerRing = 4096;    // per ring per pass, so one busy peer can't starve I/O
+constexpr size_t kSelfQueuePerPass = 65536;
+
+size_t ring_capacity(int cores) { return cores <= 4 ? 16384 : cores <= 16 ? 4096 : 1024; }
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void release_envelope(RoomRegistry& rooms, Envelope& e) {
+  if (e.frame) e.frame->release();
+  if (e.room) rooms.release(e.room);
+  delete e.task;
+  e = Envelope{};
+}
+
+}  // namespace
+
+// ---- tasks that carry membership through the home core -----------------------------------------
+
+struct JoinedTask final : Task {
+  RoomRef room;
+  uint64_t session;
+  JoinResult result;
+  JoinCallback done;
+  void run(Hub& hub) override {
+    Hub::Membership* m = hub.find_membership(session, room.get());
+    websocket::Session* s = hub.worker().find_session(session);
+    // Gone or left meanwhile: its leave is already on the way to the home core.
+    if (!m || m->acked || !s || !s->open()) return;
+    m->acked = true;
+    hub.add_local(room.get(), *s, m->presence);
+    if (done) done(*s, result);
+  }
+};
+
+struct JoinTask final : Task {
+  RoomRef room;
+  uint64_t session;
+  int from;
+  JoinOptions opts;
+  JoinCallback done;
+  void run(Hub& hub) override {
+    SharedRoom* r = room.get();
+    r->core_members()[from]++;
+    if (opts.presence_events && !r->presence_formatter) r->presence_formatter = opts.presence_events;
+    PresenceEntry me{session, opts.identity};
+    if (r->presence_formatter) {
+      engine::SharedFrame* f = r->presence_formatter(*r, me, true);
+      if (f) {
+        hub.fanout_home(r, f, session, true);
+        f->release();
+      }
+    }
+    r->presence().push_back(std::move(me));
+    auto reply = std::make_unique<JoinedTask>();
+    reply->room = room;
+    reply->session = session;
+    reply->done = std::move(done);
+    JoinResult& res = reply->result;
+    res.seq = r->seq;
+    if (opts.presence) res.members = r->presence();
+    for (const auto& [k, v] : r->state()) res.state.emplace_back(k, v);
+    auto keep = [&res](const HistoryRecord& rec) {
+      if (rec.event) res.replay.push_back(rec.event);
+    };
+    if (opts.since) r->history().since(*opts.since, keep);
+    else if (opts.replay) r->history().last(opts.replay, keep);
+    hub.post(from, reply.release());
+  }
+};
+
+struct LeaveTask final : Task {
+  RoomRef room;
+  uint64_t session;
+  int from;
+  void run(Hub& hub) override {
+    SharedRoom* r = room.get();
+    r->core_members()[from]--;
+    auto& p = r->presence();
+    auto it = std::find_if(p.begin(), p.end(), [&](const PresenceEntry& e) { return e.session == session; });
+    if (it == p.end()) return;
+    PresenceEntry gone = std::move(*it);
+    p.erase(it);
+    if (r->presence_formatter) {
+      engine::SharedFrame* f = r->presence_formatter(*r, gone, false);
+      if (f) {
+        hub.fanout_home(r, f, session, true);
+        f->release();
+      }
+    }
+  }
+};
+
+// ---- HubSystem ----------------------------------------------------------------------------------
+
+HubSystem::HubSystem(int cores, size_t default_history, std::vector<HistoryRule> rules)
+    : rooms_(cores, default_history, std::move(rules)), mailbox_(cores, ring_capacity(cores)) {
+  for (int i = 0; i < cores; ++i) hubs_.push_back(std::make_unique<Hub>(*this, i));
+}
+
+HubSystem::~HubSystem() {
+  // Whatever is still in flight at shutdown holds references: give them back.
+  for (int to = 0; to < cores(); ++to) {
+    mailbox_.drain(to, SIZE_MAX, [this](Envelope& e) { release_envelope(rooms_, e); });
+  }
+  for (auto& h : hubs_) {
+    for (auto& q : h->overflow_)
+      for (auto& e : q) release_envelope(rooms_, e);
+    for (auto& e : h->self_queue_) release_envelope(rooms_, e);
+    h->overflow_.clear();
+    h->self_queue_.clear();
+    h->memberships_.clear();
+  }
+  hubs_.clear();
+}
+
+// ---- Hub ----------------------------------------------------------------------------------------
+
+Hub::Hub(HubSystem& system, int core) : system_(system), core_(core), overflow_(system.mailbox().cores()) {}
+
+Hub::~Hub() = default;
+
+void Hub::send(int core, const Envelope& e, websocket::Session* origin) {
+  if (core == core_) {
+    self_queue_.push_back(e);
+    return;
+  }
+  if (overflow_[core].empty() && system_.mailbox().send(core_, core, e)) {
+    touched_ |= 1ull << core;
+    return;
+  }
+  // Ring full: keep order by queueing behind it, and stop reading from whoever produced this.
+  overflow_[core].push_back(e);
+  ++overflow_count_;
+  if (origin && origin->open()) {
+    worker_->pause_reading(*origin);
+    paused_.push_back(origin->id());
+  }
+}
+
+void Hub::retry_overflow() {
+  for (int c = 0; c < static_cast<int>(overflow_.size()); ++c) {
+    auto& q = overflow_[c];
+    while (!q.empty() && system_.mailbox().send(core_, c, q.front())) {
+      q.pop_front();
+      --overflow_count_;
+      touched_ |= 1ull << c;
+    }
+  }
+  if (overflow_count_ == 0 && !paused_.empty()) {
+    for (uint64_t id : paused_)
+      if (websocket::Session* s = worker_->find_session(id)) worker_->resume_reading(*s);
+    paused_.clear();
+  }
+}
+
+void Hub::post(int core, Task* task) {
+  Envelope e;
+  e.kind = Envelope::Kind::kTask;
+  e.task = task;
+  send(core, e);
+}
+
+void Hub::on_pass() {
+  auto& rooms = system_.rooms();
+  for (size_t n = 0; !self_queue_.empty() && n < kSelfQueuePerPass; ++n) {
+    Envelope e = self_queue_.front();
+    self_queue_.pop_front();
+    dispatch(e);
+    release_envelope(rooms, e);
+  }
+  system_.mailbox().drain(core_, kDrainPerRing, [&](Envelope& e) {
+    dispatch(e);
+    release_envelope(rooms, e);
+  });
+  if (overflow_count_) retry_overflow();
+  auto& mailbox = system_.mailbox();
+  while (touched_) {
+    int c = __builtin_ctzll(touched_);
+    touched_ &= touched_ - 1;
+    if (mailbox.needs_wake(c)) worker_->notify_peer(c);
+  }
+}
+
+bool Hub::prepare_sleep() {
+  if (!self_queue_.empty() || overflow_count_) return false;
+  return system_.mailbox().prepare_sleep(core_);
+}
+
+void Hub::end_sleep() { system_.mailbox().end_sleep(core_); }
+
+void Hub::dispatch(Envelope& e) {
+  switch (e.kind) {
+    case Envelope::Kind::kRoomFrame:
+      deliver_local(e.room, e.frame, e.session, e.flags & Envelope::kPresenceOnly);
+      break;
+    case Envelope::Kind::kPublish:
+      home_publish(e.room, e.frame, e.session, e.formatter, !(e.flags & Envelope::kNoEcho),
+                   !(e.flags & Envelope::kNoHistory));
+      break;
+    case Envelope::Kind::kDirect:
+      if (websocket::Session* s = worker_->find_session(e.session)) s->send_frame(e.frame);
+      break;
+    case Envelope::Kind::kTask:
+      e.task->run(*this);
+      break;
+  }
+}
+
+// ---- local membership ---------------------------------------------------------------------------
+
+void Hub::add_local(SharedRoom* room, websocket::Session& s, bool presence) {
+  LocalRoom& lr = local_[room];
+  lr.members.push_back({&s, presence});
+}
+
+void Hub::remove_local(SharedRoom* room, websocket::Session& s) {
+  auto it = local_.find(room);
+  if (it == local_.end()) return;
+  LocalRoom& lr = it->second;
+  auto m = std::find_if(lr.members.begin(), lr.members.end(),
+                        [&](const LocalMember& x) { return x.session == &s; });
+  if (m == lr.members.end()) return;
+  if (lr.iterating) {
+    // A delivery to this room is walking the vector (a send can close a slow consumer).
+    m->session = nullptr;
+    lr.has_holes = true;
+    return;
+  }
+  *m = lr.members.back();
+  lr.members.pop_back();
+  if (lr.members.empty()) local_.erase(it);
+}
+
+void Hub::deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                        bool presence_only) {
+  auto it = local_.find(room);
+  if (it == local_.end()) return;
+  LocalRoom& lr = it->second;
+  ++lr.iterating;
+  for (size_t i = 0; i < lr.members.size(); ++i) {
+    LocalMember m = lr.members[i];
+    if (!m.session || m.session->id() == exclude || (presence_only && !m.presence)) continue;
+    m.session->send_frame(frame);
+  }
+  if (--lr.iterating == 0 && lr.has_holes) {
+    std::erase_if(lr.members, [](const LocalMember& x) { return x.session == nullptr; });
+    lr.has_holes = false;
+    if (lr.members.empty()) local_.erase(it);
+  }
+}
+
+Hub::Membership* Hub::find_membership(uint64_t session, const SharedRoom* room) {
+  auto it = memberships_.find(session);
+  if (it == memberships_.end()) return nullptr;
+  for (auto& m : it->second)
+    if (m.room.get() == room) return &m;
+  return nullptr;
+}
+
+Hub::Membership* Hub::find_membership(uint64_t session, std::string_view room) {
+  auto it = memberships_.find(session);
+  if (it == memberships_.end()) return nullptr;
+  for (auto& m : it->second)
+    if (m.room->name() == room) return &m;
+  return nullptr;
+}
+
+// ---- direct rooms -------------------------------------------------------------------------------
+
+RoomRef Hub::join_direct(websocket::Session& s, std::string_view name) {
+  auto& reg = system_.rooms();
+  RoomRef room(&reg, reg.acquire(name));
+  Membership m;
+  m.room = room;
+  m.direct = true;
+  m.acked = true;
+  memberships_[s.id()].push_back(std::move(m));
+  bool first = local_.find(room.get()) == local_.end();
+  add_local(room.get(), s, false);
+  // Members first, then the bit: a publisher that sees the bit finds the member.
+  if (first) room->member_cores().fetch_or(1ull << core_, std::memory_order_acq_rel);
+  return room;
+}
+
+void Hub::leave_direct(websocket::Session& s, SharedRoom* room) {
+  remove_local(room, s);
+  if (local_.find(room) == local_.end()) {
+    room->member_cores().fetch_and(~(1ull << core_), std::memory_order_acq_rel);
+  }
+  auto it = memberships_.find(s.id());
+  if (it == memberships_.end()) return;
+  std::erase_if(it->second, [&](const Membership& m) { return m.room.get() == room; });
+  if (it->second.empty()) memberships_.erase(it);
+}
+
+void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                        websocket::Session* origin) {
+  uint64_t mask = room->member_cores().load(std::memory_order_acquire);
+  while (mask) {
+    int c = __builtin_ctzll(mask);
+    mask &= mask - 1;
+    if (c == core_) {
+      deliver_local(room, frame, exclude, false);
+      continue;
+    }
+    Envelope e;
+    e.kind = Envelope::Kind::kRoomFrame;
+    room->add_ref();
+    frame->add_ref();
+    e.room = room;
+    e.frame = frame;
+    e.session = exclude;
+    send(c, e, origin);
+  }
+}
+
+// ---- sequenced rooms ----------------------------------------------------------------------------
+
+bool Hub::join(websocket::Session& s, std::string_view name, JoinOptions opts, JoinCallback done) {
+  if (find_membership(s.id(), name)) return false;
+  auto& reg = system_.rooms();
+  RoomRef room(&reg, reg.acquire(name));
+  Membership m;
+  m.room = room;
+  m.presence = opts.presence;
+  memberships_[s.id()].push_back(std::move(m));
+  auto task = std::make_unique<JoinTask>();
+  task->room = room;
+  task->session = s.id();
+  task->from = core_;
+  task->opts = std::move(opts);
+  task->done = std::move(done);
+  post(room->home(), task.release());
+  return true;
+}
+
+bool Hub::leave(websocket::Session& s, std::string_view name) {
+  Membership* m = find_membership(s.id(), name);
+  if (!m) return false;
+  if (m->direct) {
+    leave_direct(s, m->room.get());
+    return true;
+  }
+  if (m->acked) remove_local(m->room.get(), s);
+  auto task = std::make_unique<LeaveTask>();
+  task->room = m->room;
+  task->session = s.id();
+  task->from = core_;
+  SharedRoom* room = m->room.get();
+  auto it = memberships_.find(s.id());
+  std::erase_if(it->second, [&](const Membership& x) { return x.room.get() == room; });
+  if (it->second.empty()) memberships_.erase(it);
+  post(room->home(), task.release());
+  return true;
+}
+
+SharedRoom* Hub::joined_room(const websocket::Session& s, std::string_view name) const {
+  auto it = memberships_.find(s.id());
+  if (it == memberships_.end()) return nullptr;
+  for (const auto& m : it->second)
+    if (m.acked && m.room->name() == name) return m.room.get();
+  return nullptr;
+}
+
+std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
+  std::vector<SharedRoom*> out;
+  auto it = memberships_.find(s.id());
+  if (it == memberships_.end()) return out;
+  for (const auto& m : it->second)
+    if (m.acked) out.push_back(m.room.get());
+  return out;
+}
+
+void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
+                  std::string_view user, EventFormatter formatter, bool echo, bool record) {
+  // Payload frame: [user length][user][bytes]; the home core keeps it as the history record.
+  size_t ulen = std::min<size_t>(user.size(), 255);
+  engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
+  f->data()[0] = static_cast<uint8_t>(ulen);
+  if (ulen) std::memcpy(f->data() + 1, user.data(), ulen);
+  if (!payload.empty()) std::memcpy(f->data() + 1 + ulen, payload.data(), payload.size());
+  f->set_size(1 + ulen + payload.size());
+  Envelope e;
+  e.kind = Envelope::Kind::kPublish;
+  e.flags = static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
+  room->add_ref();
+  e.room = room;
+  e.frame = f;
+  e.session = s.id();
+  e.formatter = formatter;
+  send(room->home(), e, &s);
+}
+
+void Hub::home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t sender,
+                       EventFormatter formatter, bool echo, bool record) {
+  HistoryRecord rec;
+  rec.seq = ++room->seq;
+  rec.ts_ms = wall_ms();
+  rec.sender = sender;
+  size_t ulen = payload->data()[0];
+  rec.user.assign(reinterpret_cast<const char*>(payload->data()) + 1, ulen);
+  payload->add_ref();
+  rec.payload = engine::FrameRef(payload);
+  rec.payload_offset = static_cast<uint32_t>(1 + ulen);
+  rec.event = engine::FrameRef(formatter(*room, rec));
+  engine::SharedFrame* event = rec.event.get();
+  event->add_ref();  // fan-out below outlives the record if the ring overwrites it
+  if (record && room->history().capacity() > 0) room->history().push(std::move(rec));
+  fanout_home(room, event, echo ? 0 : sender, false);
+  event->release();
+}
+
+void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                      bool presence_only) {
+  const auto& counts = room->core_members();
+  for (int c = 0; c < static_cast<int>(counts.size()); ++c) {
+    if (counts[c] <= 0) continue;
+    if (c == core_) {
+      deliver_local(room, frame, exclude, presence_only);
+      continue;
+    }
+    Envelope e;
+    e.kind = Envelope::Kind::kRoomFrame;
+    e.flags = presence_only ? Envelope::kPresenceOnly : 0;
+    room->add_ref();
+    frame->add_ref();
+    e.room = room;
+    e.frame = frame;
+    e.session = exclude;
+    send(c, e);
+  }
+}
+
+void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string key,
+                    std::optional<std::string> value, StateFormatter formatter) {
+  RoomRef ref(&system_.rooms(), room);
+  room->add_ref();
+  uint64_t from = s.id();
+  post_fn(room->home(), [ref, key = std::move(key), value = std::move(value), formatter,
+                         from](Hub& home) mutable {
+    SharedRoom* r = ref.get();
+    if (value) {
+      r->state()[key] = *value;
+      if (!r->pinned) {
+        r->pinned = true;
+        r->add_ref();  // retained state keeps the room alive
+      }
+    } else {
+      auto it = r->state().find(key);
+      if (it == r->state().end()) return;
+      r->state().erase(it);
+    }
+    if (engine::SharedFrame* f = formatter(*r, key, value ? *value : std::string_view(), from)) {
+      home.fanout_home(r, f, 0, false);
+      f->release();
+    }
+  });
+}
+
+void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
+                std::function<void(std::string)> reply) {
+  room->add_ref();
+  RoomRef ref(&system_.rooms(), room);
+  int from = core_;
+  post_fn(room->home(), [ref, fn = std::move(fn), reply = std::move(reply), from](Hub& home) mutable {
+    std::string result = fn(*ref.get());
+    home.post_fn(from, [reply = std::move(reply), result = std::move(result)](Hub&) mutable {
+      reply(std::move(result));
+    });
+  });
+}
+
+// ---- direct sends and cleanup -------------------------------------------------------------------
+
+void Hub::send_to(uint64_t session_id, engine::SharedFrame* frame) {
+  int c = core_of(session_id);
+  if (c == core_) {
+    if (websocket::Session* s = worker_->find_session(session_id)) s->send_frame(frame);
+    return;
+  }
+  if (c < 0 || c >= system_.cores()) return;
+  Envelope e;
+  e.kind = Envelope::Kind::kDirect;
+  frame->add_ref();
+  e.frame = frame;
+  e.session = session_id;
+  send(c, e);
+}
+
+void Hub::session_closed(websocket::Session& s) {
+  auto it = memberships_.find(s.id());
+  if (it == memberships_.end()) return;
+  std::vector<std::string> names;
+  for (auto& m : it->second) names.push_back(m.room->name());
+  for (auto& n : names) leave(s, n);
+}
+
+}  // namespace ringcast::hub

@@ -1,0 +1,195 @@
+// Event loop of ringcast-load: one epoll (edge-triggered) loop per thread, each owning a slice of the
+// connections (global index g belongs to thread g % threads). A connection is ~200 bytes plus
+// whatever partial frame or unsent data it has to keep; reads go through one per-thread buffer.
+#pragma once
+
+#include <sys/socket.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "load/histogram.h"
+#include "load/options.h"
+#include "load/ws_proto.h"
+
+namespace ringcast::load {
+
+inline uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Phases of a run, driven by the main thread.
+enum class Phase : int { kConnect, kRun, kDrain, kHold, kClose, kDone };
+
+enum class ConnState : uint8_t { kIdle, kConnecting, kHandshake, kOpen, kClosing, kClosed, kFailed };
+
+enum class ErrorKind : int {
+  kConnect,    // socket/connect failed or the TCP connection broke before the upgrade finished
+  kHandshake,  // upgrade refused or answered wrongly
+  kClosed,     // an open connection was closed (by the server or the network) during the run
+  kProtocol,   // malformed frames from the server
+  kPayload,    // wrong message content (echo payload mismatch, bad header, wrong size or opcode)
+  kOrder,      // a message arrived out of order
+  kDuplicate,  // a message arrived twice
+  kCount
+};
+const char* error_kind_name(ErrorKind k);
+
+struct Conn {
+  int fd = -1;
+  uint32_t gid = 0;  // global connection index
+  ConnState state = ConnState::kIdle;
+  uint8_t role = 0;
+  bool dirty = false;    // queued in the thread's flush list
+  bool blocked = false;  // last send hit EAGAIN: wait for EPOLLOUT
+  uint32_t inflight = 0;
+  uint64_t t_start = 0;  // connect() called
+  uint64_t next_seq = 0;
+  uint64_t expect_seq = 0;
+  std::string in;   // unparsed input (partial handshake reply or partial frame)
+  std::string out;  // unsent output, from out_off on
+  size_t out_off = 0;
+  FragmentState frag;
+  char accept[28] = {};  // expected Sec-WebSocket-Accept
+};
+
+class Worker;
+
+// Scenario logic. The hooks run on the worker thread that owns the connection.
+class Workload {
+ public:
+  virtual ~Workload() = default;
+  virtual uint8_t role(uint64_t gid) const = 0;
+  virtual std::string target(uint64_t gid) const = 0;  // request target: path[?query]
+  virtual void on_open(Worker&, Conn&, uint64_t /*now*/) {}
+  virtual void on_run_start(Worker&, uint64_t /*now*/) {}
+  // Sends what is due; returns when it wants to be called next (UINT64_MAX: not at all).
+  virtual uint64_t on_tick(Worker&, uint64_t /*now*/) { return UINT64_MAX; }
+  virtual void on_message(Worker&, Conn&, uint8_t op, const uint8_t* p, size_t n,
+                          uint64_t now) = 0;
+  // True when nothing this worker waits for is still in flight (checked during the drain phase).
+  virtual bool drained(Worker&) { return true; }
+};
+
+struct ErrorLog {
+  std::mutex mu;
+  int printed[static_cast<int>(ErrorKind::kCount)] = {};
+  std::string first[static_cast<int>(ErrorKind::kCount)];
+  void note(ErrorKind k, const std::string& msg);
+};
+
+// State shared by the main thread and the workers.
+struct Run {
+  explicit Run(const Options& o) : opt(o) {}
+  const Options& opt;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  Workload* workload = nullptr;
+  std::atomic<int> phase{static_cast<int>(Phase::kConnect)};
+  std::atomic<uint64_t> t_connect_start{0};  // connect phase start (connect-rate schedule)
+  std::atomic<uint64_t> t_run_start{0};      // start of the measured phase
+  std::atomic<uint64_t> t_run_end{0};        // intended end of the measured phase
+  ErrorLog log;
+  Phase current() const { return static_cast<Phase>(phase.load(std::memory_order_acquire)); }
+};
+
+// Counters read by the main thread for progress lines; written only by the owning worker.
+struct Counters {
+  std::atomic<uint64_t> open{0};  // connections currently open
+  std::atomic<uint64_t> opened{0};
+  std::atomic<uint64_t> failed{0};  // never got open
+  std::atomic<uint64_t> sent{0};    // data messages
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> pings{0};
+  std::atomic<uint64_t> errors[static_cast<int>(ErrorKind::kCount)] = {};
+  std::atomic<uint64_t> first_start{0};  // first connect() of this worker
+  std::atomic<uint64_t> last_open{0};    // last completed upgrade of this worker
+};
+
+inline void bump(std::atomic<uint64_t>& a, uint64_t n = 1) {
+  a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+class Worker {
+ public:
+  Worker(Run& run, int index, int nthreads, uint64_t total_conns);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+  void wake();  // makes the loop re-read the phase now
+
+  int index() const { return index_; }
+  Run& run() { return run_; }
+  std::vector<Conn>& conns() { return conns_; }
+  Counters& counters() { return counters_; }
+
+  // Queues a data message (counted as sent) or a control frame on c; sent at the end of this loop
+  // iteration.
+  void send_message(Conn& c, uint8_t op, const uint8_t* p, size_t n);
+  void send_control(Conn& c, uint8_t op, const uint8_t* p, size_t n);
+  void error(ErrorKind k, const std::string& msg);
+  uint64_t random64();
+
+  // Latency histograms: [0] the scenario's main series, [1] its second series, both also copied
+  // into `interval` (under interval_mu) for per-second progress; handshake latency separately.
+  Histogram hist[2];
+  Histogram handshake;
+  std::mutex interval_mu;
+  Histogram interval;
+  void record(int series, uint64_t ns);
+
+  // Status flags for the main thread.
+  std::atomic<bool> connect_done{false};
+  std::atomic<bool> drained{false};
+  std::atomic<bool> closed{false};
+
+ private:
+  void loop();
+  void on_phase(Phase p, uint64_t now);
+  uint64_t start_connects(uint64_t now);
+  void open_conn(Conn& c, uint64_t now);
+  void on_event(Conn& c, uint32_t events);
+  void on_connected(Conn& c);
+  void on_readable(Conn& c);
+  void on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now);
+  bool on_frame(Conn& c, uint8_t op, const uint8_t* p, size_t n, uint64_t now);
+  void handshake_failed(Conn& c, ErrorKind k, const std::string& msg);
+  void lost(Conn& c, const std::string& why);  // connection ended unexpectedly
+  void close_conn(Conn& c, ConnState final_state);
+  void mark_dirty(Conn& c);
+  void flush(Conn& c);
+  void flush_dirty();
+  void update_flags(Phase p, uint64_t now);
+
+  Run& run_;
+  int index_;
+  int nthreads_;
+  int epfd_ = -1;
+  int evfd_ = -1;
+  std::thread thread_;
+  std::vector<Conn> conns_;
+  std::vector<uint32_t> dirty_;
+  std::vector<uint8_t> scratch_;
+  size_t next_to_start_ = 0;
+  size_t pending_ = 0;   // connecting or handshaking
+  size_t resolved_ = 0;  // open or failed at least once
+  size_t live_ = 0;      // with an fd
+  uint64_t rng_;
+  uint64_t last_drain_check_ = 0;
+  Counters counters_;
+};
+
+}  // namespace ringcast::load

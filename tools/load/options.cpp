@@ -1,0 +1,323 @@
+#include "load/options.h"
+
+#include <charconv>
+#include <cstdio>
+#include <cmath>
+#include <limits>
+#include <map>
+
+namespace ringcast::load {
+
+namespace {
+
+constexpr unsigned kEcho = 1, kBroadcast = 2, kRelay = 4, kConnect = 8, kAll = 15;
+
+unsigned bit(Scenario s) {
+  switch (s) {
+    case Scenario::kEcho:
+      return kEcho;
+    case Scenario::kBroadcast:
+      return kBroadcast;
+    case Scenario::kRelay:
+      return kRelay;
+    case Scenario::kConnect:
+      return kConnect;
+  }
+  return 0;
+}
+
+uint64_t parse_uint(std::string_view opt, std::string_view v, uint64_t lo, uint64_t hi) {
+  uint64_t x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+    throw ArgError(std::string(opt) + ": not a non-negative integer: '" + std::string(v) + "'");
+  if (x < lo || x > hi)
+    throw ArgError(std::string(opt) + ": " + std::string(v) + " out of range [" +
+                   std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+std::string fmt(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", x);
+  return b;
+}
+
+double parse_double(std::string_view opt, std::string_view v, double lo, double hi) {
+  double x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size() || !std::isfinite(x))
+    throw ArgError(std::string(opt) + ": not a number: '" + std::string(v) + "'");
+  if (x < lo || x > hi)
+    throw ArgError(std::string(opt) + ": " + std::string(v) + " out of range [" + fmt(lo) + ", " +
+                   fmt(hi) + "]");
+  return x;
+}
+
+}  // namespace
+
+std::string Url::host_header() const {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return h + ":" + std::to_string(port);
+}
+
+Url parse_url(std::string_view s) {
+  std::string orig(s);
+  if (s.starts_with("wss://")) throw ArgError("URL '" + orig + "': wss:// (TLS) is not supported");
+  if (!s.starts_with("ws://")) throw ArgError("URL '" + orig + "': must start with ws://");
+  s.remove_prefix(5);
+  Url u;
+  size_t slash = s.find_first_of("/?");
+  std::string_view authority = s.substr(0, slash);
+  std::string_view rest = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
+  if (authority.find('@') != std::string_view::npos)
+    throw ArgError("URL '" + orig + "': user info is not supported");
+  std::string_view port;
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) throw ArgError("URL '" + orig + "': unterminated '['");
+    u.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') throw ArgError("URL '" + orig + "': junk after ']'");
+      port = after.substr(1);
+      if (port.empty()) throw ArgError("URL '" + orig + "': empty port");
+    }
+  } else {
+    size_t colon = authority.find(':');
+    u.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) throw ArgError("URL '" + orig + "': empty port");
+    }
+  }
+  if (u.host.empty()) throw ArgError("URL '" + orig + "': missing host");
+  if (!port.empty()) u.port = static_cast<uint16_t>(parse_uint("URL port", port, 1, 65535));
+  size_t q = rest.find('?');
+  u.path = std::string(rest.substr(0, q));
+  if (q != std::string_view::npos) u.query = std::string(rest.substr(q + 1));
+  if (u.path.empty()) u.path = "/";
+  if (u.path.find('#') != std::string::npos || u.query.find('#') != std::string::npos)
+    throw ArgError("URL '" + orig + "': fragments are not allowed");
+  for (char c : u.path + u.query)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F)
+      throw ArgError("URL '" + orig + "': control character or space in path");
+  return u;
+}
+
+const char* scenario_name(Scenario s) {
+  switch (s) {
+    case Scenario::kEcho:
+      return "echo";
+    case Scenario::kBroadcast:
+      return "broadcast";
+    case Scenario::kRelay:
+      return "relay";
+    case Scenario::kConnect:
+      return "connect";
+  }
+  return "?";
+}
+
+uint64_t Options::total_connections() const {
+  switch (scenario) {
+    case Scenario::kEcho:
+    case Scenario::kConnect:
+      return connections;
+    case Scenario::kBroadcast:
+      return uint64_t{subscribers} + publishers;
+    case Scenario::kRelay:
+      return 2 * uint64_t{pairs};
+  }
+  return 0;
+}
+
+uint64_t min_message_size(Scenario s, bool text) {
+  switch (s) {
+    case Scenario::kEcho:
+    case Scenario::kRelay:
+      return text ? 32 : 16;  // sequence + send time
+    case Scenario::kBroadcast:
+      return text ? 40 : 20;  // publisher id + sequence + send time
+    case Scenario::kConnect:
+      return 0;
+  }
+  return 0;
+}
+
+Options parse_args(int argc, const char* const* argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return parse_args(args);
+}
+
+Options parse_args(const std::vector<std::string>& args) {
+  Options o;
+  for (const auto& a : args)
+    if (a == "-h" || a == "--help") {
+      o.help = true;
+      return o;
+    }
+  if (args.empty()) throw ArgError("missing scenario (echo, broadcast, relay or connect)");
+  const std::string& sc = args[0];
+  if (sc == "echo") {
+    o.scenario = Scenario::kEcho;
+  } else if (sc == "broadcast") {
+    o.scenario = Scenario::kBroadcast;
+  } else if (sc == "relay") {
+    o.scenario = Scenario::kRelay;
+  } else if (sc == "connect") {
+    o.scenario = Scenario::kConnect;
+  } else {
+    throw ArgError("unknown scenario '" + sc + "' (expected echo, broadcast, relay or connect)");
+  }
+  unsigned me = bit(o.scenario);
+  bool rate_set = false;
+  std::string url;
+  std::map<std::string, bool> seen;
+
+  struct Spec {
+    unsigned scenarios;
+    bool takes_value;
+  };
+  static const std::map<std::string, Spec> kSpecs = {
+      {"--threads", {kAll, true}},
+      {"--duration", {kAll, true}},
+      {"--connect-timeout", {kEcho | kBroadcast | kRelay, true}},
+      {"--drain", {kEcho | kBroadcast | kRelay, true}},
+      {"--source-addrs", {kAll, true}},
+      {"--max-pending", {kAll, true}},
+      {"--json", {kAll, true}},
+      {"--plot", {kAll, true}},
+      {"--quiet", {kAll, false}},
+      {"--size", {kEcho | kBroadcast | kRelay, true}},
+      {"--text", {kEcho | kBroadcast | kRelay, false}},
+      {"--pipeline", {kEcho | kRelay, true}},
+      {"--rate", {kAll, true}},
+      {"--connections", {kEcho | kConnect, true}},
+      {"--subscribers", {kBroadcast, true}},
+      {"--publishers", {kBroadcast, true}},
+      {"--publisher-echo", {kBroadcast, false}},
+      {"--pairs", {kRelay, true}},
+      {"--hold", {kConnect, true}},
+  };
+
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (!a.starts_with("--")) {
+      if (!url.empty()) throw ArgError("unexpected argument '" + a + "' (URL already given)");
+      url = a;
+      continue;
+    }
+    std::string name = a, value;
+    bool inline_value = false;
+    if (size_t eq = a.find('='); eq != std::string::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+      inline_value = true;
+    }
+    auto it = kSpecs.find(name);
+    if (it == kSpecs.end()) throw ArgError("unknown option '" + name + "'");
+    if (!(it->second.scenarios & me))
+      throw ArgError("option " + name + " does not apply to scenario " + sc);
+    if (seen[name]) throw ArgError("option " + name + " given twice");
+    seen[name] = true;
+    if (it->second.takes_value) {
+      if (!inline_value) {
+        if (i + 1 >= args.size()) throw ArgError("option " + name + " needs a value");
+        value = args[++i];
+      }
+    } else if (inline_value) {
+      throw ArgError("option " + name + " takes no value");
+    }
+    const std::string& v = value;
+    if (name == "--threads") {
+      o.threads = static_cast<int>(parse_uint(name, v, 1, 256));
+    } else if (name == "--duration") {
+      o.duration = parse_double(name, v, 0.001, 86400);
+    } else if (name == "--connect-timeout") {
+      o.connect_timeout = parse_double(name, v, 0.001, 3600);
+    } else if (name == "--drain") {
+      o.drain = parse_double(name, v, 0, 3600);
+    } else if (name == "--source-addrs") {
+      o.source_addrs = static_cast<uint32_t>(parse_uint(name, v, 1, 65534));
+    } else if (name == "--max-pending") {
+      o.max_pending = static_cast<uint32_t>(parse_uint(name, v, 1, 1000000));
+    } else if (name == "--json") {
+      if (v.empty()) throw ArgError("--json: empty file name");
+      o.json_path = v;
+    } else if (name == "--plot") {
+      if (v.empty()) throw ArgError("--plot: empty file name");
+      o.plot_path = v;
+    } else if (name == "--quiet") {
+      o.quiet = true;
+    } else if (name == "--size") {
+      o.size = parse_uint(name, v, 0, kMaxMessageSize);
+    } else if (name == "--text") {
+      o.text = true;
+    } else if (name == "--pipeline") {
+      o.pipeline = static_cast<uint32_t>(parse_uint(name, v, 1, 1000000));
+    } else if (name == "--rate") {
+      o.rate = parse_double(name, v, 0, 1e9);
+      rate_set = true;
+    } else if (name == "--connections") {
+      o.connections = parse_uint(name, v, 1, 1000000);
+    } else if (name == "--subscribers") {
+      o.subscribers = static_cast<uint32_t>(parse_uint(name, v, 0, 1000000));
+    } else if (name == "--publishers") {
+      o.publishers = static_cast<uint32_t>(parse_uint(name, v, 1, 100000));
+    } else if (name == "--publisher-echo") {
+      o.publisher_echo = true;
+    } else if (name == "--pairs") {
+      o.pairs = static_cast<uint32_t>(parse_uint(name, v, 1, 500000));
+    } else if (name == "--hold") {
+      o.hold = parse_double(name, v, 0, 86400);
+    }
+  }
+  if (url.empty()) throw ArgError("missing URL (ws://HOST:PORT/PATH)");
+  o.url = parse_url(url);
+
+  if (o.scenario == Scenario::kBroadcast) {
+    if (!rate_set) o.rate = 1000;
+    if (o.rate <= 0) throw ArgError("--rate: broadcast needs a publish rate > 0");
+    if (static_cast<uint64_t>(o.subscribers) * o.publishers > 50'000'000)
+      throw ArgError("--subscribers x --publishers too large (order tracking needs S*P entries)");
+  }
+  if (o.scenario != Scenario::kConnect) {
+    uint64_t lo = min_message_size(o.scenario, o.text);
+    if (o.size < lo)
+      throw ArgError("--size: " + std::to_string(o.size) + " is below the " +
+                     std::to_string(lo) + "-byte payload header of " + sc +
+                     (o.text ? " with --text" : ""));
+  }
+  if (seen["--pipeline"] && o.rate > 0)
+    throw ArgError("--pipeline applies to closed-loop runs only (without --rate)");
+  return o;
+}
+
+std::string usage() {
+  return R"(usage: ringcast-load SCENARIO [options] ws://HOST:PORT/PATH
+
+scenarios:
+  echo       N connections send messages to an echo endpoint and check every reply
+             --connections N (10)  --size BYTES (64)  --pipeline K (1, closed loop)
+             --rate MSG/S (total, fixed rate; 0 = closed loop)  --text
+  broadcast  S subscribers and P publishers in one room (URL path, e.g. /raw/room1)
+             --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
+             --size BYTES (64)  --text  --publisher-echo (publishers connect without ?echo=0)
+  relay      N pairs A,B in room <path>/pair-<i> (or the URL with {pair} replaced); A sends,
+             B sends it back, A measures the round trip
+             --pairs N (10)  --size BYTES (64)  --pipeline K (1)  --rate MSG/S (0)  --text
+  connect    open N connections, report connect rate and handshake latency, hold them idle
+             --connections N (10)  --rate CONN/S (0 = as fast as possible)  --hold SEC (5)
+
+common options:
+  --threads N (2)  --duration SEC (10; connect: limit of the connect phase)
+  --connect-timeout SEC (10)  --drain SEC (2)  --source-addrs N (1: bind 127.0.0.1..N)
+  --max-pending N (512 handshakes in progress per thread)  --json FILE  --plot FILE.svg  --quiet
+
+exit status: 0 success, 1 connection failure or failed correctness check, 2 bad usage
+)";
+}
+
+}  // namespace ringcast::load

@@ -1,0 +1,81 @@
+// Command line of ringcast-load: `ringcast-load SCENARIO [options] URL`.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringcast::load {
+
+// Largest --size (the server's default max_message_size is 1 MiB).
+inline constexpr uint64_t kMaxMessageSize = uint64_t{64} << 20;
+
+class ArgError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// ws://HOST[:PORT][/PATH][?QUERY]
+struct Url {
+  std::string host;    // without brackets for IPv6 literals
+  uint16_t port = 80;  //
+  std::string path;    // starts with '/'
+  std::string query;   // without '?', may be empty
+  std::string host_header() const;
+  std::string target() const { return query.empty() ? path : path + "?" + query; }
+  std::string str() const { return "ws://" + host_header() + target(); }
+};
+
+// Throws ArgError for anything but a plain ws:// URL.
+Url parse_url(std::string_view s);
+
+enum class Scenario { kEcho, kBroadcast, kRelay, kConnect };
+const char* scenario_name(Scenario s);
+
+struct Options {
+  Scenario scenario = Scenario::kEcho;
+  Url url;
+  bool help = false;
+
+  // common
+  int threads = 2;
+  double duration = 10;        // s: measured phase (echo/broadcast/relay), connect phase (connect)
+  double connect_timeout = 10;  // s: all connections must be open within this (not connect)
+  double drain = 2;            // s: after the measured phase, time allowed for replies in flight
+  uint32_t source_addrs = 1;   // > 1: bind to 127.0.0.1 .. 127.0.0.N before connect
+  uint32_t max_pending = 512;  // handshakes in progress per thread
+  std::string json_path;
+  std::string plot_path;
+  bool quiet = false;  // no per-second progress
+
+  // message scenarios
+  uint64_t size = 64;  // bytes per message
+  bool text = false;   // text frames (hex-encoded header, printable padding)
+  uint32_t pipeline = 1;
+  double rate = 0;  // echo/relay: messages/s total (0 = closed loop); broadcast: publishes/s total;
+                    // connect: connections/s (0 = as fast as possible)
+
+  uint64_t connections = 10;  // echo, connect
+  uint32_t subscribers = 10;  // broadcast
+  uint32_t publishers = 1;    // broadcast
+  bool publisher_echo = false;
+  uint32_t pairs = 10;  // relay
+  double hold = 5;      // connect: idle hold time, s
+
+  // Number of WebSocket connections the scenario opens.
+  uint64_t total_connections() const;
+};
+
+// Smallest --size the scenario's payload header fits in.
+uint64_t min_message_size(Scenario s, bool text);
+
+// Parses argv (argv[0] is the program name). Throws ArgError with a one-line message on any bad
+// scenario, option, value or URL. `--help` sets help and skips the other checks.
+Options parse_args(int argc, const char* const* argv);
+Options parse_args(const std::vector<std::string>& args);  // args without the program name
+
+std::string usage();
+
+}  // namespace ringcast::load
