@@ -105,6 +105,20 @@ void load_config_file(const std::string& path, Config& cfg) {
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},
         {"allowed", string_list(path, cfg.allowed_origins)}}},
+      {"hub",
+       {{"history", integer(path, cfg.history_size, 0, 1000000)},
+        {"history_by_room", [&path, &cfg](const std::string& key, const toml::node& node) {
+           const toml::table* t = node.as_table();
+           if (!t) throw ConfigError(where(path, node) + ": '" + key + "' must be a table of pattern = size");
+           std::vector<std::pair<std::string, size_t>> rules;
+           for (const auto& [pattern, v] : *t) {
+             size_t n = 0;
+             integer(path, n, 0, 1000000)(key + "." + std::string(pattern.str()), v);
+             rules.emplace_back(std::string(pattern.str()), n);
+           }
+           cfg.history_rules = std::move(rules);
+         }}}},
+      {"tokens", {}},
       {"api",
        {{"version", string(path, cfg.api_version)},
         {"env", string(path, cfg.api_env)},
@@ -118,6 +132,27 @@ void load_config_file(const std::string& path, Config& cfg) {
     }
     const toml::table* table = node.as_table();
     if (!table) throw ConfigError(where(path, node) + ": '" + sname + "' must be a table");
+    if (sname == "tokens") {
+      // [tokens] "secret" = { user_id = "u1", nickname = "Alice", role = "player" }
+      for (const auto& [token, value] : *table) {
+        std::string key = "tokens." + std::string(token.str());
+        const toml::table* t = value.as_table();
+        if (!t) throw ConfigError(where(path, value) + ": '" + key + "' must be { user_id = ..., nickname = ... }");
+        hub::Identity id;
+        for (const auto& [field, fv] : *t) {
+          std::string fname(field.str());
+          std::string* target = fname == "user_id" ? &id.user_id
+                                : fname == "nickname" ? &id.nickname
+                                : fname == "role"     ? &id.role
+                                                      : nullptr;
+          if (!target) throw ConfigError(where(path, fv) + ": unknown key '" + key + "." + fname + "'");
+          string(path, *target)(key + "." + fname, fv);
+        }
+        if (id.user_id.empty()) throw ConfigError(where(path, value) + ": '" + key + "' needs a user_id");
+        cfg.tokens[std::string(token.str())] = std::move(id);
+      }
+      continue;
+    }
     for (const auto& [key, value] : *table) {
       std::string kname(key.str());
       auto kit = sit->second.find(kname);

@@ -15,6 +15,12 @@
 namespace ringcast::app {
 namespace {
 
+std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
+  std::vector<hub::HistoryRule> rules;
+  for (const auto& [pattern, size] : cfg.history_rules) rules.push_back({pattern, size});
+  return rules;
+}
+
 class NullEvents final : public engine::BackendEvents {
   void on_accept(int, int, const sockaddr_storage&) override {}
   void on_data(engine::Socket*, std::span<const uint8_t>) override {}
@@ -74,7 +80,13 @@ bool Server::start_workers() {
   int n = cfg_.threads > 0 ? cfg_.threads : static_cast<int>(cpus.size());
   stats_ = std::make_unique<websocket::ServerStats>(n);
   settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
+  hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
+  tokens_.set(cfg_.tokens);
+  raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
+  native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_);
   router_.add("/echo", false, &echo_);
+  router_.add(std::string(profiles::RawProfile::kPrefix), true, raw_.get());
+  router_.add("/ws", false, native_.get());
   shared_.backend = choose_backend();
   health_ = std::make_unique<HealthService>(cfg_, router_, *stats_, shared_.backend);
   shared_.settings = settings_.get();
@@ -86,6 +98,9 @@ bool Server::start_workers() {
   shared_.pin_threads = n <= static_cast<int>(cpus.size());
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<websocket::Worker>(i, cpus[i % cpus.size()], shared_));
+    shared_.workers.push_back(workers_.back().get());
+    hubs_->hub(i).attach_worker(workers_.back().get());
+    shared_.hooks.push_back(&hubs_->hub(i));
   }
   bool ok = true;
   for (auto& w : workers_) {
@@ -147,6 +162,9 @@ void Server::reload() {
     next.api_env = fresh.api_env;
     next.api_version = fresh.api_version;
     next.api_desc = fresh.api_desc;
+    next.tokens = fresh.tokens;
+    next.history_size = fresh.history_size;
+    next.history_rules = fresh.history_rules;
   } catch (const ConfigError& e) {
     RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
     return;
@@ -155,6 +173,8 @@ void Server::reload() {
   log::set_level(*log::parse_level(cfg_.log_level));
   settings_->publish(make_settings(cfg_));
   health_->update(cfg_);
+  tokens_.set(cfg_.tokens);
+  hubs_->rooms().set_rules(cfg_.history_size, history_rules(cfg_));  // applies to new rooms
   for (auto& w : workers_) w->wake();
   RC_INFO("configuration reloaded from %s", cfg_.config_path.c_str());
 }

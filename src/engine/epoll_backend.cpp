@@ -119,6 +119,7 @@ class EpollBackend final : public Backend {
     epoll_event events[kMaxEvents];
     int n = epoll_wait(ep_, events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) RC_ERROR("epoll_wait failed: %s", std::strerror(errno));
+    events_.on_wakeup();
     for (int i = 0; i < n; ++i) {
       uint64_t data = events[i].data.u64;
       uint64_t tag = data & kTagMask;

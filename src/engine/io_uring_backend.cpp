@@ -215,6 +215,7 @@ class IoUringBackend final : public Backend {
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
       RC_ERROR("io_uring wait failed: %s", std::strerror(-rc));
     }
+    events_.on_wakeup();
     unsigned head;
     unsigned seen = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {

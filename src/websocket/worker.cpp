@@ -195,6 +195,11 @@ void Worker::begin_stop() {
   flush();
 }
 
+void Worker::on_wakeup() {
+  // Events below are stamped with the time the wait ended, not when it began.
+  now_ms_ = mono_ms();
+}
+
 void Worker::on_wake() {
   // Nothing to do here: the loop checks the stop flag and the settings generation every pass.
 }

@@ -12,7 +12,6 @@ test files directly).
 """
 
 import base64
-import errno
 import hashlib
 import json
 import os
@@ -765,7 +764,8 @@ class RawWebSocket(RawConn):
         elif n == 127:
             n = struct.unpack("!Q", self.read_exact(8, deadline))[0]
         masked = bool(b1 & 0x80)
-        key = self.read_exact(4, deadline) if masked else None
+        if masked:
+            self.read_exact(4, deadline)  # masking key (a server must not mask; reported below)
         payload = self.read_exact(n, deadline)
         if masked:
             raise ProtocolError("server sent a masked frame")

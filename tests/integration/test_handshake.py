@@ -90,8 +90,10 @@ class HandshakeTest(harness.ServerTestCase):
             self.assert_status(headers_without("Connection"), 400)
 
     def test_400_bad_upgrade(self):
+        # An Upgrade the server does not speak is ignored (RFC 9110): the request is plain HTTP,
+        # and there is no HTTP resource at a WebSocket path.
         with self.subTest(upgrade="h2c"):
-            self.assert_status(headers_with("Upgrade", "h2c"), 400)
+            self.assert_status(headers_with("Upgrade", "h2c"), 404)
 
     def test_400_non_get_upgrade(self):
         self.assert_status(upgrade_headers(), 400, method="POST")

@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
-                     Closed, ConnectionClosedByServer, RawWebSocket, build_frame)
+                     Closed, RawWebSocket, build_frame)
 
 MiB = 1 << 20
 

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ringcast/hub/room.h"
 #include "ringcast/websocket/server_settings.h"
 
 namespace ringcast::app {
@@ -28,6 +31,11 @@ struct Config {
   std::string api_version = "v1.0.1";
   std::string api_env = "PRODUCTION";
   std::string api_desc = "Websocket Server Python";
+  // Hub: messages of history kept per room, with per-room-name overrides ("prefix*" or exact).
+  size_t history_size = 100;
+  std::vector<std::pair<std::string, size_t>> history_rules;
+  // Login tokens: token -> identity.
+  std::map<std::string, hub::Identity> tokens;
 };
 
 // Thrown for any configuration problem; what() names the key and, for the file, FILE:LINE.

@@ -8,7 +8,10 @@
 
 #include "ringcast/app/config.h"
 #include "ringcast/app/health_service.h"
+#include "ringcast/hub/hub.h"
 #include "ringcast/profiles/echo_profile.h"
+#include "ringcast/profiles/native_profile.h"
+#include "ringcast/profiles/raw_profile.h"
 #include "ringcast/websocket/worker.h"
 
 namespace ringcast::app {
@@ -36,7 +39,11 @@ class Server {
   std::unique_ptr<websocket::SettingsStore> settings_;
   std::unique_ptr<HealthService> health_;
   websocket::WorkerShared shared_;
+  std::unique_ptr<hub::HubSystem> hubs_;
+  profiles::TokenTable tokens_;
   profiles::EchoProfile echo_;
+  std::unique_ptr<profiles::RawProfile> raw_;
+  std::unique_ptr<profiles::NativeProfile> native_;
   std::vector<std::unique_ptr<websocket::Worker>> workers_;
   std::vector<std::thread> threads_;
 };

@@ -45,6 +45,8 @@ class BackendEvents {
   virtual void on_closed(Socket* s) = 0;
   // Another thread called wake().
   virtual void on_wake() = 0;
+  // poll() finished waiting and is about to deliver events (lets the loop refresh its clock).
+  virtual void on_wakeup() {}
 };
 
 struct BackendOptions {

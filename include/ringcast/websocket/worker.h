@@ -100,6 +100,7 @@ class Worker final : public engine::BackendEvents {
   void on_send_done(engine::Socket* s, int res) override;
   void on_closed(engine::Socket* s) override;
   void on_wake() override;
+  void on_wakeup() override;
 
  private:
   void loop();

@@ -1,0 +1,557 @@
+#include "ringcast/profiles/native_profile.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "ringcast/profiles/json_frame.h"
+#include "ringcast/websocket/frame_encoder.h"
+
+namespace ringcast::profiles {
+
+using rapidjson::Value;
+using websocket::Session;
+
+void TokenTable::set(std::map<std::string, hub::Identity> tokens) {
+  std::lock_guard lock(mutex_);
+  tokens_.clear();
+  for (auto& [k, v] : tokens) tokens_.emplace(k, std::move(v));
+}
+
+std::optional<hub::Identity> TokenTable::lookup(std::string_view token) const {
+  std::lock_guard lock(mutex_);
+  auto it = tokens_.find(token);
+  if (it == tokens_.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
+struct NativeState {
+  hub::Identity identity;
+  bool authed = false;
+  std::vector<std::string> owned;     // endpoint names this session registered
+  std::vector<std::pair<std::string, uint64_t>> attached;  // endpoint name -> owner session
+  std::string binary_room;            // last joined room: where binary frames go
+};
+
+NativeState& state_of(Session& s) { return *static_cast<NativeState*>(s.user); }
+
+std::string sid(uint64_t id) { return std::to_string(id); }
+
+std::optional<uint64_t> parse_sid(const Value& v) {
+  if (v.IsUint64()) return v.GetUint64();
+  if (!v.IsString()) return std::nullopt;
+  uint64_t out = 0;
+  const char* b = v.GetString();
+  const char* e = b + v.GetStringLength();
+  auto [p, ec] = std::from_chars(b, e, out);
+  if (ec != std::errc() || p != e) return std::nullopt;
+  return out;
+}
+
+// Serialises a parsed value back to JSON text (the in-situ parse consumed the original).
+std::string to_json(const Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+void write_identity(JsonFrame& j, uint64_t session, const hub::Identity& id) {
+  j.w().StartObject();
+  j.kv("session", sid(session));
+  if (!id.user_id.empty()) j.kv("user_id", id.user_id);
+  if (!id.nickname.empty()) j.kv("nickname", id.nickname);
+  j.w().EndObject();
+}
+
+engine::SharedFrame* message_event(const hub::SharedRoom& room, const hub::HistoryRecord& rec) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "message");
+  j.kv("room", room.name());
+  j.key("seq");
+  j.w().Uint64(rec.seq);
+  j.kv("from", sid(rec.sender));
+  if (!rec.user.empty()) j.kv("user", rec.user);
+  j.key("ts");
+  j.w().Int64(rec.ts_ms);
+  j.key("data");
+  j.raw(rec.data());
+  j.w().EndObject();
+  return j.frame();
+}
+
+engine::SharedFrame* binary_event(const hub::SharedRoom&, const hub::HistoryRecord& rec) {
+  std::string_view d = rec.data();
+  return websocket::encode_frame(websocket::Opcode::kBinary,
+                                 {reinterpret_cast<const uint8_t*>(d.data()), d.size()});
+}
+
+engine::SharedFrame* presence_event(const hub::SharedRoom& room, const hub::PresenceEntry& who,
+                                    bool joined) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "presence");
+  j.kv("room", room.name());
+  j.kv("event", joined ? "join" : "leave");
+  j.key("member");
+  write_identity(j, who.session, who.identity);
+  j.w().EndObject();
+  return j.frame();
+}
+
+engine::SharedFrame* state_event(const hub::SharedRoom& room, std::string_view key,
+                                 std::string_view value, uint64_t from) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "state");
+  j.kv("room", room.name());
+  j.kv("key", key);
+  if (value.empty()) {
+    j.key("deleted");
+    j.w().Bool(true);
+  } else {
+    j.key("value");
+    j.raw(value);
+  }
+  j.kv("from", sid(from));
+  j.w().EndObject();
+  return j.frame();
+}
+
+}  // namespace
+
+// One parsed request: the document lives on the stack, strings point into the payload.
+struct NativeProfile::Request {
+  rapidjson::Document doc;
+  const Value* id = nullptr;
+  std::string_view op;
+
+  const Value* get(const char* name) const {
+    auto it = doc.FindMember(name);
+    return it == doc.MemberEnd() ? nullptr : &it->value;
+  }
+  std::optional<std::string_view> string(const char* name) const {
+    const Value* v = get(name);
+    if (!v || !v->IsString()) return std::nullopt;
+    return std::string_view(v->GetString(), v->GetStringLength());
+  }
+};
+
+namespace {
+
+void write_id(JsonFrame& j, const Value* id) {
+  if (!id) return;
+  j.key("id");
+  id->Accept(j.w());
+}
+
+void send_error(Session& s, const Value* id, std::string_view code, std::string_view message) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "error");
+  write_id(j, id);
+  j.kv("code", code);
+  j.kv("message", message);
+  j.w().EndObject();
+  engine::FrameRef f(j.frame());
+  s.send_frame(f.get());
+}
+
+// {"type": type, "id": ..., extra...}
+template <typename Fn>
+void reply(Session& s, const Value* id, std::string_view type, Fn&& extra) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", type);
+  write_id(j, id);
+  extra(j);
+  j.w().EndObject();
+  engine::FrameRef f(j.frame());
+  s.send_frame(f.get());
+}
+
+bool valid_room(std::string_view name) { return !name.empty() && name.size() <= NativeProfile::kMaxRoomName; }
+
+}  // namespace
+
+void NativeProfile::on_open(Session& s, const websocket::HttpRequest&) { s.user = new NativeState(); }
+
+void NativeProfile::on_close(Session& s) {
+  auto* st = static_cast<NativeState*>(s.user);
+  if (!st) return;
+  hub::Hub& hub = hubs_.hub_of(s);
+  hub.session_closed(s);
+  auto& endpoints = hubs_.endpoints();
+  for (const auto& name : st->owned) {
+    auto peers = endpoints.unregister(name, s.id());
+    if (!peers) continue;
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "endpoint");
+    j.kv("event", "gone");
+    j.kv("name", name);
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    for (uint64_t p : *peers) hub.send_to(p, f.get());
+  }
+  for (const auto& [name, owner] : st->attached) {
+    if (!endpoints.detach(name, s.id())) continue;
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "peer");
+    j.kv("event", "detached");
+    j.kv("name", name);
+    j.kv("peer", sid(s.id()));
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    hub.send_to(owner, f.get());
+  }
+  delete st;
+  s.user = nullptr;
+}
+
+void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+  NativeState& st = state_of(s);
+  hub::Hub& hub = hubs_.hub_of(s);
+  if (op == websocket::Opcode::kBinary) {
+    hub::SharedRoom* room = st.binary_room.empty() ? nullptr : hub.joined_room(s, st.binary_room);
+    if (!room) {
+      send_error(s, nullptr, "not_joined", "binary frames are published to the last joined room; join one first");
+      return;
+    }
+    hub.publish(s, room, payload, st.identity.user_id, binary_event, true, false);
+    return;
+  }
+  Request r;
+  // rapidjson's in-situ parser needs a NUL after the text, and the payload may sit inside the frame
+  // reader's buffer right before the next frame: copy once into a per-thread buffer (no allocation
+  // once warm), then decode strings in place there.
+  thread_local std::string text;
+  text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  r.doc.ParseInsitu(text.data());
+  if (r.doc.HasParseError() || payload.empty()) {
+    send_error(s, nullptr, "bad_json",
+               payload.empty() ? "empty message" : rapidjson::GetParseError_En(r.doc.GetParseError()));
+    return;
+  }
+  if (!r.doc.IsObject()) {
+    send_error(s, nullptr, "bad_request", "a request is a JSON object with an \"op\" field");
+    return;
+  }
+  r.id = r.get("id");
+  auto op_name = r.string("op");
+  if (!op_name) {
+    send_error(s, r.id, "bad_request", "missing string field \"op\"");
+    return;
+  }
+  r.op = *op_name;
+  handle(s, r);
+}
+
+void NativeProfile::handle(Session& s, Request& r) {
+  NativeState& st = state_of(s);
+  hub::Hub& hub = hubs_.hub_of(s);
+  const Value* id = r.id;
+  auto room_arg = [&]() -> std::optional<std::string_view> {
+    auto room = r.string("room");
+    if (!room || !valid_room(*room)) {
+      send_error(s, id, "bad_request", "\"room\" must be a string of 1-128 bytes");
+      return std::nullopt;
+    }
+    return room;
+  };
+  auto joined = [&](std::string_view room) -> hub::SharedRoom* {
+    hub::SharedRoom* rm = hub.joined_room(s, room);
+    if (!rm) send_error(s, id, "not_joined", "join the room first");
+    return rm;
+  };
+
+  if (r.op == "ping") {
+    reply(s, id, "pong", [](JsonFrame&) {});
+  } else if (r.op == "auth") {
+    auto token = r.string("token");
+    if (!token) return send_error(s, id, "bad_request", "missing string field \"token\"");
+    auto who = tokens_.lookup(*token);
+    if (!who) return send_error(s, id, "auth_failed", "unknown token");
+    st.identity = *who;
+    st.authed = true;
+    reply(s, id, "authed", [&](JsonFrame& j) {
+      j.kv("session", sid(s.id()));
+      j.kv("user_id", st.identity.user_id);
+      j.kv("nickname", st.identity.nickname);
+    });
+  } else if (r.op == "join") {
+    auto room = room_arg();
+    if (!room) return;
+    hub::JoinOptions opts;
+    const Value* presence = r.get("presence");
+    if (presence && !presence->IsBool()) return send_error(s, id, "bad_request", "\"presence\" must be true or false");
+    opts.presence = presence && presence->GetBool();
+    opts.presence_events = presence_event;
+    const Value* since = r.get("since");
+    if (since) {
+      if (!since->IsUint64()) return send_error(s, id, "bad_request", "\"since\" must be a sequence number");
+      opts.since = since->GetUint64();
+    }
+    const Value* history = r.get("history");
+    if (history) {
+      if (!history->IsUint()) return send_error(s, id, "bad_request", "\"history\" must be a count");
+      opts.replay = std::min<size_t>(history->GetUint(), kMaxHistoryLimit);
+    }
+    opts.identity = st.identity;
+    if (opts.identity.user_id.empty()) opts.identity.user_id = "";
+    std::string id_json = id ? to_json(*id) : std::string();
+    std::string room_name(*room);
+    bool ok = hub.join(s, *room, std::move(opts), [id_json, room_name](Session& js, hub::JoinResult& res) {
+      state_of(js).binary_room = room_name;
+      JsonFrame j;
+      j.w().StartObject();
+      j.kv("type", "joined");
+      if (!id_json.empty()) {
+        j.key("id");
+        j.raw(id_json);
+      }
+      j.kv("room", room_name);
+      j.key("seq");
+      j.w().Uint64(res.seq);
+      j.key("state");
+      j.w().StartObject();
+      for (const auto& [k, v] : res.state) {
+        j.key(k);
+        j.raw(v);
+      }
+      j.w().EndObject();
+      if (!res.members.empty()) {
+        j.key("members");
+        j.w().StartArray();
+        for (const auto& m : res.members) write_identity(j, m.session, m.identity);
+        j.w().EndArray();
+      }
+      j.w().EndObject();
+      engine::FrameRef f(j.frame());
+      js.send_frame(f.get());
+      for (const auto& ev : res.replay) js.send_frame(ev.get());
+    });
+    if (!ok) send_error(s, id, "already_joined", "already in this room");
+  } else if (r.op == "leave") {
+    auto room = room_arg();
+    if (!room) return;
+    if (!hub.leave(s, *room)) return send_error(s, id, "not_joined", "not in this room");
+    reply(s, id, "left", [&](JsonFrame& j) { j.kv("room", *room); });
+  } else if (r.op == "publish") {
+    auto room = room_arg();
+    if (!room) return;
+    const Value* data = r.get("data");
+    if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
+    const Value* echo = r.get("echo");
+    if (echo && !echo->IsBool()) return send_error(s, id, "bad_request", "\"echo\" must be true or false");
+    hub::SharedRoom* rm = joined(*room);
+    if (!rm) return;
+    std::string json = to_json(*data);
+    hub.publish(s, rm, {reinterpret_cast<const uint8_t*>(json.data()), json.size()},
+                st.identity.user_id, message_event, !echo || echo->GetBool());
+    if (id) reply(s, id, "ack", [](JsonFrame&) {});
+  } else if (r.op == "send") {
+    const Value* to = r.get("to");
+    const Value* data = r.get("data");
+    auto target = to ? parse_sid(*to) : std::nullopt;
+    if (!target) return send_error(s, id, "bad_request", "\"to\" must be a session id");
+    if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "direct");
+    j.kv("from", sid(s.id()));
+    if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
+    j.key("data");
+    data->Accept(j.w());
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    int core = hub::Hub::core_of(*target);
+    if (core < 0 || core >= hubs_.cores()) return send_error(s, id, "no_such_session", "no such session");
+    // Delivered on the target's core; an unknown target is reported back to the sender.
+    std::string id_json = id ? to_json(*id) : std::string();
+    uint64_t from = s.id();
+    int from_core = hub.core();
+    hub.post_fn(core, [f, target = *target, from, from_core, id_json](hub::Hub& h) {
+      if (Session* t = h.worker().find_session(target); t && t->open()) {
+        t->send_frame(f.get());
+        return;
+      }
+      h.post_fn(from_core, [from, id_json](hub::Hub& back) {
+        Session* origin = back.worker().find_session(from);
+        if (!origin || !origin->open()) return;
+        rapidjson::Document idd;
+        if (!id_json.empty()) idd.Parse(id_json.c_str());
+        send_error(*origin, id_json.empty() ? nullptr : &idd, "no_such_session", "no such session");
+      });
+    });
+  } else if (r.op == "history") {
+    auto room = room_arg();
+    if (!room) return;
+    const Value* limit = r.get("limit");
+    const Value* offset = r.get("offset");
+    const Value* since = r.get("since");
+    if ((limit && !limit->IsUint()) || (offset && !offset->IsUint()) || (since && !since->IsUint64())) {
+      return send_error(s, id, "bad_request", "\"limit\", \"offset\" and \"since\" must be non-negative integers");
+    }
+    size_t lim = std::min<size_t>(limit ? limit->GetUint() : 50, kMaxHistoryLimit);
+    size_t off = offset ? offset->GetUint() : 0;
+    std::optional<uint64_t> after;
+    if (since) after = since->GetUint64();
+    std::string id_json = id ? to_json(*id) : std::string();
+    std::string room_name(*room);
+    auto& reg = hubs_.rooms();
+    hub::RoomRef ref(&reg, reg.acquire(*room));
+    uint64_t me = s.id();
+    hub.query(
+        ref.get(),
+        [lim, off, after, id_json, room_name](hub::SharedRoom& rm) {
+          JsonFrame j;
+          j.w().StartObject();
+          j.kv("type", "history");
+          if (!id_json.empty()) {
+            j.key("id");
+            j.raw(id_json);
+          }
+          j.kv("room", room_name);
+          j.key("seq");
+          j.w().Uint64(rm.seq);
+          j.key("messages");
+          j.w().StartArray();
+          auto item = [&j](const hub::HistoryRecord& rec) {
+            j.w().StartObject();
+            j.key("seq");
+            j.w().Uint64(rec.seq);
+            j.key("ts");
+            j.w().Int64(rec.ts_ms);
+            j.kv("from", sid(rec.sender));
+            if (!rec.user.empty()) j.kv("user", rec.user);
+            j.key("data");
+            j.raw(rec.data());
+            j.w().EndObject();
+          };
+          if (after) rm.history().since(*after, item);
+          else rm.history().newest_first(off, lim, item);
+          j.w().EndArray();
+          j.w().EndObject();
+          return std::string(j.text());
+        },
+        [&hub, me](std::string json) {
+          if (Session* t = hub.worker().find_session(me); t && t->open()) t->send_text(json);
+        });
+  } else if (r.op == "presence") {
+    auto room = room_arg();
+    if (!room) return;
+    std::string id_json = id ? to_json(*id) : std::string();
+    std::string room_name(*room);
+    auto& reg = hubs_.rooms();
+    hub::RoomRef ref(&reg, reg.acquire(*room));
+    uint64_t me = s.id();
+    hub.query(
+        ref.get(),
+        [id_json, room_name](hub::SharedRoom& rm) {
+          JsonFrame j;
+          j.w().StartObject();
+          j.kv("type", "presence");
+          if (!id_json.empty()) {
+            j.key("id");
+            j.raw(id_json);
+          }
+          j.kv("room", room_name);
+          j.key("members");
+          j.w().StartArray();
+          for (const auto& m : rm.presence()) write_identity(j, m.session, m.identity);
+          j.w().EndArray();
+          j.w().EndObject();
+          return std::string(j.text());
+        },
+        [&hub, me](std::string json) {
+          if (Session* t = hub.worker().find_session(me); t && t->open()) t->send_text(json);
+        });
+  } else if (r.op == "state.set" || r.op == "state.del") {
+    auto room = room_arg();
+    if (!room) return;
+    auto key = r.string("key");
+    if (!key || key->empty() || key->size() > 256) return send_error(s, id, "bad_request", "\"key\" must be a string of 1-256 bytes");
+    bool set = r.op == "state.set";
+    const Value* value = r.get("value");
+    if (set && !value) return send_error(s, id, "bad_request", "missing field \"value\"");
+    hub::SharedRoom* rm = joined(*room);
+    if (!rm) return;
+    std::optional<std::string> v;
+    if (set) v = to_json(*value);
+    hub.set_state(s, rm, std::string(*key), std::move(v), state_event);
+    if (id) reply(s, id, "ack", [](JsonFrame&) {});
+  } else if (r.op == "register") {
+    auto name = r.string("name");
+    if (!name || name->empty() || name->size() > 128) return send_error(s, id, "bad_request", "\"name\" must be a string of 1-128 bytes");
+    if (!hubs_.endpoints().register_name(*name, s.id())) return send_error(s, id, "name_taken", "an endpoint with this name exists");
+    if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end()) st.owned.emplace_back(*name);
+    reply(s, id, "registered", [&](JsonFrame& j) { j.kv("name", *name); });
+  } else if (r.op == "attach") {
+    auto name = r.string("name");
+    if (!name) return send_error(s, id, "bad_request", "missing string field \"name\"");
+    auto owner = hubs_.endpoints().attach(*name, s.id());
+    if (!owner) return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
+    bool known = false;
+    for (auto& a : st.attached) known |= a.first == *name;
+    if (!known) st.attached.emplace_back(std::string(*name), *owner);
+    reply(s, id, "attached", [&](JsonFrame& j) {
+      j.kv("name", *name);
+      j.kv("endpoint", sid(*owner));
+    });
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "peer");
+    j.kv("event", "attached");
+    j.kv("name", *name);
+    j.kv("peer", sid(s.id()));
+    if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    hub.send_to(*owner, f.get());
+  } else if (r.op == "relay") {
+    const Value* data = r.get("data");
+    if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
+    auto name = r.string("name");
+    const Value* to = r.get("to");
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "relay");
+    j.kv("from", sid(s.id()));
+    if (name) j.kv("name", *name);
+    j.key("data");
+    data->Accept(j.w());
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    // An endpoint owner relays to its peers (one, or all); a peer relays to the endpoint.
+    if (name && std::find(st.owned.begin(), st.owned.end(), *name) != st.owned.end()) {
+      auto ep = hubs_.endpoints().find(*name);
+      if (!ep) return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
+      if (to) {
+        auto target = parse_sid(*to);
+        if (!target || std::find(ep->peers.begin(), ep->peers.end(), *target) == ep->peers.end()) {
+          return send_error(s, id, "not_attached", "that session is not attached to this endpoint");
+        }
+        hub.send_to(*target, f.get());
+      } else {
+        for (uint64_t p : ep->peers) hub.send_to(p, f.get());
+      }
+    } else {
+      const std::pair<std::string, uint64_t>* att = nullptr;
+      for (auto& a : st.attached)
+        if (!name || a.first == *name) att = &a;
+      if (!att) return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
+      hub.send_to(att->second, f.get());
+    }
+  } else {
+    send_error(s, id, "unknown_op", "unknown op");
+  }
+}
+
+}  // namespace ringcast::profiles

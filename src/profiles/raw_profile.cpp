@@ -1,0 +1,41 @@
+#include "ringcast/profiles/raw_profile.h"
+
+#include "ringcast/websocket/close_code.h"
+#include "ringcast/websocket/frame_encoder.h"
+
+namespace ringcast::profiles {
+
+namespace {
+struct RawState {
+  hub::SharedRoom* room;  // the hub's membership holds the reference
+  bool echo;
+};
+}  // namespace
+
+void RawProfile::on_open(websocket::Session& s, const websocket::HttpRequest& req) {
+  std::string_view name = req.path.substr(kPrefix.size());
+  if (name.empty() || name.size() > kMaxRoomName) {
+    s.close(websocket::kClosePolicyViolation, "room name must be 1-256 bytes");
+    return;
+  }
+  auto echo = websocket::query_param(req.query, "echo");
+  hub::Hub& hub = hubs_.hub_of(s);
+  hub::RoomRef room = hub.join_direct(s, name);
+  s.user = new RawState{room.get(), !(echo && (*echo == "0" || *echo == "false"))};
+}
+
+void RawProfile::on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+  auto* st = static_cast<RawState*>(s.user);
+  if (!st) return;
+  engine::SharedFrame* frame = websocket::encode_frame(op, payload);  // once, for every recipient
+  hubs_.hub_of(s).fanout_direct(st->room, frame, st->echo ? 0 : s.id(), &s);
+  frame->release();
+}
+
+void RawProfile::on_close(websocket::Session& s) {
+  hubs_.hub_of(s).session_closed(s);
+  delete static_cast<RawState*>(s.user);
+  s.user = nullptr;
+}
+
+}  // namespace ringcast::profiles

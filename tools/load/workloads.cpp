@@ -1,0 +1,595 @@
+#include "load/workloads.h"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstring>
+
+#include "load/payload.h"
+
+namespace ringcast::load {
+
+namespace {
+
+std::string append_param(std::string target, const std::string& param) {
+  return target + (target.find('?') == std::string::npos ? "?" : "&") + param;
+}
+
+void add_metric(Results& r, std::string key, std::string label, double v, std::string unit) {
+  r.metrics.push_back(Metric{std::move(key), std::move(label), v, std::move(unit)});
+}
+
+LatencySeries merged(std::vector<std::unique_ptr<Worker>>& workers, int series, std::string key,
+                     std::string label) {
+  LatencySeries s{std::move(key), std::move(label), {}};
+  for (auto& w : workers) s.hist.merge(w->hist[series]);
+  return s;
+}
+
+uint8_t data_opcode(const Options& o) { return o.text ? opcode::kText : opcode::kBinary; }
+
+// Fixed-rate schedule of one worker: message j is due at start + offset + j * period and goes to
+// senders[j % senders.size()], so every sender gets an evenly spaced share of the total rate.
+// Latency is measured from this intended time (coordinated omission correction): a late send
+// does not hide the time it waited.
+struct Schedule {
+  double period_ns = 0;
+  uint64_t offset_ns = 0;
+  uint64_t j = 0;
+  void init(double total_rate, uint64_t total_senders, size_t my_senders, int worker) {
+    period_ns = 1e9 * static_cast<double>(total_senders) /
+                (total_rate * static_cast<double>(std::max<size_t>(my_senders, 1)));
+    offset_ns = static_cast<uint64_t>(1e9 / total_rate * worker) % std::max<uint64_t>(
+                                                                        1, static_cast<uint64_t>(period_ns));
+    j = 0;
+  }
+  // Calls send(conn_index_in_senders, intended_time) for every due message; returns the next due
+  // time (UINT64_MAX once the schedule reaches `end`).
+  template <class F>
+  uint64_t run(uint64_t start, uint64_t end, uint64_t now, size_t n, F&& send) {
+    if (n == 0) return UINT64_MAX;
+    for (int batch = 0; batch < 4096; ++batch) {
+      uint64_t t = start + offset_ns + static_cast<uint64_t>(static_cast<double>(j) * period_ns);
+      if (t >= end) return UINT64_MAX;
+      if (t > now) return t;
+      send(static_cast<size_t>(j % n), t);
+      ++j;
+    }
+    return now;  // more are due: come back after servicing the sockets
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// echo and relay: senders send, the reply comes back on the same connection (echo: from the
+// server's /echo; relay: from the pair's B connection through the server) and is checked.
+
+class RoundTripWorkload final : public ScenarioWorkload {
+ public:
+  enum Role : uint8_t { kSender = 0, kReflector = 1 };
+
+  RoundTripWorkload(const Options& o, Run& run, bool relay)
+      : o_(o), run_(run), relay_(relay), per_(static_cast<size_t>(o.threads)) {
+    senders_ = relay ? o.pairs : o.connections;
+    for (auto& p : per_) p.buf.resize(o.size);
+  }
+
+  uint8_t role(uint64_t gid) const override {
+    return relay_ && gid >= senders_ ? kReflector : kSender;
+  }
+
+  std::string target(uint64_t gid) const override {
+    if (!relay_) return o_.url.target();
+    uint64_t pair = gid >= senders_ ? gid - senders_ : gid;
+    return append_param(relay_target(o_.url, pair), "echo=0");
+  }
+
+  void on_run_start(Worker& w, uint64_t now) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    p.senders.clear();
+    auto& conns = w.conns();
+    for (size_t i = 0; i < conns.size(); ++i)
+      if (conns[i].role == kSender && conns[i].state == ConnState::kOpen)
+        p.senders.push_back(static_cast<uint32_t>(i));
+    if (o_.rate > 0) {
+      p.sched.init(o_.rate, senders_, p.senders.size(), w.index());
+    } else {
+      for (uint32_t i : p.senders)
+        for (uint32_t k = 0; k < o_.pipeline; ++k) send(w, p, conns[i], now);
+    }
+  }
+
+  uint64_t on_tick(Worker& w, uint64_t now) override {
+    if (o_.rate <= 0) return UINT64_MAX;
+    Per& p = per_[static_cast<size_t>(w.index())];
+    auto& conns = w.conns();
+    return p.sched.run(run_.t_run_start.load(std::memory_order_relaxed),
+                       run_.t_run_end.load(std::memory_order_relaxed), now, p.senders.size(),
+                       [&](size_t k, uint64_t t) {
+                         Conn& c = conns[p.senders[k]];
+                         if (c.state == ConnState::kOpen)
+                           send(w, p, c, t);
+                         else
+                           ++p.skipped;
+                       });
+  }
+
+  void on_message(Worker& w, Conn& c, uint8_t op, const uint8_t* data, size_t n,
+                  uint64_t now) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    if (c.role == kReflector) {
+      reflect(w, p, c, op, data, n);
+      return;
+    }
+    if (op != data_opcode(o_) || n != o_.size) {
+      w.error(ErrorKind::kPayload, "connection " + std::to_string(c.gid) + ": got " +
+                                       (op == opcode::kText ? "text" : "binary") + " message of " +
+                                       std::to_string(n) + " bytes, sent " +
+                                       (o_.text ? "text" : "binary") + " of " +
+                                       std::to_string(o_.size));
+      return;
+    }
+    PayloadReader r(data, n, o_.text);
+    uint64_t raw = 0, t = 0;
+    if (!r.u64(raw) || !r.u64(t)) {
+      w.error(ErrorKind::kPayload, "connection " + std::to_string(c.gid) + ": malformed header");
+      return;
+    }
+    uint64_t seq = raw & ~kReflectedBit;
+    if (seq < c.expect_seq || c.inflight == 0) {
+      w.error(ErrorKind::kDuplicate, "connection " + std::to_string(c.gid) + ": message " +
+                                         std::to_string(seq) + " came back again");
+      return;
+    }
+    if (seq != c.expect_seq)
+      w.error(ErrorKind::kOrder, "connection " + std::to_string(c.gid) + ": expected message " +
+                                     std::to_string(c.expect_seq) + ", got " + std::to_string(seq));
+    size_t bad = check_padding(data, r.offset(), n, payload_salt(c.gid, seq), o_.text);
+    if (bad != n)
+      w.error(ErrorKind::kPayload, "connection " + std::to_string(c.gid) + ": message " +
+                                       std::to_string(seq) + " differs at byte " +
+                                       std::to_string(bad));
+    w.record(0, now > t ? now - t : 0);
+    c.expect_seq = seq + 1;
+    --c.inflight;
+    --p.outstanding;
+    ++p.replies;
+    if (o_.rate <= 0 && run_.current() == Phase::kRun) send(w, p, c, now);
+  }
+
+  bool drained(Worker& w) override { return per_[static_cast<size_t>(w.index())].outstanding == 0; }
+
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
+              Results& r) override {
+    uint64_t sent = 0, replies = 0, outstanding = 0, reflected = 0, ignored = 0, skipped = 0;
+    for (auto& p : per_) {
+      sent += p.sent;
+      replies += p.replies;
+      outstanding += p.outstanding;
+      reflected += p.reflected;
+      ignored += p.ignored;
+      skipped += p.skipped;
+    }
+    if (relay_) {
+      add_metric(r, "pairs", "pairs", static_cast<double>(o_.pairs), "");
+    } else {
+      add_metric(r, "connections", "connections", static_cast<double>(o_.connections), "");
+    }
+    add_metric(r, "message_size_bytes", "message size", static_cast<double>(o_.size), "bytes");
+    if (o_.rate > 0) {
+      add_metric(r, "target_rate_msg_per_s", "target rate", o_.rate, "msg/s");
+    } else {
+      add_metric(r, "pipeline", "pipeline", o_.pipeline, "msg/connection");
+    }
+    add_metric(r, "duration_s", "duration", seconds, "s");
+    add_metric(r, "messages_sent", "messages sent", static_cast<double>(sent), "");
+    add_metric(r, "messages_returned", "messages returned", static_cast<double>(replies), "");
+    if (relay_) {
+      add_metric(r, "relayed_by_b", "relayed by B", static_cast<double>(reflected), "");
+      add_metric(r, "own_echoes_at_b", "own echoes at B", static_cast<double>(ignored), "");
+    }
+    add_metric(r, "throughput_msg_per_s", "throughput", seconds > 0 ? replies / seconds : 0,
+               "msg/s");
+    add_metric(r, "throughput_mib_per_s", "payload throughput",
+               seconds > 0 ? replies * static_cast<double>(o_.size) / seconds / 1048576.0 : 0,
+               "MiB/s each way");
+    if (skipped)
+      add_metric(r, "skipped_sends", "skipped (closed conn)", static_cast<double>(skipped), "");
+    r.loss = outstanding;
+    if (outstanding)
+      r.failures.push_back(std::to_string(outstanding) +
+                           " messages never came back (within --drain)");
+    r.latency.push_back(merged(workers, 0, "round_trip", "round trip"));
+  }
+
+ private:
+  struct Per {
+    std::vector<uint32_t> senders;
+    Schedule sched;
+    std::vector<uint8_t> buf;
+    std::vector<uint8_t> relay_buf;
+    uint64_t outstanding = 0, sent = 0, replies = 0, reflected = 0, ignored = 0, skipped = 0;
+  };
+
+  void send(Worker& w, Per& p, Conn& c, uint64_t t) {
+    uint64_t seq = c.next_seq++;
+    PayloadWriter wr(p.buf.data(), o_.text);
+    wr.u64(seq);
+    wr.u64(t);
+    fill_padding(p.buf.data(), wr.offset(), p.buf.size(), payload_salt(c.gid, seq), o_.text);
+    w.send_message(c, data_opcode(o_), p.buf.data(), p.buf.size());
+    ++c.inflight;
+    ++p.outstanding;
+    ++p.sent;
+  }
+
+  // B side of a relay pair: sends A's message back with the "reflected" bit set; its own
+  // reflections (a room that echoes to the sender) are ignored so nothing loops.
+  void reflect(Worker& w, Per& p, Conn& c, uint8_t op, const uint8_t* data, size_t n) {
+    PayloadReader r(data, n, o_.text);
+    uint64_t raw = 0;
+    if (!r.u64(raw)) {
+      w.error(ErrorKind::kPayload, "relay B connection " + std::to_string(c.gid) +
+                                       ": malformed message of " + std::to_string(n) + " bytes");
+      return;
+    }
+    if (raw & kReflectedBit) {
+      ++p.ignored;
+      return;
+    }
+    p.relay_buf.assign(data, data + n);
+    PayloadWriter wr(p.relay_buf.data(), o_.text);
+    wr.u64(raw | kReflectedBit);
+    w.send_message(c, op, p.relay_buf.data(), n);
+    ++p.reflected;
+  }
+
+  const Options& o_;
+  Run& run_;
+  bool relay_;
+  uint64_t senders_ = 0;
+  std::vector<Per> per_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// broadcast: P publishers publish at a fixed total rate into one room, S subscribers check that
+// every message of every publisher arrives once and in order, and measure publish->receipt latency
+// per delivery and for the last subscriber to get each message.
+
+class BroadcastWorkload final : public ScenarioWorkload {
+ public:
+  enum Role : uint8_t { kPublisher = 0, kSubscriber = 1 };
+
+  BroadcastWorkload(const Options& o, Run& run)
+      : o_(o),
+        run_(run),
+        pubs_(o.publishers),
+        subs_(o.subscribers),
+        per_(static_cast<size_t>(o.threads)),
+        pub_sent_(new std::atomic<uint64_t>[pubs_]),
+        tracks_(static_cast<size_t>(subs_) * pubs_) {
+    for (uint32_t i = 0; i < pubs_; ++i) pub_sent_[i].store(0);
+    for (auto& p : per_) p.buf.resize(o.size);
+    // Ring of per-message delivery counters, per publisher, covering ~10 s of publishing (at most
+    // 4M slots in all); a message still incomplete when its slot is reused counts as incomplete.
+    double per_pub_rate = o.rate / pubs_;
+    uint64_t want = std::bit_ceil(static_cast<uint64_t>(std::max(256.0, per_pub_rate * 10)));
+    uint64_t cap = std::bit_floor(std::max<uint64_t>(16, (uint64_t{1} << 22) / pubs_));
+    ring_size_ = std::max<uint64_t>(16, std::min(want, cap));
+    ring_.reset(new Slot[ring_size_ * pubs_]);
+  }
+
+  uint8_t role(uint64_t gid) const override { return gid < pubs_ ? kPublisher : kSubscriber; }
+
+  std::string target(uint64_t gid) const override {
+    if (gid < pubs_ && !o_.publisher_echo) return append_param(o_.url.target(), "echo=0");
+    return o_.url.target();
+  }
+
+  void on_run_start(Worker& w, uint64_t) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    p.senders.clear();
+    p.subscribers = 0;
+    auto& conns = w.conns();
+    for (size_t i = 0; i < conns.size(); ++i) {
+      if (conns[i].role == kPublisher && conns[i].state == ConnState::kOpen)
+        p.senders.push_back(static_cast<uint32_t>(i));
+      if (conns[i].role == kSubscriber) ++p.subscribers;
+    }
+    p.sched.init(o_.rate, pubs_, p.senders.size(), w.index());
+  }
+
+  uint64_t on_tick(Worker& w, uint64_t now) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    auto& conns = w.conns();
+    return p.sched.run(run_.t_run_start.load(std::memory_order_relaxed),
+                       run_.t_run_end.load(std::memory_order_relaxed), now, p.senders.size(),
+                       [&](size_t k, uint64_t t) {
+                         Conn& c = conns[p.senders[k]];
+                         if (c.state == ConnState::kOpen)
+                           publish(w, p, c, t);
+                         else
+                           ++p.skipped;
+                       });
+  }
+
+  void on_message(Worker& w, Conn& c, uint8_t op, const uint8_t* data, size_t n,
+                  uint64_t now) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    if (c.role == kPublisher) {
+      ++p.publisher_received;  // room traffic reaching a publisher is not checked
+      return;
+    }
+    std::string who = "subscriber " + std::to_string(c.gid - pubs_);
+    if (op != data_opcode(o_) || n != o_.size) {
+      w.error(ErrorKind::kPayload, who + ": got " + (op == opcode::kText ? "text" : "binary") +
+                                       " message of " + std::to_string(n) + " bytes, published " +
+                                       (o_.text ? "text" : "binary") + " of " +
+                                       std::to_string(o_.size));
+      return;
+    }
+    PayloadReader r(data, n, o_.text);
+    uint32_t pub = 0;
+    uint64_t seq = 0, t = 0;
+    if (!r.u32(pub) || !r.u64(seq) || !r.u64(t) || pub >= pubs_) {
+      w.error(ErrorKind::kPayload, who + ": malformed message header");
+      return;
+    }
+    size_t bad = check_padding(data, r.offset(), n, payload_salt(pub, seq), o_.text);
+    if (bad != n) {
+      w.error(ErrorKind::kPayload, who + ": message " + std::to_string(seq) + " of publisher " +
+                                       std::to_string(pub) + " differs at byte " +
+                                       std::to_string(bad));
+      return;
+    }
+    Track& tr = tracks_[static_cast<size_t>(c.gid - pubs_) * pubs_ + pub];
+    if (seq >= tr.next) {
+      uint64_t gap = seq - tr.next;
+      p.gap_loss += static_cast<int64_t>(gap);
+      tr.window = gap + 1 >= 64 ? 1 : (tr.window << (gap + 1)) | 1;
+      p.next_sum += seq + 1 - tr.next;
+      tr.next = seq + 1;
+    } else {
+      uint64_t d = tr.next - 1 - seq;
+      if (d < 64 && ((tr.window >> d) & 1)) {
+        w.error(ErrorKind::kDuplicate, who + ": message " + std::to_string(seq) +
+                                           " of publisher " + std::to_string(pub) +
+                                           " delivered twice");
+        return;
+      }
+      w.error(ErrorKind::kOrder, who + ": message " + std::to_string(seq) + " of publisher " +
+                                     std::to_string(pub) + " arrived after message " +
+                                     std::to_string(tr.next - 1));
+      if (d < 64) {
+        tr.window |= uint64_t{1} << d;
+        --p.gap_loss;
+      }
+    }
+    ++p.deliveries;
+    uint64_t lat = now > t ? now - t : 0;
+    w.record(0, lat);
+    // Last subscriber: the delivery that completes the message's count records the latest
+    // receipt time among all subscribers.
+    Slot& s = ring_[pub * ring_size_ + (seq & (ring_size_ - 1))];
+    if (s.tag.load(std::memory_order_acquire) != seq + 1) {
+      ++p.untracked;
+      return;
+    }
+    uint64_t m = s.max_recv.load(std::memory_order_relaxed);
+    while (m < now && !s.max_recv.compare_exchange_weak(m, now, std::memory_order_acq_rel)) {
+    }
+    if (s.count.fetch_add(1, std::memory_order_acq_rel) + 1 == subs_) {
+      uint64_t last = s.max_recv.load(std::memory_order_acquire);
+      w.record(1, last > t ? last - t : 0);
+    }
+  }
+
+  bool drained(Worker& w) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < pubs_; ++i) total += pub_sent_[i].load(std::memory_order_acquire);
+    return p.next_sum >= p.subscribers * total;
+  }
+
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
+              Results& r) override {
+    uint64_t published = 0;
+    for (uint32_t i = 0; i < pubs_; ++i) published += pub_sent_[i].load();
+    int64_t gap_loss = 0;
+    uint64_t deliveries = 0, untracked = 0, overwritten = 0, pub_recv = 0, skipped = 0;
+    for (auto& p : per_) {
+      gap_loss += p.gap_loss;
+      deliveries += p.deliveries;
+      untracked += p.untracked;
+      overwritten += p.overwritten_incomplete;
+      pub_recv += p.publisher_received;
+      skipped += p.skipped;
+    }
+    uint64_t tail_loss = 0;
+    for (uint64_t s = 0; s < subs_; ++s)
+      for (uint32_t i = 0; i < pubs_; ++i) {
+        uint64_t sent = pub_sent_[i].load(), next = tracks_[s * pubs_ + i].next;
+        tail_loss += sent > next ? sent - next : 0;
+      }
+    uint64_t loss = tail_loss + static_cast<uint64_t>(std::max<int64_t>(0, gap_loss));
+    // Messages that did not reach every subscriber.
+    uint64_t incomplete = overwritten;
+    if (subs_ > 0) {
+      for (uint32_t i = 0; i < pubs_; ++i) {
+        uint64_t sent = pub_sent_[i].load();
+        uint64_t from = sent > ring_size_ ? sent - ring_size_ : 0;
+        for (uint64_t seq = from; seq < sent; ++seq) {
+          const Slot& s = ring_[i * ring_size_ + (seq & (ring_size_ - 1))];
+          if (s.tag.load() == seq + 1 && s.count.load() < subs_) ++incomplete;
+        }
+      }
+    }
+    add_metric(r, "publishers", "publishers", pubs_, "");
+    add_metric(r, "subscribers", "subscribers", subs_, "");
+    add_metric(r, "message_size_bytes", "message size", static_cast<double>(o_.size), "bytes");
+    add_metric(r, "target_publish_rate_per_s", "target publish rate", o_.rate, "msg/s");
+    add_metric(r, "duration_s", "duration", seconds, "s");
+    add_metric(r, "published", "published", static_cast<double>(published), "msgs");
+    add_metric(r, "publish_rate_per_s", "publish rate", seconds > 0 ? published / seconds : 0,
+               "msg/s");
+    add_metric(r, "expected_deliveries", "expected deliveries",
+               static_cast<double>(published * subs_), "");
+    add_metric(r, "deliveries", "deliveries", static_cast<double>(deliveries), "");
+    add_metric(r, "delivery_rate_per_s", "delivery rate", seconds > 0 ? deliveries / seconds : 0,
+               "msg/s");
+    if (subs_ > 0)
+      add_metric(r, "messages_incomplete", "messages not at all subs", static_cast<double>(incomplete),
+                 "");
+    add_metric(r, "publisher_received", "received by publishers", static_cast<double>(pub_recv),
+               "");
+    if (untracked)
+      add_metric(r, "last_subscriber_untracked", "last-sub untracked", static_cast<double>(untracked),
+                 "");
+    if (skipped)
+      add_metric(r, "skipped_publishes", "skipped (closed conn)", static_cast<double>(skipped), "");
+    r.loss = loss;
+    if (loss)
+      r.failures.push_back(std::to_string(loss) + " of " + std::to_string(published * subs_) +
+                           " deliveries lost");
+    r.latency.push_back(merged(workers, 0, "delivery", "delivery"));
+    r.latency.push_back(merged(workers, 1, "last_subscriber", "last subscriber"));
+  }
+
+ private:
+  struct Per {
+    std::vector<uint32_t> senders;
+    Schedule sched;
+    std::vector<uint8_t> buf;
+    uint64_t subscribers = 0;  // subscriber connections on this worker
+    uint64_t next_sum = 0;     // sum of Track::next over them
+    int64_t gap_loss = 0;      // holes below Track::next
+    uint64_t deliveries = 0, untracked = 0, overwritten_incomplete = 0, publisher_received = 0,
+             skipped = 0;
+  };
+  struct Track {
+    uint64_t next = 0;    // next expected sequence number
+    uint64_t window = 0;  // bit d: message next-1-d was received
+  };
+  struct Slot {
+    std::atomic<uint64_t> tag{0};  // seq + 1 of the message using the slot
+    std::atomic<uint64_t> max_recv{0};
+    std::atomic<uint32_t> count{0};
+  };
+
+  void publish(Worker& w, Per& p, Conn& c, uint64_t t) {
+    uint32_t pub = c.gid;
+    uint64_t seq = c.next_seq++;
+    if (subs_ > 0) {
+      Slot& s = ring_[pub * ring_size_ + (seq & (ring_size_ - 1))];
+      if (s.tag.load(std::memory_order_relaxed) != 0 &&
+          s.count.load(std::memory_order_relaxed) < subs_)
+        ++p.overwritten_incomplete;
+      s.count.store(0, std::memory_order_relaxed);
+      s.max_recv.store(0, std::memory_order_relaxed);
+      s.tag.store(seq + 1, std::memory_order_release);
+    }
+    PayloadWriter wr(p.buf.data(), o_.text);
+    wr.u32(pub);
+    wr.u64(seq);
+    wr.u64(t);
+    fill_padding(p.buf.data(), wr.offset(), p.buf.size(), payload_salt(pub, seq), o_.text);
+    w.send_message(c, data_opcode(o_), p.buf.data(), p.buf.size());
+    pub_sent_[pub].store(seq + 1, std::memory_order_release);
+  }
+
+  const Options& o_;
+  Run& run_;
+  uint32_t pubs_;
+  uint32_t subs_;
+  std::vector<Per> per_;
+  std::unique_ptr<std::atomic<uint64_t>[]> pub_sent_;
+  std::vector<Track> tracks_;  // [subscriber * pubs_ + publisher], owned by the sub's worker
+  uint64_t ring_size_ = 0;
+  std::unique_ptr<Slot[]> ring_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// connect: open connections (optionally paced), record handshake latency, then hold them.
+
+class ConnectWorkload final : public ScenarioWorkload {
+ public:
+  ConnectWorkload(const Options& o, Run&) : o_(o) {}
+  uint8_t role(uint64_t) const override { return 0; }
+  std::string target(uint64_t) const override { return o_.url.target(); }
+  void on_open(Worker& w, Conn& c, uint64_t now) override { w.record(0, now - c.t_start); }
+  void on_message(Worker& w, Conn&, uint8_t, const uint8_t*, size_t, uint64_t) override {
+    ++unexpected_[static_cast<size_t>(w.index()) % kSlots];
+  }
+
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
+              Results& r) override {
+    uint64_t opened = 0, failed = 0, first = UINT64_MAX, last = 0, pings = 0;
+    for (auto& w : workers) {
+      auto& c = w->counters();
+      opened += c.opened.load();
+      failed += c.failed.load();
+      pings += c.pings.load();
+      if (c.first_start.load()) first = std::min(first, c.first_start.load());
+      last = std::max(last, c.last_open.load());
+    }
+    double span = last > first && first != UINT64_MAX ? static_cast<double>(last - first) / 1e9 : 0;
+    add_metric(r, "connections", "connections", static_cast<double>(o_.connections), "");
+    add_metric(r, "target_rate_per_s", "target connect rate", o_.rate, o_.rate > 0 ? "conn/s" : "(as fast as possible)");
+    add_metric(r, "opened", "opened", static_cast<double>(opened), "");
+    add_metric(r, "failed", "failed", static_cast<double>(failed), "");
+    add_metric(r, "connect_phase_s", "connect phase", span, "s");
+    add_metric(r, "connect_rate_per_s", "connect rate", span > 0 ? opened / span : 0, "conn/s");
+    add_metric(r, "hold_s", "held idle", o_.hold, "s");
+    add_metric(r, "pings_answered", "pings answered", static_cast<double>(pings), "");
+    uint64_t unexpected = 0;
+    for (uint64_t u : unexpected_) unexpected += u;
+    if (unexpected)
+      add_metric(r, "unexpected_messages", "unexpected messages", static_cast<double>(unexpected),
+                 "");
+    (void)seconds;
+    r.latency.push_back(merged(workers, 0, "handshake", "handshake"));
+  }
+
+ private:
+  static constexpr size_t kSlots = 256;
+  const Options& o_;
+  uint64_t unexpected_[kSlots] = {};
+};
+
+}  // namespace
+
+std::string with_query_param(const Url& u, const std::string& param) {
+  return append_param(u.target(), param);
+}
+
+std::string relay_target(const Url& u, uint64_t pair) {
+  static constexpr std::string_view kPlaceholder = "{pair}";
+  std::string name = "pair-" + std::to_string(pair);
+  std::string t = u.target();
+  bool replaced = false;
+  for (size_t pos; (pos = t.find(kPlaceholder)) != std::string::npos;) {
+    t.replace(pos, kPlaceholder.size(), name);
+    replaced = true;
+  }
+  if (replaced) return t;
+  std::string path = u.path;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/") path.clear();
+  path += "/" + name;
+  return u.query.empty() ? path : path + "?" + u.query;
+}
+
+std::unique_ptr<ScenarioWorkload> make_workload(const Options& o, Run& run) {
+  switch (o.scenario) {
+    case Scenario::kEcho:
+      return std::make_unique<RoundTripWorkload>(o, run, false);
+    case Scenario::kRelay:
+      return std::make_unique<RoundTripWorkload>(o, run, true);
+    case Scenario::kBroadcast:
+      return std::make_unique<BroadcastWorkload>(o, run);
+    case Scenario::kConnect:
+      return std::make_unique<ConnectWorkload>(o, run);
+  }
+  return nullptr;
+}
+
+}  // namespace ringcast::load

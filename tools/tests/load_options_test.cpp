@@ -1,0 +1,150 @@
+// Command-line parsing of ringcast-load: accepted forms and rejected ones.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "load/options.h"
+#include "load/workloads.h"
+
+namespace ringcast::load {
+namespace {
+
+Options parse(std::vector<std::string> args) { return parse_args(args); }
+
+TEST(LoadOptions, EchoDefaultsAndValues) {
+  Options o = parse({"echo", "ws://127.0.0.1:9000/echo"});
+  EXPECT_EQ(o.scenario, Scenario::kEcho);
+  EXPECT_EQ(o.threads, 2);
+  EXPECT_EQ(o.duration, 10);
+  EXPECT_EQ(o.connections, 10u);
+  EXPECT_EQ(o.pipeline, 1u);
+  EXPECT_EQ(o.rate, 0);
+  EXPECT_EQ(o.url.host, "127.0.0.1");
+  EXPECT_EQ(o.url.port, 9000);
+  EXPECT_EQ(o.url.path, "/echo");
+
+  o = parse({"echo", "--connections", "100", "--size=20", "--duration", "5", "--pipeline", "4",
+             "--threads", "3", "--json", "out.json", "--plot", "p.svg", "ws://localhost:1/echo"});
+  EXPECT_EQ(o.connections, 100u);
+  EXPECT_EQ(o.size, 20u);
+  EXPECT_EQ(o.duration, 5);
+  EXPECT_EQ(o.pipeline, 4u);
+  EXPECT_EQ(o.threads, 3);
+  EXPECT_EQ(o.json_path, "out.json");
+  EXPECT_EQ(o.plot_path, "p.svg");
+  EXPECT_EQ(o.total_connections(), 100u);
+
+  o = parse({"echo", "ws://127.0.0.1:9000/echo", "--rate", "2500.5", "--text", "--size", "32"});
+  EXPECT_DOUBLE_EQ(o.rate, 2500.5);
+  EXPECT_TRUE(o.text);
+}
+
+TEST(LoadOptions, OtherScenarios) {
+  Options o = parse({"broadcast", "--subscribers", "1000", "--publishers", "4", "--rate", "200",
+                     "--publisher-echo", "ws://127.0.0.1:8765/raw/room1"});
+  EXPECT_EQ(o.scenario, Scenario::kBroadcast);
+  EXPECT_EQ(o.subscribers, 1000u);
+  EXPECT_EQ(o.publishers, 4u);
+  EXPECT_EQ(o.rate, 200);
+  EXPECT_TRUE(o.publisher_echo);
+  EXPECT_EQ(o.total_connections(), 1004u);
+  EXPECT_EQ(parse({"broadcast", "ws://h:1/raw/r"}).rate, 1000);  // default publish rate
+
+  o = parse({"relay", "--pairs", "50", "ws://127.0.0.1:8765/raw"});
+  EXPECT_EQ(o.pairs, 50u);
+  EXPECT_EQ(o.total_connections(), 100u);
+
+  o = parse({"connect", "--connections", "2000", "--rate", "500", "--hold", "30",
+             "--source-addrs", "4", "ws://127.0.0.1:8765/echo"});
+  EXPECT_EQ(o.scenario, Scenario::kConnect);
+  EXPECT_EQ(o.connections, 2000u);
+  EXPECT_EQ(o.rate, 500);
+  EXPECT_EQ(o.hold, 30);
+  EXPECT_EQ(o.source_addrs, 4u);
+  EXPECT_TRUE(parse({"connect", "--help"}).help);
+  EXPECT_TRUE(parse({"-h"}).help);
+}
+
+TEST(LoadOptions, Urls) {
+  Url u = parse_url("ws://127.0.0.1:8765/raw/room1?x=1");
+  EXPECT_EQ(u.host, "127.0.0.1");
+  EXPECT_EQ(u.port, 8765);
+  EXPECT_EQ(u.path, "/raw/room1");
+  EXPECT_EQ(u.query, "x=1");
+  EXPECT_EQ(u.target(), "/raw/room1?x=1");
+  EXPECT_EQ(u.host_header(), "127.0.0.1:8765");
+  u = parse_url("ws://localhost");
+  EXPECT_EQ(u.port, 80);
+  EXPECT_EQ(u.path, "/");
+  u = parse_url("ws://[::1]:9000/echo");
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.host_header(), "[::1]:9000");
+  u = parse_url("ws://h:1?a=b");
+  EXPECT_EQ(u.path, "/");
+  EXPECT_EQ(u.query, "a=b");
+}
+
+TEST(LoadOptions, RoomTargets) {
+  Url u = parse_url("ws://127.0.0.1:1/raw");
+  EXPECT_EQ(relay_target(u, 3), "/raw/pair-3");
+  EXPECT_EQ(relay_target(parse_url("ws://h:1/raw/"), 0), "/raw/pair-0");
+  EXPECT_EQ(relay_target(parse_url("ws://h:1/echo?room={pair}"), 7), "/echo?room=pair-7");
+  EXPECT_EQ(relay_target(parse_url("ws://h:1/r/{pair}/x?k=v"), 1), "/r/pair-1/x?k=v");
+  EXPECT_EQ(with_query_param(parse_url("ws://h:1/raw/a"), "echo=0"), "/raw/a?echo=0");
+  EXPECT_EQ(with_query_param(parse_url("ws://h:1/raw/a?t=1"), "echo=0"), "/raw/a?t=1&echo=0");
+}
+
+void expect_rejected(std::vector<std::string> args, const std::string& fragment) {
+  try {
+    parse_args(args);
+    ADD_FAILURE() << "accepted: " << ::testing::PrintToString(args);
+  } catch (const ArgError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+        << "message '" << e.what() << "' lacks '" << fragment << "'";
+  }
+}
+
+TEST(LoadOptions, Rejected) {
+  const std::string url = "ws://127.0.0.1:9000/echo";
+  expect_rejected({}, "missing scenario");
+  expect_rejected({"flood", url}, "unknown scenario");
+  expect_rejected({"echo"}, "missing URL");
+  expect_rejected({"echo", url, url}, "unexpected argument");
+  expect_rejected({"echo", "--bogus", url}, "unknown option");
+  expect_rejected({"echo", "--connections", url}, "not a non-negative integer");
+  expect_rejected({"echo", url, "--connections"}, "needs a value");
+  expect_rejected({"echo", "--connections", "0", url}, "out of range");
+  expect_rejected({"echo", "--connections", "-5", url}, "not a non-negative integer");
+  expect_rejected({"echo", "--connections", "10x", url}, "not a non-negative integer");
+  expect_rejected({"echo", "--threads", "0", url}, "out of range");
+  expect_rejected({"echo", "--duration", "abc", url}, "not a number");
+  expect_rejected({"echo", "--duration", "0", url}, "out of range");
+  expect_rejected({"echo", "--duration", "nan", url}, "not a number");
+  expect_rejected({"echo", "--rate", "-1", url}, "out of range");
+  expect_rejected({"echo", "--size", "8", url}, "payload header");
+  expect_rejected({"echo", "--text", "--size", "20", url}, "payload header");
+  expect_rejected({"echo", "--size", "999999999999", url}, "out of range");
+  expect_rejected({"echo", "--connections", "1", "--connections", "2", url}, "given twice");
+  expect_rejected({"echo", "--text=yes", url}, "takes no value");
+  expect_rejected({"echo", "--rate", "100", "--pipeline", "2", url}, "closed-loop");
+  expect_rejected({"echo", "--subscribers", "5", url}, "does not apply to scenario echo");
+  expect_rejected({"echo", "--hold", "5", url}, "does not apply");
+  expect_rejected({"connect", "--size", "100", url}, "does not apply");
+  expect_rejected({"connect", "--pairs", "2", url}, "does not apply");
+  expect_rejected({"relay", "--connections", "2", url}, "does not apply");
+  expect_rejected({"broadcast", "--rate", "0", url}, "publish rate");
+  expect_rejected({"broadcast", "--size", "30", "--text", url}, "payload header");
+  expect_rejected({"broadcast", "--publishers", "0", url}, "out of range");
+  expect_rejected({"echo", "http://127.0.0.1:9000/echo"}, "must start with ws://");
+  expect_rejected({"echo", "wss://127.0.0.1:9000/echo"}, "TLS");
+  expect_rejected({"echo", "ws://:9000/echo"}, "missing host");
+  expect_rejected({"echo", "ws://127.0.0.1:/echo"}, "empty port");
+  expect_rejected({"echo", "ws://127.0.0.1:70000/echo"}, "out of range");
+  expect_rejected({"echo", "ws://127.0.0.1:9000/a b"}, "space");
+  expect_rejected({"echo", "ws://[::1/echo"}, "unterminated");
+  expect_rejected({"echo", "--json", "", url}, "empty file name");
+}
+
+}  // namespace
+}  // namespace ringcast::load
