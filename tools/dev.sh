@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${RINGCAST_BUILD_DIR:-$ROOT/build}"
 ASAN_BUILD="${RINGCAST_ASAN_BUILD_DIR:-$ROOT/build-asan}"
+TSAN_BUILD="${RINGCAST_TSAN_BUILD_DIR:-$ROOT/build-tsan}"
 JOBS="${RINGCAST_JOBS:-$(nproc)}"
 
 # Why each package is here is in README.md ("Dependencies").
@@ -45,6 +46,11 @@ build_asan() {
   cmake --build "$ASAN_BUILD" -j"$JOBS"
 }
 
+build_tsan() {
+  cmake -S "$ROOT" -B "$TSAN_BUILD" -DRINGCAST_TSAN=ON >/dev/null
+  cmake --build "$TSAN_BUILD" -j"$JOBS"
+}
+
 run_suite() {
   local dir="$1"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -67,6 +73,8 @@ case "${1:-}" in
     # halt_on_error: any sanitizer report fails the run.
     ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1" \
       UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" run_suite "$ASAN_BUILD"
+    build_tsan
+    TSAN_OPTIONS="halt_on_error=1" run_suite "$TSAN_BUILD"
     ;;
   *)
     echo "usage: $0 run|test|deps|build" >&2

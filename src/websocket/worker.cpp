@@ -491,7 +491,6 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
       left -= it->length;
       s.out_bytes_ -= it->length;
       queued_bytes_ -= it->length;
-    queued_bytes_ -= it->length;
       s.out_head_ = it->next;
       it->frame->release();
       free_item(it);
