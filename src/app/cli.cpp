@@ -27,7 +27,8 @@ std::string usage_text() {
          "  --http-port N        health/HTTP port, 0 to disable (default 8000)\n"
          "  --threads N          worker threads, 0 = one per CPU (default 0)\n"
          "  --backend NAME       auto | io_uring | epoll (default auto)\n"
-         "  --data-dir DIR       durable state directory (default ./data, $STATE_DIRECTORY under systemd)\n"
+         "  --data-dir DIR       durable state directory (default ./data, $STATE_DIRECTORY under "
+         "systemd)\n"
          "  --log-level LEVEL    trace | debug | info | warn | error (default info)\n"
          "  --check-config       validate the configuration and exit\n"
          "  --version            print the version and exit\n"
@@ -40,13 +41,22 @@ CliAction parse_command_line(int argc, char** argv, Config& cfg) {
   };
   std::vector<Flag> flags;
   CliAction action;
-  static const char* kWithValue[] = {"--config", "--host",      "--port",     "--http-port",
+  static const char* kWithValue[] = {"--config",  "--host",    "--port",     "--http-port",
                                      "--threads", "--backend", "--data-dir", "--log-level"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--check-config") { action.check_config = true; continue; }
-    if (arg == "--version") { action.show_version = true; continue; }
-    if (arg == "--help" || arg == "-h") { action.show_help = true; continue; }
+    if (arg == "--check-config") {
+      action.check_config = true;
+      continue;
+    }
+    if (arg == "--version") {
+      action.show_version = true;
+      continue;
+    }
+    if (arg == "--help" || arg == "-h") {
+      action.show_help = true;
+      continue;
+    }
     std::string name = arg, value;
     bool has_value = false;
     if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
@@ -72,13 +82,20 @@ CliAction parse_command_line(int argc, char** argv, Config& cfg) {
     if (f.name == "--config") cfg.config_path = f.value;
   if (!cfg.config_path.empty()) load_config_file(cfg.config_path, cfg);
   for (const auto& f : flags) {
-    if (f.name == "--host") cfg.host = f.value;
-    else if (f.name == "--port") cfg.port = parse_number<uint16_t>(f.name, f.value, 1, 65535);
-    else if (f.name == "--http-port") cfg.http_port = parse_number<uint16_t>(f.name, f.value, 0, 65535);
-    else if (f.name == "--threads") cfg.threads = parse_number<int>(f.name, f.value, 0, 1024);
-    else if (f.name == "--backend") cfg.backend = f.value;
-    else if (f.name == "--data-dir") cfg.data_dir = f.value;
-    else if (f.name == "--log-level") cfg.log_level = f.value;
+    if (f.name == "--host")
+      cfg.host = f.value;
+    else if (f.name == "--port")
+      cfg.port = parse_number<uint16_t>(f.name, f.value, 1, 65535);
+    else if (f.name == "--http-port")
+      cfg.http_port = parse_number<uint16_t>(f.name, f.value, 0, 65535);
+    else if (f.name == "--threads")
+      cfg.threads = parse_number<int>(f.name, f.value, 0, 1024);
+    else if (f.name == "--backend")
+      cfg.backend = f.value;
+    else if (f.name == "--data-dir")
+      cfg.data_dir = f.value;
+    else if (f.name == "--log-level")
+      cfg.log_level = f.value;
   }
   validate_config(cfg);
   return action;

@@ -34,14 +34,16 @@ Reader integer(const std::string& path, T& out, int64_t lo, int64_t hi) {
 
 Reader string(const std::string& path, std::string& out) {
   return [&path, &out](const std::string& key, const toml::node& node) {
-    if (!node.is_string()) throw ConfigError(where(path, node) + ": '" + key + "' must be a string");
+    if (!node.is_string())
+      throw ConfigError(where(path, node) + ": '" + key + "' must be a string");
     out = *node.value<std::string>();
   };
 }
 
 Reader boolean(const std::string& path, bool& out) {
   return [&path, &out](const std::string& key, const toml::node& node) {
-    if (!node.is_boolean()) throw ConfigError(where(path, node) + ": '" + key + "' must be true or false");
+    if (!node.is_boolean())
+      throw ConfigError(where(path, node) + ": '" + key + "' must be true or false");
     out = *node.value<bool>();
   };
 }
@@ -95,21 +97,28 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"ping_timeout_ms", integer(path, L.ping_timeout_ms, 50, kMaxMs)},
         {"drain_timeout_ms", integer(path, L.drain_timeout_ms, 0, kMaxMs)},
         {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)},
-        {"slow_consumer", [&path, &L](const std::string& key, const toml::node& node) {
+        {"slow_consumer",
+         [&path, &L](const std::string& key, const toml::node& node) {
            std::string v;
            string(path, v)(key, node);
-           if (v == "close") L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
-           else if (v == "drop_oldest") L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
-           else throw ConfigError(where(path, node) + ": '" + key + "' must be close or drop_oldest");
+           if (v == "close")
+             L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
+           else if (v == "drop_oldest")
+             L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
+           else
+             throw ConfigError(where(path, node) + ": '" + key + "' must be close or drop_oldest");
          }}}},
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},
         {"allowed", string_list(path, cfg.allowed_origins)}}},
       {"hub",
        {{"history", integer(path, cfg.history_size, 0, 1000000)},
-        {"history_by_room", [&path, &cfg](const std::string& key, const toml::node& node) {
+        {"history_by_room",
+         [&path, &cfg](const std::string& key, const toml::node& node) {
            const toml::table* t = node.as_table();
-           if (!t) throw ConfigError(where(path, node) + ": '" + key + "' must be a table of pattern = size");
+           if (!t)
+             throw ConfigError(where(path, node) + ": '" + key +
+                               "' must be a table of pattern = size");
            std::vector<std::pair<std::string, size_t>> rules;
            for (const auto& [pattern, v] : *t) {
              size_t n = 0;
@@ -137,18 +146,22 @@ void load_config_file(const std::string& path, Config& cfg) {
       for (const auto& [token, value] : *table) {
         std::string key = "tokens." + std::string(token.str());
         const toml::table* t = value.as_table();
-        if (!t) throw ConfigError(where(path, value) + ": '" + key + "' must be { user_id = ..., nickname = ... }");
+        if (!t)
+          throw ConfigError(where(path, value) + ": '" + key +
+                            "' must be { user_id = ..., nickname = ... }");
         hub::Identity id;
         for (const auto& [field, fv] : *t) {
           std::string fname(field.str());
-          std::string* target = fname == "user_id" ? &id.user_id
+          std::string* target = fname == "user_id"    ? &id.user_id
                                 : fname == "nickname" ? &id.nickname
                                 : fname == "role"     ? &id.role
                                                       : nullptr;
-          if (!target) throw ConfigError(where(path, fv) + ": unknown key '" + key + "." + fname + "'");
+          if (!target)
+            throw ConfigError(where(path, fv) + ": unknown key '" + key + "." + fname + "'");
           string(path, *target)(key + "." + fname, fv);
         }
-        if (id.user_id.empty()) throw ConfigError(where(path, value) + ": '" + key + "' needs a user_id");
+        if (id.user_id.empty())
+          throw ConfigError(where(path, value) + ": '" + key + "' needs a user_id");
         cfg.tokens[std::string(token.str())] = std::move(id);
       }
       continue;
@@ -166,7 +179,8 @@ void load_config_file(const std::string& path, Config& cfg) {
 
 void validate_config(const Config& cfg) {
   if (cfg.backend != "auto" && cfg.backend != "io_uring" && cfg.backend != "epoll") {
-    throw ConfigError("server.backend: must be auto, io_uring or epoll (got '" + cfg.backend + "')");
+    throw ConfigError("server.backend: must be auto, io_uring or epoll (got '" + cfg.backend +
+                      "')");
   }
   if (!log::parse_level(cfg.log_level)) {
     throw ConfigError("server.log_level: must be trace, debug, info, warn or error (got '" +

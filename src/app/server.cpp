@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -181,6 +182,12 @@ void Server::reload() {
 
 int Server::run() {
   log::set_level(*log::parse_level(cfg_.log_level));
+  // Every connection is a descriptor: take all the kernel allows us (systemd sets LimitNOFILE).
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   bool ok = false;
   try {
     ok = start_workers();
@@ -239,8 +246,10 @@ int Server::run() {
           alive = false;
         }
       }
-      if (alive) sd_notify_send("WATCHDOG=1");
-      else RC_ERROR("a worker loop has not turned for 3 s; withholding the watchdog ping");
+      if (alive)
+        sd_notify_send("WATCHDOG=1");
+      else
+        RC_ERROR("a worker loop has not turned for 3 s; withholding the watchdog ping");
     }
   }
   stop_workers();

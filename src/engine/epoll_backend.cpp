@@ -1,7 +1,7 @@
-// epoll backend, for kernels or sandboxes without io_uring. Level-triggered readiness, reads into one
-// per-loop scratch buffer (so idle connections hold no buffer here either), sendmsg at flush time with
-// EPOLLOUT only while a socket's send is blocked. Completions are queued and delivered from poll() so
-// both backends call the upper layer in the same order and never re-entrantly.
+// epoll backend, for kernels or sandboxes without io_uring. Level-triggered readiness, reads into
+// one per-loop scratch buffer (so idle connections hold no buffer here either), sendmsg at flush
+// time with EPOLLOUT only while a socket's send is blocked. Completions are queued and delivered
+// from poll() so both backends call the upper layer in the same order and never re-entrantly.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -157,8 +157,8 @@ class EpollBackend final : public Backend {
     for (int i = 0; i < kAcceptBurst && !l->closed; ++i) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
-      int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd =
+          accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
           RC_WARN("accept failed: %s", std::strerror(errno));

@@ -1,6 +1,6 @@
 // io_uring backend: multishot accept, multishot receive into a provided buffer ring (an idle
-// connection holds no receive buffer), sendmsg with iovecs, and one io_uring_enter per loop pass that
-// both submits everything queued during the pass and waits for the next completions.
+// connection holds no receive buffer), sendmsg with iovecs, and one io_uring_enter per loop pass
+// that both submits everything queued during the pass and waits for the next completions.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -27,7 +27,9 @@ enum Tag : uint64_t {
 constexpr uint64_t kTagMask = 7;
 constexpr uint16_t kBufferGroup = 0;
 
-uint64_t tagged(const void* p, Tag tag) { return reinterpret_cast<uint64_t>(p) | tag; }
+uint64_t tagged(const void* p, Tag tag) {
+  return reinterpret_cast<uint64_t>(p) | tag;
+}
 
 struct Listener {
   int id;
@@ -45,7 +47,8 @@ int64_t mono_ms() {
 
 class IoUringBackend final : public Backend {
  public:
-  IoUringBackend(BackendEvents& events, const BackendOptions& opts) : events_(events), opts_(opts) {}
+  IoUringBackend(BackendEvents& events, const BackendOptions& opts)
+      : events_(events), opts_(opts) {}
 
   ~IoUringBackend() override {
     for (auto* l : listeners_) {
@@ -89,16 +92,16 @@ class IoUringBackend final : public Backend {
     // Provided buffer ring: the kernel picks a buffer only when data actually arrives.
     unsigned count = opts_.recv_buffer_count;
     buf_ring_bytes_ = sizeof(io_uring_buf) * count;
-    void* ring_mem = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
-                          MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void* ring_mem =
+        mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (ring_mem == MAP_FAILED) {
       why = "mmap of buffer ring failed";
       return false;
     }
     buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
     buffers_bytes_ = static_cast<size_t>(count) * opts_.recv_buffer_size;
-    void* bufs = mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE,
-                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void* bufs =
+        mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (bufs == MAP_FAILED) {
       why = "mmap of receive buffers failed";
       return false;
@@ -128,7 +131,8 @@ class IoUringBackend final : public Backend {
       return false;
     }
     arm_wake();
-    // Probe that the kernel really runs io_uring (a seccomp filter may let setup pass but not enter).
+    // Probe that the kernel really runs io_uring (a seccomp filter may let setup pass but not
+    // enter).
     rc = io_uring_submit(&ring_);
     if (rc < 0) {
       why = std::string("io_uring_enter failed: ") + std::strerror(-rc);
@@ -233,8 +237,10 @@ class IoUringBackend final : public Backend {
       waiting_batch_.swap(no_buffers_);
       for (Socket* s : waiting_batch_) {
         --s->inflight;  // the hold taken when the receive ran dry
-        if (!s->closing && !s->read_paused && !s->recv_armed) arm_recv(s);
-        else maybe_finish(s);
+        if (!s->closing && !s->read_paused && !s->recv_armed)
+          arm_recv(s);
+        else
+          maybe_finish(s);
       }
     }
     deliver_closed();
@@ -298,8 +304,12 @@ class IoUringBackend final : public Backend {
     auto tag = static_cast<Tag>(data & kTagMask);
     void* ptr = reinterpret_cast<void*>(data & ~kTagMask);
     switch (tag) {
-      case kTagAccept: on_accept(static_cast<Listener*>(ptr), cqe); break;
-      case kTagRecv: on_recv(static_cast<Socket*>(ptr), cqe); break;
+      case kTagAccept:
+        on_accept(static_cast<Listener*>(ptr), cqe);
+        break;
+      case kTagRecv:
+        on_recv(static_cast<Socket*>(ptr), cqe);
+        break;
       case kTagSend: {
         auto* s = static_cast<Socket*>(ptr);
         --s->inflight;
@@ -314,7 +324,8 @@ class IoUringBackend final : public Backend {
       case kTagMsgRing:
         events_.on_wake();
         break;
-      default: break;
+      default:
+        break;
     }
   }
 

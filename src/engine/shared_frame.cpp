@@ -82,6 +82,8 @@ size_t SharedFrame::pooled_bytes_this_thread() {
   return total;
 }
 
-void SharedFrame::trim_this_thread() { t_pool.trim(); }
+void SharedFrame::trim_this_thread() {
+  t_pool.trim();
+}
 
 }  // namespace ringcast::engine

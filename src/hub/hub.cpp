@@ -10,10 +10,12 @@ namespace ringcast::hub {
 
 namespace {
 
-constexpr size_t kDrainPerRing = 4096;    // per ring per pass, so one busy peer can't starve I/O
+constexpr size_t kDrainPerRing = 4096;  // per ring per pass, so one busy peer can't starve I/O
 constexpr size_t kSelfQueuePerPass = 65536;
 
-size_t ring_capacity(int cores) { return cores <= 4 ? 16384 : cores <= 16 ? 4096 : 1024; }
+size_t ring_capacity(int cores) {
+  return cores <= 4 ? 16384 : cores <= 16 ? 4096 : 1024;
+}
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -57,7 +59,8 @@ struct JoinTask final : Task {
   void run(Hub& hub) override {
     SharedRoom* r = room.get();
     r->core_members()[from]++;
-    if (opts.presence_events && !r->presence_formatter) r->presence_formatter = opts.presence_events;
+    if (opts.presence_events && !r->presence_formatter)
+      r->presence_formatter = opts.presence_events;
     PresenceEntry me{session, opts.identity};
     if (r->presence_formatter) {
       engine::SharedFrame* f = r->presence_formatter(*r, me, true);
@@ -78,8 +81,10 @@ struct JoinTask final : Task {
     auto keep = [&res](const HistoryRecord& rec) {
       if (rec.event) res.replay.push_back(rec.event);
     };
-    if (opts.since) r->history().since(*opts.since, keep);
-    else if (opts.replay) r->history().last(opts.replay, keep);
+    if (opts.since)
+      r->history().since(*opts.since, keep);
+    else if (opts.replay)
+      r->history().last(opts.replay, keep);
     hub.post(from, reply.release());
   }
 };
@@ -92,7 +97,8 @@ struct LeaveTask final : Task {
     SharedRoom* r = room.get();
     r->core_members()[from]--;
     auto& p = r->presence();
-    auto it = std::find_if(p.begin(), p.end(), [&](const PresenceEntry& e) { return e.session == session; });
+    auto it = std::find_if(p.begin(), p.end(),
+                           [&](const PresenceEntry& e) { return e.session == session; });
     if (it == p.end()) return;
     PresenceEntry gone = std::move(*it);
     p.erase(it);
@@ -131,7 +137,8 @@ HubSystem::~HubSystem() {
 
 // ---- Hub ----------------------------------------------------------------------------------------
 
-Hub::Hub(HubSystem& system, int core) : system_(system), core_(core), overflow_(system.mailbox().cores()) {}
+Hub::Hub(HubSystem& system, int core)
+    : system_(system), core_(core), overflow_(system.mailbox().cores()) {}
 
 Hub::~Hub() = default;
 
@@ -202,7 +209,9 @@ bool Hub::prepare_sleep() {
   return system_.mailbox().prepare_sleep(core_);
 }
 
-void Hub::end_sleep() { system_.mailbox().end_sleep(core_); }
+void Hub::end_sleep() {
+  system_.mailbox().end_sleep(core_);
+}
 
 void Hub::dispatch(Envelope& e) {
   switch (e.kind) {
@@ -398,7 +407,8 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   f->set_size(1 + ulen + payload.size());
   Envelope e;
   e.kind = Envelope::Kind::kPublish;
-  e.flags = static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
+  e.flags =
+      static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
   room->add_ref();
   e.room = room;
   e.frame = f;
@@ -419,7 +429,28 @@ void Hub::home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t 
   rec.payload = engine::FrameRef(payload);
   rec.payload_offset = static_cast<uint32_t>(1 + ulen);
   rec.event = engine::FrameRef(formatter(*room, rec));
+  RoomStore& store = system_.store();
+  if (record && store.persistent(*room)) {
+    // Acknowledged means kept: members see the message only after the store has it.
+    auto held = std::make_shared<HistoryRecord>(std::move(rec));
+    room->add_ref();
+    RoomRef ref(&system_.rooms(), room);
+    store.append(*room, *held, [this, ref, held, echo](bool ok) {
+      if (!ok) {
+        RC_WARN("room %s: store refused message %lu; not delivered", ref->name().c_str(),
+                held->seq);
+        return;
+      }
+      commit_publish(ref.get(), std::move(*held), echo, true);
+    });
+    return;
+  }
+  commit_publish(room, std::move(rec), echo, record);
+}
+
+void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
   engine::SharedFrame* event = rec.event.get();
+  uint64_t sender = rec.sender;
   event->add_ref();  // fan-out below outlives the record if the ring overwrites it
   if (record && room->history().capacity() > 0) room->history().push(std::move(rec));
   fanout_home(room, event, echo ? 0 : sender, false);
@@ -455,21 +486,32 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string key,
   post_fn(room->home(), [ref, key = std::move(key), value = std::move(value), formatter,
                          from](Hub& home) mutable {
     SharedRoom* r = ref.get();
-    if (value) {
-      r->state()[key] = *value;
-      if (!r->pinned) {
-        r->pinned = true;
-        r->add_ref();  // retained state keeps the room alive
+    if (!value && r->state().find(key) == r->state().end()) return;
+    auto apply = [ref, key, value, formatter, from, &home](bool ok) {
+      SharedRoom* rm = ref.get();
+      if (!ok) {
+        RC_WARN("room %s: store refused state change of '%s'", rm->name().c_str(), key.c_str());
+        return;
       }
-    } else {
-      auto it = r->state().find(key);
-      if (it == r->state().end()) return;
-      r->state().erase(it);
-    }
-    if (engine::SharedFrame* f = formatter(*r, key, value ? *value : std::string_view(), from)) {
-      home.fanout_home(r, f, 0, false);
-      f->release();
-    }
+      if (value) {
+        rm->state()[key] = *value;
+        if (!rm->pinned) {
+          rm->pinned = true;
+          rm->add_ref();  // retained state keeps the room alive
+        }
+      } else {
+        rm->state().erase(key);
+      }
+      if (engine::SharedFrame* f = formatter(*rm, key, value ? *value : std::string_view(), from)) {
+        home.fanout_home(rm, f, 0, false);
+        f->release();
+      }
+    };
+    RoomStore& store = home.system().store();
+    if (store.persistent(*r))
+      store.put_state(*r, key, value, apply);
+    else
+      apply(true);
   });
 }
 
@@ -478,12 +520,13 @@ void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
   room->add_ref();
   RoomRef ref(&system_.rooms(), room);
   int from = core_;
-  post_fn(room->home(), [ref, fn = std::move(fn), reply = std::move(reply), from](Hub& home) mutable {
-    std::string result = fn(*ref.get());
-    home.post_fn(from, [reply = std::move(reply), result = std::move(result)](Hub&) mutable {
-      reply(std::move(result));
-    });
-  });
+  post_fn(
+      room->home(), [ref, fn = std::move(fn), reply = std::move(reply), from](Hub& home) mutable {
+        std::string result = fn(*ref.get());
+        home.post_fn(from, [reply = std::move(reply), result = std::move(result)](Hub&) mutable {
+          reply(std::move(result));
+        });
+      });
 }
 
 // ---- direct sends and cleanup -------------------------------------------------------------------

@@ -14,7 +14,8 @@ RoomRegistry::~RoomRegistry() {
 size_t RoomRegistry::history_for(std::string_view name) const {
   for (const auto& r : rules_) {
     if (!r.pattern.empty() && r.pattern.back() == '*') {
-      if (name.starts_with(std::string_view(r.pattern).substr(0, r.pattern.size() - 1))) return r.size;
+      if (name.starts_with(std::string_view(r.pattern).substr(0, r.pattern.size() - 1)))
+        return r.size;
     } else if (r.pattern == name) {
       return r.size;
     }

@@ -32,14 +32,18 @@ namespace {
 struct NativeState {
   hub::Identity identity;
   bool authed = false;
-  std::vector<std::string> owned;     // endpoint names this session registered
+  std::vector<std::string> owned;                          // endpoint names this session registered
   std::vector<std::pair<std::string, uint64_t>> attached;  // endpoint name -> owner session
-  std::string binary_room;            // last joined room: where binary frames go
+  std::string binary_room;  // last joined room: where binary frames go
 };
 
-NativeState& state_of(Session& s) { return *static_cast<NativeState*>(s.user); }
+NativeState& state_of(Session& s) {
+  return *static_cast<NativeState*>(s.user);
+}
 
-std::string sid(uint64_t id) { return std::to_string(id); }
+std::string sid(uint64_t id) {
+  return std::to_string(id);
+}
 
 std::optional<uint64_t> parse_sid(const Value& v) {
   if (v.IsUint64()) return v.GetUint64();
@@ -175,11 +179,15 @@ void reply(Session& s, const Value* id, std::string_view type, Fn&& extra) {
   s.send_frame(f.get());
 }
 
-bool valid_room(std::string_view name) { return !name.empty() && name.size() <= NativeProfile::kMaxRoomName; }
+bool valid_room(std::string_view name) {
+  return !name.empty() && name.size() <= NativeProfile::kMaxRoomName;
+}
 
 }  // namespace
 
-void NativeProfile::on_open(Session& s, const websocket::HttpRequest&) { s.user = new NativeState(); }
+void NativeProfile::on_open(Session& s, const websocket::HttpRequest&) {
+  s.user = new NativeState();
+}
 
 void NativeProfile::on_close(Session& s) {
   auto* st = static_cast<NativeState*>(s.user);
@@ -221,7 +229,8 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
   if (op == websocket::Opcode::kBinary) {
     hub::SharedRoom* room = st.binary_room.empty() ? nullptr : hub.joined_room(s, st.binary_room);
     if (!room) {
-      send_error(s, nullptr, "not_joined", "binary frames are published to the last joined room; join one first");
+      send_error(s, nullptr, "not_joined",
+                 "binary frames are published to the last joined room; join one first");
       return;
     }
     hub.publish(s, room, payload, st.identity.user_id, binary_event, true, false);
@@ -235,8 +244,9 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
   r.doc.ParseInsitu(text.data());
   if (r.doc.HasParseError() || payload.empty()) {
-    send_error(s, nullptr, "bad_json",
-               payload.empty() ? "empty message" : rapidjson::GetParseError_En(r.doc.GetParseError()));
+    send_error(
+        s, nullptr, "bad_json",
+        payload.empty() ? "empty message" : rapidjson::GetParseError_En(r.doc.GetParseError()));
     return;
   }
   if (!r.doc.IsObject()) {
@@ -290,53 +300,58 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (!room) return;
     hub::JoinOptions opts;
     const Value* presence = r.get("presence");
-    if (presence && !presence->IsBool()) return send_error(s, id, "bad_request", "\"presence\" must be true or false");
+    if (presence && !presence->IsBool())
+      return send_error(s, id, "bad_request", "\"presence\" must be true or false");
     opts.presence = presence && presence->GetBool();
     opts.presence_events = presence_event;
     const Value* since = r.get("since");
     if (since) {
-      if (!since->IsUint64()) return send_error(s, id, "bad_request", "\"since\" must be a sequence number");
+      if (!since->IsUint64())
+        return send_error(s, id, "bad_request", "\"since\" must be a sequence number");
       opts.since = since->GetUint64();
     }
     const Value* history = r.get("history");
     if (history) {
-      if (!history->IsUint()) return send_error(s, id, "bad_request", "\"history\" must be a count");
+      if (!history->IsUint())
+        return send_error(s, id, "bad_request", "\"history\" must be a count");
       opts.replay = std::min<size_t>(history->GetUint(), kMaxHistoryLimit);
     }
     opts.identity = st.identity;
     if (opts.identity.user_id.empty()) opts.identity.user_id = "";
     std::string id_json = id ? to_json(*id) : std::string();
     std::string room_name(*room);
-    bool ok = hub.join(s, *room, std::move(opts), [id_json, room_name](Session& js, hub::JoinResult& res) {
-      state_of(js).binary_room = room_name;
-      JsonFrame j;
-      j.w().StartObject();
-      j.kv("type", "joined");
-      if (!id_json.empty()) {
-        j.key("id");
-        j.raw(id_json);
-      }
-      j.kv("room", room_name);
-      j.key("seq");
-      j.w().Uint64(res.seq);
-      j.key("state");
-      j.w().StartObject();
-      for (const auto& [k, v] : res.state) {
-        j.key(k);
-        j.raw(v);
-      }
-      j.w().EndObject();
-      if (!res.members.empty()) {
-        j.key("members");
-        j.w().StartArray();
-        for (const auto& m : res.members) write_identity(j, m.session, m.identity);
-        j.w().EndArray();
-      }
-      j.w().EndObject();
-      engine::FrameRef f(j.frame());
-      js.send_frame(f.get());
-      for (const auto& ev : res.replay) js.send_frame(ev.get());
-    });
+    bool ok = hub.join(s, *room, std::move(opts),
+                       [id_json, room_name](Session& js, hub::JoinResult& res) {
+                         state_of(js).binary_room = room_name;
+                         JsonFrame j;
+                         j.w().StartObject();
+                         j.kv("type", "joined");
+                         if (!id_json.empty()) {
+                           j.key("id");
+                           j.raw(id_json);
+                         }
+                         j.kv("room", room_name);
+                         j.key("seq");
+                         j.w().Uint64(res.seq);
+                         j.key("state");
+                         j.w().StartObject();
+                         for (const auto& [k, v] : res.state) {
+                           j.key(k);
+                           j.raw(v);
+                         }
+                         j.w().EndObject();
+                         if (!res.members.empty()) {
+                           j.key("members");
+                           j.w().StartArray();
+                           for (const auto& m : res.members)
+                             write_identity(j, m.session, m.identity);
+                           j.w().EndArray();
+                         }
+                         j.w().EndObject();
+                         engine::FrameRef f(j.frame());
+                         js.send_frame(f.get());
+                         for (const auto& ev : res.replay) js.send_frame(ev.get());
+                       });
     if (!ok) send_error(s, id, "already_joined", "already in this room");
   } else if (r.op == "leave") {
     auto room = room_arg();
@@ -349,7 +364,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     const Value* data = r.get("data");
     if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
     const Value* echo = r.get("echo");
-    if (echo && !echo->IsBool()) return send_error(s, id, "bad_request", "\"echo\" must be true or false");
+    if (echo && !echo->IsBool())
+      return send_error(s, id, "bad_request", "\"echo\" must be true or false");
     hub::SharedRoom* rm = joined(*room);
     if (!rm) return;
     std::string json = to_json(*data);
@@ -372,7 +388,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     j.w().EndObject();
     engine::FrameRef f(j.frame());
     int core = hub::Hub::core_of(*target);
-    if (core < 0 || core >= hubs_.cores()) return send_error(s, id, "no_such_session", "no such session");
+    if (core < 0 || core >= hubs_.cores())
+      return send_error(s, id, "no_such_session", "no such session");
     // Delivered on the target's core; an unknown target is reported back to the sender.
     std::string id_json = id ? to_json(*id) : std::string();
     uint64_t from = s.id();
@@ -396,8 +413,10 @@ void NativeProfile::handle(Session& s, Request& r) {
     const Value* limit = r.get("limit");
     const Value* offset = r.get("offset");
     const Value* since = r.get("since");
-    if ((limit && !limit->IsUint()) || (offset && !offset->IsUint()) || (since && !since->IsUint64())) {
-      return send_error(s, id, "bad_request", "\"limit\", \"offset\" and \"since\" must be non-negative integers");
+    if ((limit && !limit->IsUint()) || (offset && !offset->IsUint()) ||
+        (since && !since->IsUint64())) {
+      return send_error(s, id, "bad_request",
+                        "\"limit\", \"offset\" and \"since\" must be non-negative integers");
     }
     size_t lim = std::min<size_t>(limit ? limit->GetUint() : 50, kMaxHistoryLimit);
     size_t off = offset ? offset->GetUint() : 0;
@@ -435,8 +454,10 @@ void NativeProfile::handle(Session& s, Request& r) {
             j.raw(rec.data());
             j.w().EndObject();
           };
-          if (after) rm.history().since(*after, item);
-          else rm.history().newest_first(off, lim, item);
+          if (after)
+            rm.history().since(*after, item);
+          else
+            rm.history().newest_first(off, lim, item);
           j.w().EndArray();
           j.w().EndObject();
           return std::string(j.text());
@@ -477,7 +498,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     auto room = room_arg();
     if (!room) return;
     auto key = r.string("key");
-    if (!key || key->empty() || key->size() > 256) return send_error(s, id, "bad_request", "\"key\" must be a string of 1-256 bytes");
+    if (!key || key->empty() || key->size() > 256)
+      return send_error(s, id, "bad_request", "\"key\" must be a string of 1-256 bytes");
     bool set = r.op == "state.set";
     const Value* value = r.get("value");
     if (set && !value) return send_error(s, id, "bad_request", "missing field \"value\"");
@@ -489,9 +511,12 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (id) reply(s, id, "ack", [](JsonFrame&) {});
   } else if (r.op == "register") {
     auto name = r.string("name");
-    if (!name || name->empty() || name->size() > 128) return send_error(s, id, "bad_request", "\"name\" must be a string of 1-128 bytes");
-    if (!hubs_.endpoints().register_name(*name, s.id())) return send_error(s, id, "name_taken", "an endpoint with this name exists");
-    if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end()) st.owned.emplace_back(*name);
+    if (!name || name->empty() || name->size() > 128)
+      return send_error(s, id, "bad_request", "\"name\" must be a string of 1-128 bytes");
+    if (!hubs_.endpoints().register_name(*name, s.id()))
+      return send_error(s, id, "name_taken", "an endpoint with this name exists");
+    if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end())
+      st.owned.emplace_back(*name);
     reply(s, id, "registered", [&](JsonFrame& j) { j.kv("name", *name); });
   } else if (r.op == "attach") {
     auto name = r.string("name");
@@ -546,7 +571,8 @@ void NativeProfile::handle(Session& s, Request& r) {
       const std::pair<std::string, uint64_t>* att = nullptr;
       for (auto& a : st.attached)
         if (!name || a.first == *name) att = &a;
-      if (!att) return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
+      if (!att)
+        return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
       hub.send_to(att->second, f.get());
     }
   } else {

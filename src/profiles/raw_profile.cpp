@@ -24,7 +24,8 @@ void RawProfile::on_open(websocket::Session& s, const websocket::HttpRequest& re
   s.user = new RawState{room.get(), !(echo && (*echo == "0" || *echo == "false"))};
 }
 
-void RawProfile::on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+void RawProfile::on_message(websocket::Session& s, websocket::Opcode op,
+                            std::span<uint8_t> payload) {
   auto* st = static_cast<RawState*>(s.user);
   if (!st) return;
   engine::SharedFrame* frame = websocket::encode_frame(op, payload);  // once, for every recipient

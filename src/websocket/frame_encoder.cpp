@@ -21,7 +21,9 @@ ssize_t encode_send(const uint8_t* data, size_t len, int, void* user_data) {
   return static_cast<ssize_t>(len);
 }
 
-int no_mask(uint8_t*, size_t, void*) { return -1; }  // server frames are never masked
+int no_mask(uint8_t*, size_t, void*) {
+  return -1;
+}  // server frames are never masked
 
 struct Encoder {
   EncodeTarget target;

@@ -7,8 +7,12 @@ namespace ringcast::websocket {
 
 namespace {
 constexpr size_t kMaxIdleReaders = 256;
-int no_mask(uint8_t*, size_t, void*) { return -1; }
-ssize_t no_send(const uint8_t*, size_t, int, void*) { return -1; }
+int no_mask(uint8_t*, size_t, void*) {
+  return -1;
+}
+ssize_t no_send(const uint8_t*, size_t, int, void*) {
+  return -1;
+}
 }  // namespace
 
 FrameReader::FrameReader() {
@@ -16,7 +20,9 @@ FrameReader::FrameReader() {
   if (wslay_frame_context_init(&ctx_, &cb, this) != 0) throw std::bad_alloc();
 }
 
-FrameReader::~FrameReader() { wslay_frame_context_free(ctx_); }
+FrameReader::~FrameReader() {
+  wslay_frame_context_free(ctx_);
+}
 
 ssize_t FrameReader::recv_cb(uint8_t* buf, size_t len, int, void* user_data) {
   auto* self = static_cast<FrameReader*>(user_data);

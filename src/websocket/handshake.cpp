@@ -12,7 +12,9 @@ bool is_b64(char c) {
 }
 }  // namespace
 
-bool wants_upgrade(const HttpRequest& req) { return req.header_has_token("Upgrade", "websocket"); }
+bool wants_upgrade(const HttpRequest& req) {
+  return req.header_has_token("Upgrade", "websocket");
+}
 
 bool valid_websocket_key(std::string_view key) {
   // 16 bytes encode to 22 characters plus "==".

@@ -13,7 +13,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-uint16_t default_port(std::string_view scheme) { return scheme == "https" ? 443 : 80; }
+uint16_t default_port(std::string_view scheme) {
+  return scheme == "https" ? 443 : 80;
+}
 
 bool parse_port(std::string_view s, uint16_t& out) {
   if (s.empty() || s.size() > 5) return false;
@@ -69,8 +71,8 @@ std::optional<OriginPattern> parse_origin_pattern(std::string_view entry) {
   if (port.empty()) {
     p.port_lo = p.port_hi = default_port(p.scheme);
   } else if (size_t dash = port.find('-'); dash != std::string_view::npos) {
-    if (!parse_port(port.substr(0, dash), p.port_lo) || !parse_port(port.substr(dash + 1), p.port_hi) ||
-        p.port_lo > p.port_hi)
+    if (!parse_port(port.substr(0, dash), p.port_lo) ||
+        !parse_port(port.substr(dash + 1), p.port_hi) || p.port_lo > p.port_hi)
       return std::nullopt;
   } else {
     if (!parse_port(port, p.port_lo)) return std::nullopt;

@@ -1,6 +1,7 @@
 #include "ringcast/websocket/worker.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,8 +19,8 @@ namespace ringcast::websocket {
 
 namespace {
 
-constexpr int64_t kCloseLingerMs = 2000;      // wait for the peer after our close frame
-constexpr size_t kMaxBatchBytes = 1 << 20;    // bytes per vectored send
+constexpr int64_t kCloseLingerMs = 2000;    // wait for the peer after our close frame
+constexpr size_t kMaxBatchBytes = 1 << 20;  // bytes per vectored send
 constexpr size_t kMaxIdleBuffers = 256;
 constexpr size_t kMaxKeptBufferCapacity = 64 * 1024;
 
@@ -29,7 +30,9 @@ int64_t mono_ms() {
   return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-Session& as_session(engine::Socket* s) { return *static_cast<Session*>(s); }
+Session& as_session(engine::Socket* s) {
+  return *static_cast<Session*>(s);
+}
 
 std::array<uint8_t, 16> ip_key(const sockaddr_storage& peer) {
   std::array<uint8_t, 16> key{};
@@ -50,7 +53,9 @@ std::array<uint8_t, 16> ip_key(const sockaddr_storage& peer) {
 void Session::send_message(Opcode op, std::span<const uint8_t> payload) {
   worker_->send_message(*this, op, payload);
 }
-void Session::send_frame(engine::SharedFrame* frame) { worker_->send_frame(*this, frame); }
+void Session::send_frame(engine::SharedFrame* frame) {
+  worker_->send_frame(*this, frame);
+}
 void Session::close(uint16_t code, std::string_view reason) {
   worker_->close_session(*this, code, reason);
 }
@@ -97,7 +102,8 @@ void Worker::run() {
   if (shared_.backend == engine::BackendKind::kIoUring) {
     std::string why;
     backend_ = engine::make_io_uring_backend(*this, shared_.backend_options, why);
-    if (!backend_) RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
+    if (!backend_)
+      RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
   }
   if (!backend_) backend_ = engine::make_epoll_backend(*this, shared_.backend_options);
   backend_kind_ = backend_->kind();
@@ -161,7 +167,8 @@ void Worker::notify_peers() {
   while (peers_to_notify_) {
     int peer = __builtin_ctzll(peers_to_notify_);
     peers_to_notify_ &= peers_to_notify_ - 1;
-    if (engine::Backend* target = shared_.workers[peer]->wake_target_.load(std::memory_order_acquire)) {
+    if (engine::Backend* target =
+            shared_.workers[peer]->wake_target_.load(std::memory_order_acquire)) {
       backend_->notify(*target);
     }
   }
@@ -211,6 +218,10 @@ void Worker::on_accept(int listener_id, int fd, const sockaddr_storage& peer) {
     ::close(fd);
     return;
   }
+  // Messages are written whole and batched per loop pass already; Nagle would only add a
+  // round-trip delay to every small frame.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   auto* s = new Session();
   s->worker_ = this;
   s->id_ = next_session_id_++;
@@ -275,8 +286,10 @@ void Worker::on_closed(engine::Socket* sock) {
     while (*p && *p != &s) p = &(*p)->next_dirty_;
     if (*p) *p = s.next_dirty_;
   }
-  if (s.prev_) s.prev_->next_ = s.next_;
-  else sessions_ = s.next_;
+  if (s.prev_)
+    s.prev_->next_ = s.next_;
+  else
+    sessions_ = s.next_;
   if (s.next_) s.next_->prev_ = s.prev_;
   --session_count_;
   by_id_.erase(s.id_);
@@ -398,8 +411,10 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     ++dropped;
     it = next;
   }
-  if (keep_tail) keep_tail->next = it;
-  else s.out_head_ = it;
+  if (keep_tail)
+    keep_tail->next = it;
+  else
+    s.out_head_ = it;
   if (!it) s.out_tail_ = keep_tail;
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
   return s.out_bytes_ + incoming <= cap || s.out_bytes_ == 0;
@@ -421,8 +436,10 @@ void Worker::drop_unsent(Session& s) {
     free_item(it);
     it = next;
   }
-  if (keep_tail) keep_tail->next = nullptr;
-  else s.out_head_ = nullptr;
+  if (keep_tail)
+    keep_tail->next = nullptr;
+  else
+    s.out_head_ = nullptr;
   s.out_tail_ = keep_tail;
 }
 
@@ -433,8 +450,10 @@ void Worker::enqueue(Session& s, engine::SharedFrame* f) {
   it->offset = 0;
   it->length = static_cast<uint32_t>(f->size());
   it->next = nullptr;
-  if (s.out_tail_) s.out_tail_->next = it;
-  else s.out_head_ = it;
+  if (s.out_tail_)
+    s.out_tail_->next = it;
+  else
+    s.out_head_ = it;
   s.out_tail_ = it;
   s.out_bytes_ += it->length;
   queued_bytes_ += it->length;
@@ -512,8 +531,10 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     return;
   }
   if (s.close_after_flush_) {
-    if (s.state_ == Session::State::kHttp) abort_session(s);
-    else shut_write(s);
+    if (s.state_ == Session::State::kHttp)
+      abort_session(s);
+    else
+      shut_write(s);
   }
 }
 
@@ -527,7 +548,9 @@ void Worker::shut_write(Session& s) {
 
 // ---- Timers -------------------------------------------------------------------------------------
 
-void Worker::schedule(Session& s, int64_t deadline_ms) { timers_.schedule(&s.timer_, deadline_ms); }
+void Worker::schedule(Session& s, int64_t deadline_ms) {
+  timers_.schedule(&s.timer_, deadline_ms);
+}
 
 void Worker::on_timer(Session& s) {
   const Limits& lim = settings_->limits;
@@ -575,10 +598,15 @@ void Worker::on_data(engine::Socket* sock, std::span<const uint8_t> data) {
   Session& s = as_session(sock);
   s.last_rx_ms_ = now_ms_;
   switch (s.state_) {
-    case Session::State::kHttp: handle_http(s, data); break;
+    case Session::State::kHttp:
+      handle_http(s, data);
+      break;
     case Session::State::kOpen:
-    case Session::State::kClosing: handle_ws(s, data); break;
-    case Session::State::kDead: break;
+    case Session::State::kClosing:
+      handle_ws(s, data);
+      break;
+    case Session::State::kDead:
+      break;
   }
 }
 
@@ -595,8 +623,9 @@ void Worker::handle_http(Session& s, std::span<const uint8_t> data) {
     ParseStatus st = parse_http_request(view, lim.max_header_bytes, req);
     if (st == ParseStatus::kIncomplete) break;
     if (st == ParseStatus::kBad || st == ParseStatus::kTooLarge) {
-      HttpResponse r = json_error(st == ParseStatus::kBad ? 400 : 431,
-                                  st == ParseStatus::kBad ? "bad request" : "request head too large");
+      HttpResponse r =
+          json_error(st == ParseStatus::kBad ? 400 : 431,
+                     st == ParseStatus::kBad ? "bad request" : "request head too large");
       r.keep_alive = false;
       queue_response(s, r);
       consumed = buf.size();
@@ -637,7 +666,8 @@ bool Worker::serve_request(Session& s, const HttpRequest& req) {
     int refuse = check_upgrade(req);
     HttpResponse r;
     if (refuse) {
-      r = json_error(refuse, refuse == 426 ? "unsupported websocket version" : "bad upgrade request");
+      r = json_error(refuse,
+                     refuse == 426 ? "unsupported websocket version" : "bad upgrade request");
       if (refuse == 426) r.add_header("Sec-WebSocket-Version", "13");
     } else if (!route) {
       r = json_error(404, "no websocket endpoint at this path");
@@ -705,8 +735,10 @@ void Worker::start_websocket(Session& s, const HttpRequest& req, Route* route) {
   route->connections.fetch_add(1, std::memory_order_relaxed);
   stats_.websockets.fetch_add(1, std::memory_order_relaxed);
   s.last_rx_ms_ = now_ms_;
-  if (settings_->limits.ping_interval_ms > 0) schedule(s, now_ms_ + settings_->limits.ping_interval_ms);
-  else timers_.cancel(&s.timer_);
+  if (settings_->limits.ping_interval_ms > 0)
+    schedule(s, now_ms_ + settings_->limits.ping_interval_ms);
+  else
+    timers_.cancel(&s.timer_);
   route->handler->on_open(s, req);
 }
 
@@ -849,7 +881,8 @@ void Worker::close_session(Session& s, uint16_t code, std::string_view reason) {
   s.close_sent_ = true;
   s.close_after_flush_ = true;
   end_websocket(s);
-  schedule(s, now_ms_ + std::min<int64_t>(kCloseLingerMs, settings_->limits.drain_timeout_ms + 500));
+  schedule(s,
+           now_ms_ + std::min<int64_t>(kCloseLingerMs, settings_->limits.drain_timeout_ms + 500));
 }
 
 }  // namespace ringcast::websocket

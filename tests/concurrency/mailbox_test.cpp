@@ -1,5 +1,7 @@
 // Mailbox and shared-frame stress across real threads. Also built with ThreadSanitizer
 // (RINGCAST_TSAN=ON) so a missing fence or a racy refcount shows up as a report, not a flake.
+#include "ringcast/engine/mailbox.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "ringcast/engine/mailbox.h"
 #include "ringcast/engine/shared_frame.h"
 #include "ringcast/engine/spsc_ring.h"
 
@@ -26,8 +27,10 @@ TEST(SpscRing, FifoAcrossThreadsWithWraparound) {
   constexpr uint64_t kCount = 200000;
   std::thread producer([&] {
     for (uint64_t i = 0; i < kCount;) {
-      if (ring.push(i)) ++i;
-      else std::this_thread::yield();
+      if (ring.push(i))
+        ++i;
+      else
+        std::this_thread::yield();
     }
   });
   uint64_t expect = 0;

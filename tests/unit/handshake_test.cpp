@@ -11,7 +11,7 @@ TEST(Handshake, AcceptValueFromRfc6455) {
 TEST(Handshake, KeyValidation) {
   EXPECT_TRUE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));
   EXPECT_FALSE(valid_websocket_key(""));
-  EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ="));    // 15 bytes
+  EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ="));  // 15 bytes
   EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ!="));
   EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25j*Q=="));
   EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZZ=="));  // non-zero padding bits
@@ -30,9 +30,10 @@ TEST(Handshake, UpgradeChecks) {
   EXPECT_EQ(check("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + kKey +
                   "Sec-WebSocket-Version: 13\r\n\r\n"),
             0);
-  EXPECT_EQ(check("GET /echo HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n" +
-                  kKey + "Sec-WebSocket-Version: 13\r\n\r\n"),
-            0);
+  EXPECT_EQ(
+      check("GET /echo HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n" +
+            kKey + "Sec-WebSocket-Version: 13\r\n\r\n"),
+      0);
   EXPECT_EQ(check("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + kKey +
                   "Sec-WebSocket-Version: 8\r\n\r\n"),
             426);

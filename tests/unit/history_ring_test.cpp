@@ -1,9 +1,8 @@
-#include "ringcast/hub/history.h"
-
 #include <gtest/gtest.h>
 
 #include <vector>
 
+#include "ringcast/hub/history.h"
 #include "ringcast/hub/room.h"
 
 using namespace ringcast::hub;

@@ -35,11 +35,11 @@ TEST(HttpRequest, IncompleteUntilBlankLine) {
 
 TEST(HttpRequest, RejectsMalformed) {
   HttpRequest req;
-  for (const char* bad : {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / FOO\r\n\r\n",
-                          "G@T / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
-                          "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
-                          "GET / HTTP/1.1\r\n folded: x\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n",
-                          "GET relative HTTP/1.1\r\n\r\n"}) {
+  for (const char* bad :
+       {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / FOO\r\n\r\n", "G@T / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nNoColon\r\n\r\n", "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        "GET / HTTP/1.1\r\n folded: x\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n",
+        "GET relative HTTP/1.1\r\n\r\n"}) {
     EXPECT_EQ(parse_http_request(bad, 8192, req), ParseStatus::kBad) << bad;
   }
 }

@@ -8,9 +8,10 @@ namespace {
 OriginPolicy seed_policy() {
   OriginPolicy p;
   std::string err;
-  EXPECT_TRUE(p.set({"https://wizzyworks-frontend.vercel.app", "http://localhost:3000-3001",
-                     "http://127.0.0.1:3000-3001", "http://localhost:8000", "http://127.0.0.1:8000"},
-                    true, err))
+  EXPECT_TRUE(
+      p.set({"https://wizzyworks-frontend.vercel.app", "http://localhost:3000-3001",
+             "http://127.0.0.1:3000-3001", "http://localhost:8000", "http://127.0.0.1:8000"},
+            true, err))
       << err;
   return p;
 }

@@ -33,12 +33,14 @@ TEST(Utf8Validator, RejectsInvalidSequences) {
   EXPECT_FALSE(valid("\xF4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(valid("\xF5\x80\x80\x80"));
   EXPECT_FALSE(valid("\xFF"));
-  EXPECT_FALSE(valid("\xE2\x82"));          // truncated
+  EXPECT_FALSE(valid("\xE2\x82"));  // truncated
   EXPECT_FALSE(valid("abcdefgh\xE2\x28\xA1"));
 }
 
 TEST(Utf8Validator, CarriesStateAcrossFragments) {
-  const std::string s = "ab\xF0\x9F\x98\x80" "cd\xE2\x82\xAC";
+  const std::string s =
+      "ab\xF0\x9F\x98\x80"
+      "cd\xE2\x82\xAC";
   for (size_t cut = 0; cut <= s.size(); ++cut) {
     Utf8Validator v;
     ASSERT_TRUE(v.feed(reinterpret_cast<const uint8_t*>(s.data()), cut)) << cut;

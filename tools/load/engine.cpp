@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -187,6 +188,8 @@ void Worker::flush_dirty() {
 }
 
 void Worker::loop() {
+  // Fixed-rate sends wake on precise deadlines; the default 50 us timer slack would delay each.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
   epoll_event events[kMaxEvents];
   Phase seen = Phase::kDone;
   bool first = true;
@@ -237,6 +240,9 @@ void Worker::on_phase(Phase p, uint64_t now) {
     case Phase::kRun:
       run_.workload->on_run_start(*this, now);
       break;
+    case Phase::kDrain:
+      run_.workload->on_tick(*this, now);  // whatever was still due before the end
+      break;
     case Phase::kClose:
       for (auto& c : conns_) {
         if (c.state == ConnState::kOpen) {
@@ -278,7 +284,7 @@ uint64_t Worker::start_connects(uint64_t now) {
       if (due > now) return due;
     }
     ++next_to_start_;
-    open_conn(c, now);
+    open_conn(c, now_ns());
   }
   return UINT64_MAX;
 }
@@ -296,7 +302,8 @@ void Worker::open_conn(Conn& c, uint64_t now) {
     ++resolved_;
     bump(counters_.failed);
     error(ErrorKind::kConnect,
-          errno_text("socket", err) + (err == EMFILE || err == ENFILE ? " (file descriptor limit)" : ""));
+          errno_text("socket", err) +
+              (err == EMFILE || err == ENFILE ? " (file descriptor limit)" : ""));
     return;
   }
   c.fd = fd;
@@ -318,10 +325,10 @@ void Worker::open_conn(Conn& c, uint64_t now) {
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&run_.addr), run_.addr_len) != 0 &&
       errno != EINPROGRESS) {
     int err = errno;
-    handshake_failed(c, ErrorKind::kConnect,
-                     errno_text("connect", err) +
-                         (err == EADDRNOTAVAIL ? " (out of ephemeral ports: try --source-addrs)"
-                                               : ""));
+    handshake_failed(
+        c, ErrorKind::kConnect,
+        errno_text("connect", err) +
+            (err == EADDRNOTAVAIL ? " (out of ephemeral ports: try --source-addrs)" : ""));
     return;
   }
   // Registered after connect(): an unconnected socket would poll as EPOLLHUP.
@@ -344,10 +351,10 @@ void Worker::on_event(Conn& c, uint32_t events) {
     getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       if (err == 0) err = ECONNRESET;
-      handshake_failed(c, ErrorKind::kConnect,
-                       errno_text("connect", err) +
-                           (err == EADDRNOTAVAIL ? " (out of ephemeral ports: try --source-addrs)"
-                                                 : ""));
+      handshake_failed(
+          c, ErrorKind::kConnect,
+          errno_text("connect", err) +
+              (err == EADDRNOTAVAIL ? " (out of ephemeral ports: try --source-addrs)" : ""));
       return;
     }
     on_connected(c);
@@ -411,8 +418,8 @@ void Worker::on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now) {
     c.in.append(reinterpret_cast<const char*>(data), n);
     size_t consumed = 0;
     std::string err;
-    switch (parse_upgrade_response(c.in, std::string_view(c.accept, sizeof c.accept), consumed,
-                                   err)) {
+    switch (
+        parse_upgrade_response(c.in, std::string_view(c.accept, sizeof c.accept), consumed, err)) {
       case HandshakeStatus::kIncomplete:
         return;
       case HandshakeStatus::kFailed:
@@ -510,6 +517,8 @@ void Worker::lost(Conn& c, const std::string& why) {
 }
 
 void Worker::close_conn(Conn& c, ConnState final_state) {
+  if (c.state == ConnState::kOpen || c.state == ConnState::kClosing)
+    run_.workload->on_close(*this, c);
   if (c.fd >= 0) {
     ::close(c.fd);
     c.fd = -1;

@@ -1,5 +1,5 @@
-// Event loop of ringcast-load: one epoll (edge-triggered) loop per thread, each owning a slice of the
-// connections (global index g belongs to thread g % threads). A connection is ~200 bytes plus
+// Event loop of ringcast-load: one epoll (edge-triggered) loop per thread, each owning a slice of
+// the connections (global index g belongs to thread g % threads). A connection is ~200 bytes plus
 // whatever partial frame or unsent data it has to keep; reads go through one per-thread buffer.
 #pragma once
 
@@ -29,7 +29,15 @@ inline uint64_t now_ns() {
 // Phases of a run, driven by the main thread.
 enum class Phase : int { kConnect, kRun, kDrain, kHold, kClose, kDone };
 
-enum class ConnState : uint8_t { kIdle, kConnecting, kHandshake, kOpen, kClosing, kClosed, kFailed };
+enum class ConnState : uint8_t {
+  kIdle,
+  kConnecting,
+  kHandshake,
+  kOpen,
+  kClosing,
+  kClosed,
+  kFailed
+};
 
 enum class ErrorKind : int {
   kConnect,    // socket/connect failed or the TCP connection broke before the upgrade finished
@@ -73,8 +81,9 @@ class Workload {
   virtual void on_run_start(Worker&, uint64_t /*now*/) {}
   // Sends what is due; returns when it wants to be called next (UINT64_MAX: not at all).
   virtual uint64_t on_tick(Worker&, uint64_t /*now*/) { return UINT64_MAX; }
-  virtual void on_message(Worker&, Conn&, uint8_t op, const uint8_t* p, size_t n,
-                          uint64_t now) = 0;
+  virtual void on_message(Worker&, Conn&, uint8_t op, const uint8_t* p, size_t n, uint64_t now) = 0;
+  // An open connection is going away (any reason, including the end of the run).
+  virtual void on_close(Worker&, Conn&) {}
   // True when nothing this worker waits for is still in flight (checked during the drain phase).
   virtual bool drained(Worker&) { return true; }
 };
@@ -143,9 +152,11 @@ class Worker {
   void error(ErrorKind k, const std::string& msg);
   uint64_t random64();
 
-  // Latency histograms: [0] the scenario's main series, [1] its second series, both also copied
-  // into `interval` (under interval_mu) for per-second progress; handshake latency separately.
-  Histogram hist[2];
+  // Latency histograms: [0] the scenario's main series (also copied into `interval`, under
+  // interval_mu, for the per-second progress line), [1] its second series, [2] fixed-rate send lag
+  // (actual minus intended send time: how far the generator itself fell behind); handshake
+  // latency separately.
+  Histogram hist[3];
   Histogram handshake;
   std::mutex interval_mu;
   Histogram interval;

@@ -11,8 +11,9 @@
 
 namespace ringcast::load {
 
-// 1-based rank of the p-th percentile (0 <= p <= 100) among n sorted values: the smallest rank r with
-// r >= p/100 * n, at least 1. The tiny epsilon keeps 99.9 % of 1000 at rank 999 despite rounding.
+// 1-based rank of the p-th percentile (0 <= p <= 100) among n sorted values: the smallest rank r
+// with r >= p/100 * n, at least 1. The tiny epsilon keeps 99.9 % of 1000 at rank 999 despite
+// rounding.
 inline uint64_t percentile_rank(double p, uint64_t n) {
   if (n == 0) return 0;
   double r = std::ceil(p / 100.0 * static_cast<double>(n) - 1e-7);
@@ -23,11 +24,11 @@ inline uint64_t percentile_rank(double p, uint64_t n) {
 
 // Histogram of non-negative integer values (ringcast-load records nanoseconds).
 //
-// Values below kLinearLimit are counted exactly. Above it, every power-of-two range [2^e, 2^(e+1)) is
-// split into kSubBuckets linear sub-buckets of width 2^(e - kSubBits), so a bucket is never wider than
-// 1/kSubBuckets (0.78 %) of the values it holds. Percentiles report the bucket midpoint (clamped to the
-// exact minimum and maximum), which bounds the relative error by 1/(2 * kSubBuckets) = 0.39 %.
-// The whole uint64 range is covered by 7424 buckets (58 KiB).
+// Values below kLinearLimit are counted exactly. Above it, every power-of-two range [2^e, 2^(e+1))
+// is split into kSubBuckets linear sub-buckets of width 2^(e - kSubBits), so a bucket is never
+// wider than 1/kSubBuckets (0.78 %) of the values it holds. Percentiles report the bucket midpoint
+// (clamped to the exact minimum and maximum), which bounds the relative error by 1/(2 *
+// kSubBuckets) = 0.39 %. The whole uint64 range is covered by 7424 buckets (58 KiB).
 class Histogram {
  public:
   static constexpr int kSubBits = 7;
@@ -42,8 +43,8 @@ class Histogram {
     int e = 63 - std::countl_zero(v);  // >= kSubBits + 1
     int shift = e - kSubBits;
     uint64_t sub = (v >> shift) - kSubBuckets;
-    return static_cast<size_t>(kLinearLimit + static_cast<uint64_t>(e - (kSubBits + 1)) * kSubBuckets +
-                               sub);
+    return static_cast<size_t>(kLinearLimit +
+                               static_cast<uint64_t>(e - (kSubBits + 1)) * kSubBuckets + sub);
   }
   // Smallest and largest value that land in bucket i.
   static uint64_t bucket_low(size_t i) {

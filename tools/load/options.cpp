@@ -1,8 +1,8 @@
 #include "load/options.h"
 
 #include <charconv>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 
@@ -286,9 +286,8 @@ Options parse_args(const std::vector<std::string>& args) {
   if (o.scenario != Scenario::kConnect) {
     uint64_t lo = min_message_size(o.scenario, o.text);
     if (o.size < lo)
-      throw ArgError("--size: " + std::to_string(o.size) + " is below the " +
-                     std::to_string(lo) + "-byte payload header of " + sc +
-                     (o.text ? " with --text" : ""));
+      throw ArgError("--size: " + std::to_string(o.size) + " is below the " + std::to_string(lo) +
+                     "-byte payload header of " + sc + (o.text ? " with --text" : ""));
   }
   if (seen["--pipeline"] && o.rate > 0)
     throw ArgError("--pipeline applies to closed-loop runs only (without --rate)");

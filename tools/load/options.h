@@ -41,11 +41,11 @@ struct Options {
 
   // common
   int threads = 2;
-  double duration = 10;        // s: measured phase (echo/broadcast/relay), connect phase (connect)
+  double duration = 10;         // s: measured phase (echo/broadcast/relay), connect phase (connect)
   double connect_timeout = 10;  // s: all connections must be open within this (not connect)
-  double drain = 2;            // s: after the measured phase, time allowed for replies in flight
-  uint32_t source_addrs = 1;   // > 1: bind to 127.0.0.1 .. 127.0.0.N before connect
-  uint32_t max_pending = 512;  // handshakes in progress per thread
+  double drain = 2;             // s: after the measured phase, time allowed for replies in flight
+  uint32_t source_addrs = 1;    // > 1: bind to 127.0.0.1 .. 127.0.0.N before connect
+  uint32_t max_pending = 512;   // handshakes in progress per thread
   std::string json_path;
   std::string plot_path;
   bool quiet = false;  // no per-second progress

@@ -21,7 +21,9 @@ std::string num(double v) {
   return fmt("%.6g", v);
 }
 
-double us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
+double us(uint64_t ns) {
+  return static_cast<double>(ns) / 1000.0;
+}
 
 std::string pct_label(double p) {
   std::string s = fmt("%g", p);
@@ -122,8 +124,8 @@ std::string format_table(const Results& r) {
   std::snprintf(line, sizeof line, "%-22s %llu\n", "loss", static_cast<unsigned long long>(r.loss));
   o += line;
   if (!r.latency.empty()) {
-    std::snprintf(line, sizeof line, "\n%-22s %10s %10s %10s %10s %10s %10s %10s\n",
-                  "latency (us)", "count", "p50", "p90", "p99", "p99.9", "max", "mean");
+    std::snprintf(line, sizeof line, "\n%-22s %10s %10s %10s %10s %10s %10s %10s\n", "latency (us)",
+                  "count", "p50", "p90", "p99", "p99.9", "max", "mean");
     o += line;
     for (const auto& s : r.latency) {
       const Histogram& h = s.hist;
@@ -151,8 +153,7 @@ std::string format_json(const Results& r) {
   o += "  \"url\": " + json_string(r.url) + ",\n";
   o += "  \"passed\": " + std::string(r.passed() ? "true" : "false") + ",\n";
   o += "  \"failures\": [";
-  for (size_t i = 0; i < r.failures.size(); ++i)
-    o += (i ? ", " : "") + json_string(r.failures[i]);
+  for (size_t i = 0; i < r.failures.size(); ++i) o += (i ? ", " : "") + json_string(r.failures[i]);
   o += "],\n  \"settings\": {";
   for (size_t i = 0; i < r.settings.size(); ++i)
     o += (i ? ", " : "") + json_string(r.settings[i].first) + ": " +
@@ -177,11 +178,12 @@ std::string format_json(const Results& r) {
     o += "\"count\": " + std::to_string(h.count());
     o += ", \"min\": " + num(us(h.min()));
     o += ", \"mean\": " + num(h.mean() / 1000.0);
-    for (double p : kReportPercentiles) o += ", \"" + pct_label(p) + "\": " + num(us(h.percentile(p)));
+    for (double p : kReportPercentiles)
+      o += ", \"" + pct_label(p) + "\": " + num(us(h.percentile(p)));
     o += ", \"max\": " + num(us(h.max()));
     o += ",\n      \"percentiles\": [";
-    static constexpr double kCurve[] = {0,  10, 20, 25, 30,   40,    50,     60,     70,   75,
-                                        80, 90, 95, 99, 99.5, 99.9,  99.95,  99.99,  99.999, 100};
+    static constexpr double kCurve[] = {0,  10, 20, 25, 30,   40,   50,    60,    70,     75,
+                                        80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100};
     bool first = true;
     for (double p : kCurve) {
       o += std::string(first ? "" : ", ") + "[" + num(p) + ", " + num(us(h.percentile(p))) + "]";

@@ -11,7 +11,7 @@
 namespace ringcast::load {
 
 struct Metric {
-  std::string key;  // JSON key, e.g. "throughput_msg_per_s"
+  std::string key;    // JSON key, e.g. "throughput_msg_per_s"
   std::string label;  // table label, e.g. "throughput"
   double value = 0;
   std::string unit;  // e.g. "msg/s"

@@ -23,7 +23,9 @@ namespace {
 
 std::atomic<int> g_signal{0};
 
-void on_signal(int sig) { g_signal.store(sig); }
+void on_signal(int sig) {
+  g_signal.store(sig);
+}
 
 bool resolve(const Url& u, Run& run, std::string& err) {
   addrinfo hints{};
@@ -165,7 +167,15 @@ class Controller {
   uint64_t last_progress_t_ = 0, last_sent_ = 0, last_recv_ = 0;
 };
 
-uint64_t secs(double s) { return static_cast<uint64_t>(s * 1e9); }
+std::string seconds_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", s);
+  return b;
+}
+
+uint64_t secs(double s) {
+  return static_cast<uint64_t>(s * 1e9);
+}
 
 bool write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -181,7 +191,8 @@ std::vector<std::pair<std::string, std::string>> settings_of(const Options& o) {
     return std::string(b);
   };
   std::vector<std::pair<std::string, std::string>> s = {
-      {"threads", std::to_string(o.threads)}, {"duration", d(o.duration)},
+      {"threads", std::to_string(o.threads)},
+      {"duration", d(o.duration)},
       {"source_addrs", std::to_string(o.source_addrs)}};
   switch (o.scenario) {
     case Scenario::kEcho:
@@ -235,13 +246,16 @@ int run_load(const Options& o) {
     return 1;
   }
   if (o.source_addrs > 1 && total / o.source_addrs > 28000)
-    std::fprintf(stderr, "ringcast-load: warning: %llu connections per source address may exhaust "
-                 "ephemeral ports\n", static_cast<unsigned long long>(total / o.source_addrs));
+    std::fprintf(stderr,
+                 "ringcast-load: warning: %llu connections per source address may exhaust "
+                 "ephemeral ports\n",
+                 static_cast<unsigned long long>(total / o.source_addrs));
 
   auto workload = make_workload(o, run);
   run.workload = workload.get();
 
-  // Workers block the signals; the controller thread handles SIGINT/SIGTERM by ending the run early.
+  // Workers block the signals; the controller thread handles SIGINT/SIGTERM by ending the run
+  // early.
   sigset_t block, old;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
@@ -284,8 +298,7 @@ int run_load(const Options& o) {
   uint64_t opened = sum(&Counters::opened), failed = sum(&Counters::failed);
   if (!interrupted && opened + failed < total)
     failures.push_back("only " + std::to_string(opened) + " of " + std::to_string(total) +
-                       " connections opened within " + std::to_string(connect_limit).substr(0, 5) +
-                       " s");
+                       " connections opened within " + seconds_text(connect_limit) + " s");
   if (failed) failures.push_back(std::to_string(failed) + " connections failed to open");
 
   double measured = 0;
@@ -310,7 +323,8 @@ int run_load(const Options& o) {
         run.t_run_end.store(end);
       }
       ctl.set_phase(Phase::kDrain);
-      if (ok) ctl.wait(now_ns() + secs(o.drain), all(&Worker::drained));
+      g_signal.store(0);  // a second signal cuts the drain short too
+      ctl.wait(now_ns() + secs(o.drain), all(&Worker::drained));
     }
   }
   ctl.set_phase(Phase::kClose);

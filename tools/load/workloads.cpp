@@ -26,7 +26,9 @@ LatencySeries merged(std::vector<std::unique_ptr<Worker>>& workers, int series, 
   return s;
 }
 
-uint8_t data_opcode(const Options& o) { return o.text ? opcode::kText : opcode::kBinary; }
+uint8_t data_opcode(const Options& o) {
+  return o.text ? opcode::kText : opcode::kBinary;
+}
 
 // Fixed-rate schedule of one worker: message j is due at start + offset + j * period and goes to
 // senders[j % senders.size()], so every sender gets an evenly spaced share of the total rate.
@@ -39,8 +41,8 @@ struct Schedule {
   void init(double total_rate, uint64_t total_senders, size_t my_senders, int worker) {
     period_ns = 1e9 * static_cast<double>(total_senders) /
                 (total_rate * static_cast<double>(std::max<size_t>(my_senders, 1)));
-    offset_ns = static_cast<uint64_t>(1e9 / total_rate * worker) % std::max<uint64_t>(
-                                                                        1, static_cast<uint64_t>(period_ns));
+    offset_ns = static_cast<uint64_t>(1e9 / total_rate * worker) %
+                std::max<uint64_t>(1, static_cast<uint64_t>(period_ns));
     j = 0;
   }
   // Calls send(conn_index_in_senders, intended_time) for every due message; returns the next due
@@ -106,6 +108,7 @@ class RoundTripWorkload final : public ScenarioWorkload {
                        run_.t_run_end.load(std::memory_order_relaxed), now, p.senders.size(),
                        [&](size_t k, uint64_t t) {
                          Conn& c = conns[p.senders[k]];
+                         w.hist[2].record(now - t);
                          if (c.state == ConnState::kOpen)
                            send(w, p, c, t);
                          else
@@ -156,15 +159,21 @@ class RoundTripWorkload final : public ScenarioWorkload {
     if (o_.rate <= 0 && run_.current() == Phase::kRun) send(w, p, c, now);
   }
 
+  void on_close(Worker& w, Conn& c) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    p.outstanding -= c.inflight;
+    p.lost_on_close += c.inflight;
+    c.inflight = 0;
+  }
+
   bool drained(Worker& w) override { return per_[static_cast<size_t>(w.index())].outstanding == 0; }
 
-  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
-              Results& r) override {
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds, Results& r) override {
     uint64_t sent = 0, replies = 0, outstanding = 0, reflected = 0, ignored = 0, skipped = 0;
     for (auto& p : per_) {
       sent += p.sent;
       replies += p.replies;
-      outstanding += p.outstanding;
+      outstanding += p.outstanding + p.lost_on_close;
       reflected += p.reflected;
       ignored += p.ignored;
       skipped += p.skipped;
@@ -196,9 +205,11 @@ class RoundTripWorkload final : public ScenarioWorkload {
       add_metric(r, "skipped_sends", "skipped (closed conn)", static_cast<double>(skipped), "");
     r.loss = outstanding;
     if (outstanding)
-      r.failures.push_back(std::to_string(outstanding) +
-                           " messages never came back (within --drain)");
+      r.failures.push_back(
+          std::to_string(outstanding) +
+          " messages were never answered (connection closed, or not within --drain)");
     r.latency.push_back(merged(workers, 0, "round_trip", "round trip"));
+    if (o_.rate > 0) r.latency.push_back(merged(workers, 2, "send_lag", "send lag (tool)"));
   }
 
  private:
@@ -208,6 +219,7 @@ class RoundTripWorkload final : public ScenarioWorkload {
     std::vector<uint8_t> buf;
     std::vector<uint8_t> relay_buf;
     uint64_t outstanding = 0, sent = 0, replies = 0, reflected = 0, ignored = 0, skipped = 0;
+    uint64_t lost_on_close = 0;  // in flight on a connection that closed
   };
 
   void send(Worker& w, Per& p, Conn& c, uint64_t t) {
@@ -305,6 +317,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
                        run_.t_run_end.load(std::memory_order_relaxed), now, p.senders.size(),
                        [&](size_t k, uint64_t t) {
                          Conn& c = conns[p.senders[k]];
+                         w.hist[2].record(now - t);
                          if (c.state == ConnState::kOpen)
                            publish(w, p, c, t);
                          else
@@ -351,9 +364,8 @@ class BroadcastWorkload final : public ScenarioWorkload {
     } else {
       uint64_t d = tr.next - 1 - seq;
       if (d < 64 && ((tr.window >> d) & 1)) {
-        w.error(ErrorKind::kDuplicate, who + ": message " + std::to_string(seq) +
-                                           " of publisher " + std::to_string(pub) +
-                                           " delivered twice");
+        w.error(ErrorKind::kDuplicate, who + ": message " + std::to_string(seq) + " of publisher " +
+                                           std::to_string(pub) + " delivered twice");
         return;
       }
       w.error(ErrorKind::kOrder, who + ": message " + std::to_string(seq) + " of publisher " +
@@ -390,8 +402,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
     return p.next_sum >= p.subscribers * total;
   }
 
-  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
-              Results& r) override {
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds, Results& r) override {
     uint64_t published = 0;
     for (uint32_t i = 0; i < pubs_; ++i) published += pub_sent_[i].load();
     int64_t gap_loss = 0;
@@ -437,13 +448,13 @@ class BroadcastWorkload final : public ScenarioWorkload {
     add_metric(r, "delivery_rate_per_s", "delivery rate", seconds > 0 ? deliveries / seconds : 0,
                "msg/s");
     if (subs_ > 0)
-      add_metric(r, "messages_incomplete", "messages not at all subs", static_cast<double>(incomplete),
+      add_metric(r, "messages_incomplete", "incomplete messages", static_cast<double>(incomplete),
                  "");
     add_metric(r, "publisher_received", "received by publishers", static_cast<double>(pub_recv),
                "");
     if (untracked)
-      add_metric(r, "last_subscriber_untracked", "last-sub untracked", static_cast<double>(untracked),
-                 "");
+      add_metric(r, "last_subscriber_untracked", "last-sub untracked",
+                 static_cast<double>(untracked), "");
     if (skipped)
       add_metric(r, "skipped_publishes", "skipped (closed conn)", static_cast<double>(skipped), "");
     r.loss = loss;
@@ -452,6 +463,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
                            " deliveries lost");
     r.latency.push_back(merged(workers, 0, "delivery", "delivery"));
     r.latency.push_back(merged(workers, 1, "last_subscriber", "last subscriber"));
+    r.latency.push_back(merged(workers, 2, "send_lag", "send lag (tool)"));
   }
 
  private:
@@ -520,8 +532,7 @@ class ConnectWorkload final : public ScenarioWorkload {
     ++unexpected_[static_cast<size_t>(w.index()) % kSlots];
   }
 
-  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds,
-              Results& r) override {
+  void finish(std::vector<std::unique_ptr<Worker>>& workers, double seconds, Results& r) override {
     uint64_t opened = 0, failed = 0, first = UINT64_MAX, last = 0, pings = 0;
     for (auto& w : workers) {
       auto& c = w->counters();
@@ -533,7 +544,8 @@ class ConnectWorkload final : public ScenarioWorkload {
     }
     double span = last > first && first != UINT64_MAX ? static_cast<double>(last - first) / 1e9 : 0;
     add_metric(r, "connections", "connections", static_cast<double>(o_.connections), "");
-    add_metric(r, "target_rate_per_s", "target connect rate", o_.rate, o_.rate > 0 ? "conn/s" : "(as fast as possible)");
+    add_metric(r, "target_rate_per_s", "target connect rate", o_.rate,
+               o_.rate > 0 ? "conn/s" : "(as fast as possible)");
     add_metric(r, "opened", "opened", static_cast<double>(opened), "");
     add_metric(r, "failed", "failed", static_cast<double>(failed), "");
     add_metric(r, "connect_phase_s", "connect phase", span, "s");

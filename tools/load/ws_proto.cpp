@@ -18,7 +18,8 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -38,7 +39,8 @@ bool has_token(std::string_view list, std::string_view token) {
 
 std::string base64_encode(const uint8_t* data, size_t n) {
   std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+  int len =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
   out.resize(static_cast<size_t>(len));
   return out;
 }
@@ -135,7 +137,8 @@ void append_frame(std::string& out, uint8_t op, const uint8_t* payload, size_t n
     head[h++] = static_cast<uint8_t>(n);
   } else {
     head[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; --i) head[h++] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
+    for (int i = 7; i >= 0; --i)
+      head[h++] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
   }
   uint8_t key[4] = {static_cast<uint8_t>(mask >> 24), static_cast<uint8_t>(mask >> 16),
                     static_cast<uint8_t>(mask >> 8), static_cast<uint8_t>(mask)};

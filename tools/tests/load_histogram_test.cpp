@@ -23,8 +23,8 @@ void expect_close(const Histogram& h, std::vector<uint64_t> values, double toler
   for (double p : {1.0, 10.0, 50.0, 90.0, 99.0, 99.9, 99.99}) {
     double exact = static_cast<double>(exact_percentile(values, p));
     double got = static_cast<double>(h.percentile(p));
-    EXPECT_LE(std::fabs(got - exact), tolerance * exact) << "p" << p << " exact " << exact
-                                                         << " got " << got;
+    EXPECT_LE(std::fabs(got - exact), tolerance * exact)
+        << "p" << p << " exact " << exact << " got " << got;
   }
   EXPECT_EQ(h.min(), values.front());
   EXPECT_EQ(h.max(), values.back());

@@ -10,7 +10,9 @@
 namespace ringcast::load {
 namespace {
 
-Options parse(std::vector<std::string> args) { return parse_args(args); }
+Options parse(std::vector<std::string> args) {
+  return parse_args(args);
+}
 
 TEST(LoadOptions, EchoDefaultsAndValues) {
   Options o = parse({"echo", "ws://127.0.0.1:9000/echo"});
@@ -55,8 +57,8 @@ TEST(LoadOptions, OtherScenarios) {
   EXPECT_EQ(o.pairs, 50u);
   EXPECT_EQ(o.total_connections(), 100u);
 
-  o = parse({"connect", "--connections", "2000", "--rate", "500", "--hold", "30",
-             "--source-addrs", "4", "ws://127.0.0.1:8765/echo"});
+  o = parse({"connect", "--connections", "2000", "--rate", "500", "--hold", "30", "--source-addrs",
+             "4", "ws://127.0.0.1:8765/echo"});
   EXPECT_EQ(o.scenario, Scenario::kConnect);
   EXPECT_EQ(o.connections, 2000u);
   EXPECT_EQ(o.rate, 500);

@@ -27,8 +27,10 @@ TEST(LoadWsProto, UpgradeRequest) {
 TEST(LoadWsProto, UpgradeResponse) {
   const std::string accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
   const std::string ok =
-      "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
-      "Sec-WebSocket-Accept: " + accept + "\r\n\r\n";
+      "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, "
+      "Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      accept + "\r\n\r\n";
   size_t used = 0;
   std::string err;
   EXPECT_EQ(parse_upgrade_response(ok.substr(0, 40), accept, used, err),
@@ -44,12 +46,14 @@ TEST(LoadWsProto, UpgradeResponse) {
   wrong.replace(wrong.find(accept), 4, "AAAA");
   EXPECT_EQ(parse_upgrade_response(wrong, accept, used, err), HandshakeStatus::kFailed);
   EXPECT_NE(err.find("wrong Sec-WebSocket-Accept"), std::string::npos);
-  EXPECT_EQ(parse_upgrade_response("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-                                   accept, used, err),
-            HandshakeStatus::kFailed);
-  EXPECT_EQ(parse_upgrade_response("HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n",
-                                   accept, used, err),
-            HandshakeStatus::kFailed);
+  EXPECT_EQ(
+      parse_upgrade_response("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                             accept, used, err),
+      HandshakeStatus::kFailed);
+  EXPECT_EQ(
+      parse_upgrade_response("HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n",
+                             accept, used, err),
+      HandshakeStatus::kFailed);
   EXPECT_EQ(parse_upgrade_response("garbage\r\n\r\n", accept, used, err), HandshakeStatus::kFailed);
 }
 
@@ -168,12 +172,12 @@ TEST(LoadWsProto, ProtocolErrors) {
     Collector c;
     return !c.feed(bytes);
   };
-  EXPECT_TRUE(fails(std::string("\x82\x81\x00\x00\x00\x00x", 7)));           // masked
-  EXPECT_TRUE(fails(std::string("\xC2\x01x", 3)));                           // RSV1
-  EXPECT_TRUE(fails(server_frame(opcode::kContinuation, "x")));              // no start
-  EXPECT_TRUE(fails(server_frame(opcode::kPing, std::string(126, 'p'))));    // long control
-  EXPECT_TRUE(fails(server_frame(opcode::kPing, "p", false)));               // fragmented ctl
-  EXPECT_TRUE(fails(server_frame(0x3, "x")));                                // reserved opcode
+  EXPECT_TRUE(fails(std::string("\x82\x81\x00\x00\x00\x00x", 7)));         // masked
+  EXPECT_TRUE(fails(std::string("\xC2\x01x", 3)));                         // RSV1
+  EXPECT_TRUE(fails(server_frame(opcode::kContinuation, "x")));            // no start
+  EXPECT_TRUE(fails(server_frame(opcode::kPing, std::string(126, 'p'))));  // long control
+  EXPECT_TRUE(fails(server_frame(opcode::kPing, "p", false)));             // fragmented ctl
+  EXPECT_TRUE(fails(server_frame(0x3, "x")));                              // reserved opcode
   EXPECT_TRUE(fails(server_frame(opcode::kText, "a", false) + server_frame(opcode::kText, "b")));
   EXPECT_TRUE(fails(std::string("\x82\x7F\x80\x00\x00\x00\x00\x00\x00\x00", 10)));  // 2^63
   EXPECT_TRUE(fails(std::string("\x82\x7F\x00\x00\x00\x01\x00\x00\x00\x00", 10)));  // too big

@@ -3,8 +3,8 @@
 
 #include <cstdint>
 #include <map>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

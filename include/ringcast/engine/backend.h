@@ -1,7 +1,7 @@
 // The I/O backend of one worker loop: io_uring (default) or epoll, behind one interface.
-// The backend owns the kernel side (listening sockets, receive buffers, submissions); the layer above
-// owns connection state and reacts to the events it delivers. Everything here runs on the worker's
-// own thread except wake(), which any thread may call.
+// The backend owns the kernel side (listening sockets, receive buffers, submissions); the layer
+// above owns connection state and reacts to the events it delivers. Everything here runs on the
+// worker's own thread except wake(), which any thread may call.
 #pragma once
 
 #include <sys/socket.h>
@@ -21,11 +21,11 @@ std::string_view backend_name(BackendKind kind);
 // completion maps back to its connection without a lookup.
 struct Socket {
   int fd = -1;
-  uint16_t inflight = 0;     // backend operations that still reference this socket
-  bool recv_armed = false;   // a (multishot) receive or EPOLLIN interest is active
-  bool closing = false;      // close() was called; no new operations
-  bool send_pending = false; // epoll: waiting for EPOLLOUT
-  bool read_paused = false;  // upper layer asked for no more data for now
+  uint16_t inflight = 0;          // backend operations that still reference this socket
+  bool recv_armed = false;        // a (multishot) receive or EPOLLIN interest is active
+  bool closing = false;           // close() was called; no new operations
+  bool send_pending = false;      // epoll: waiting for EPOLLOUT
+  bool read_paused = false;       // upper layer asked for no more data for now
   msghdr* pending_msg = nullptr;  // epoll: the send waiting for EPOLLOUT
 };
 

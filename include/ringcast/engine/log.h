@@ -16,7 +16,9 @@ extern std::atomic<int> g_level;
 
 std::optional<Level> parse_level(std::string_view name);
 std::string_view level_name(Level level);
-inline void set_level(Level level) { g_level.store(static_cast<int>(level)); }
+inline void set_level(Level level) {
+  g_level.store(static_cast<int>(level));
+}
 inline bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
@@ -25,9 +27,9 @@ void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3
 
 }  // namespace ringcast::log
 
-#define RC_LOG(level, ...)                                                                   \
-  do {                                                                                       \
-    if (::ringcast::log::enabled(level)) ::ringcast::log::write(level, __VA_ARGS__);         \
+#define RC_LOG(level, ...)                                                           \
+  do {                                                                               \
+    if (::ringcast::log::enabled(level)) ::ringcast::log::write(level, __VA_ARGS__); \
   } while (0)
 #define RC_TRACE(...) RC_LOG(::ringcast::log::Level::kTrace, __VA_ARGS__)
 #define RC_DEBUG(...) RC_LOG(::ringcast::log::Level::kDebug, __VA_ARGS__)

@@ -1,6 +1,6 @@
-// Bounded lock-free single-producer/single-consumer ring. Head and tail live on separate cache lines
-// and each side caches the other's index, so a push or pop touches shared memory only when the
-// cached view runs out.
+// Bounded lock-free single-producer/single-consumer ring. Head and tail live on separate cache
+// lines and each side caches the other's index, so a push or pop touches shared memory only when
+// the cached view runs out.
 #pragma once
 
 #include <atomic>

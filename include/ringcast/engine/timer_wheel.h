@@ -1,6 +1,6 @@
 // Hashed timer wheel: O(1) schedule and cancel, one pass over due slots per loop iteration.
-// Each owner embeds one TimerNode (a connection needs a single "next deadline"), so arming or moving
-// a timer never allocates and never makes a syscall.
+// Each owner embeds one TimerNode (a connection needs a single "next deadline"), so arming or
+// moving a timer never allocates and never makes a syscall.
 #pragma once
 
 #include <algorithm>

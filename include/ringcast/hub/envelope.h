@@ -37,10 +37,10 @@ struct Envelope {
 
   Kind kind = Kind::kTask;
   uint8_t flags = 0;
-  SharedRoom* room = nullptr;          // counted reference
+  SharedRoom* room = nullptr;            // counted reference
   engine::SharedFrame* frame = nullptr;  // counted reference
   uint64_t session = 0;
-  Task* task = nullptr;              // kTask
+  Task* task = nullptr;                // kTask
   EventFormatter formatter = nullptr;  // kPublish
 };
 

@@ -13,12 +13,12 @@ namespace ringcast::hub {
 
 struct HistoryRecord {
   uint64_t seq = 0;
-  int64_t ts_ms = 0;           // wall clock, milliseconds since the epoch
-  uint64_t sender = 0;         // session id
-  std::string user;            // sender's user id, if authenticated
-  engine::FrameRef payload;    // holds the published bytes from payload_offset on
+  int64_t ts_ms = 0;         // wall clock, milliseconds since the epoch
+  uint64_t sender = 0;       // session id
+  std::string user;          // sender's user id, if authenticated
+  engine::FrameRef payload;  // holds the published bytes from payload_offset on
   uint32_t payload_offset = 0;
-  engine::FrameRef event;      // the encoded event frame members received
+  engine::FrameRef event;  // the encoded event frame members received
 
   std::string_view data() const {
     if (!payload) return {};

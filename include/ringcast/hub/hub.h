@@ -24,6 +24,7 @@
 #include "ringcast/hub/endpoint_registry.h"
 #include "ringcast/hub/envelope.h"
 #include "ringcast/hub/room.h"
+#include "ringcast/hub/room_store.h"
 #include "ringcast/websocket/session.h"
 #include "ringcast/websocket/worker.h"
 
@@ -36,19 +37,19 @@ using PresenceFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const
                                                    bool joined);
 
 struct JoinOptions {
-  bool presence = false;               // receive presence events of this room
+  bool presence = false;                        // receive presence events of this room
   PresenceFormatter presence_events = nullptr;  // how this room announces joins and leaves
-  std::optional<uint64_t> since;       // replay every recorded message with seq > since
-  size_t replay = 0;                   // or: replay the last N messages
-  Identity identity;                   // shown to others in presence lists
+  std::optional<uint64_t> since;                // replay every recorded message with seq > since
+  size_t replay = 0;                            // or: replay the last N messages
+  Identity identity;                            // shown to others in presence lists
 };
 
 // What a joiner gets back, on its own core, once the home core has added it.
 struct JoinResult {
-  uint64_t seq = 0;  // the room's sequence number at the time of the join
+  uint64_t seq = 0;                    // the room's sequence number at the time of the join
   std::vector<PresenceEntry> members;  // filled when presence was asked
   std::vector<std::pair<std::string, std::string>> state;  // retained state snapshot
-  std::vector<engine::FrameRef> replay;                     // event frames, oldest first
+  std::vector<engine::FrameRef> replay;                    // event frames, oldest first
 };
 
 using JoinCallback = std::function<void(websocket::Session&, JoinResult&)>;
@@ -130,13 +131,13 @@ class Hub final : public websocket::LoopHooks {
   };
   struct LocalRoom {
     std::vector<LocalMember> members;
-    int iterating = 0;   // deliveries in progress: removals only null the entry
+    int iterating = 0;  // deliveries in progress: removals only null the entry
     bool has_holes = false;
   };
   struct Membership {
     RoomRef room;
-    bool direct = false;    // raw room
-    bool acked = false;     // sequenced: join in effect
+    bool direct = false;  // raw room
+    bool acked = false;   // sequenced: join in effect
     bool presence = false;
   };
   friend class HubSystem;
@@ -153,6 +154,7 @@ class Hub final : public websocket::LoopHooks {
                    bool presence_only);
   void home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t sender,
                     EventFormatter formatter, bool echo, bool record);
+  void commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record);
   void add_local(SharedRoom* room, websocket::Session& s, bool presence);
   void remove_local(SharedRoom* room, websocket::Session& s);
   Membership* find_membership(uint64_t session, const SharedRoom* room);
@@ -165,14 +167,17 @@ class Hub final : public websocket::LoopHooks {
   std::unordered_map<uint64_t, std::vector<Membership>> memberships_;
   std::vector<std::deque<Envelope>> overflow_;  // per target core, when its ring is full
   size_t overflow_count_ = 0;
-  std::deque<Envelope> self_queue_;          // envelopes for this core, run in on_pass
-  std::vector<uint64_t> paused_;             // sessions whose reads wait for overflow to drain
-  uint64_t touched_ = 0;                     // cores sent to during this pass
+  std::deque<Envelope> self_queue_;  // envelopes for this core, run in on_pass
+  std::vector<uint64_t> paused_;     // sessions whose reads wait for overflow to drain
+  uint64_t touched_ = 0;             // cores sent to during this pass
 };
 
 class HubSystem {
  public:
   HubSystem(int cores, size_t default_history, std::vector<HistoryRule> rules = {});
+  // Where history and retained state are kept (default: memory only). Set before workers start.
+  void set_store(RoomStore* store) { store_ = store; }
+  RoomStore& store() { return *store_; }
   ~HubSystem();
   int cores() const { return static_cast<int>(hubs_.size()); }
   Hub& hub(int core) { return *hubs_[core]; }
@@ -186,6 +191,8 @@ class HubSystem {
   EndpointRegistry endpoints_;
   engine::Mailbox<Envelope> mailbox_;
   std::vector<std::unique_ptr<Hub>> hubs_;
+  MemoryRoomStore memory_store_;
+  RoomStore* store_ = &memory_store_;
 };
 
 template <typename Fn>

@@ -53,7 +53,8 @@ class SharedRoom {
   // ---- home core only ----
   uint64_t seq = 0;
   bool pinned = false;  // holds a self-reference because it has retained state
-  engine::SharedFrame* (*presence_formatter)(const SharedRoom&, const PresenceEntry&, bool) = nullptr;
+  engine::SharedFrame* (*presence_formatter)(const SharedRoom&, const PresenceEntry&,
+                                             bool) = nullptr;
   HistoryRing& history() { return history_; }
   std::map<std::string, std::string, std::less<>>& state() { return state_; }
   std::vector<int32_t>& core_members() { return core_members_; }

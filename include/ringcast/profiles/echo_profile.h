@@ -10,7 +10,8 @@ namespace ringcast::profiles {
 class EchoProfile final : public websocket::MessageHandler {
  public:
   void on_open(websocket::Session&, const websocket::HttpRequest&) override {}
-  void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override {
+  void on_message(websocket::Session& s, websocket::Opcode op,
+                  std::span<uint8_t> payload) override {
     s.send_message(op, payload);
   }
   void on_close(websocket::Session&) override {}

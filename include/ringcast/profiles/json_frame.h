@@ -24,9 +24,7 @@ class JsonFrame {
     str(v);
   }
   // Inserts already-serialised JSON as a value.
-  void raw(std::string_view json) {
-    w_.RawValue(json.data(), json.size(), rapidjson::kObjectType);
-  }
+  void raw(std::string_view json) { w_.RawValue(json.data(), json.size(), rapidjson::kObjectType); }
   std::string_view text() const { return {buf_.GetString(), buf_.GetSize()}; }
   // A new frame (one reference) holding the text as one WebSocket text message.
   engine::SharedFrame* frame() const {

@@ -1,5 +1,5 @@
-// Server-to-client frame encoding with wslay. Server frames are unmasked, so an encoded frame is the
-// same bytes for every recipient and can be shared by reference.
+// Server-to-client frame encoding with wslay. Server frames are unmasked, so an encoded frame is
+// the same bytes for every recipient and can be shared by reference.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,7 @@
-// Client-to-server frame decoding with wslay's frame API. A wslay frame context carries a 4 KiB input
-// buffer, so a connection borrows a reader from its worker's pool only while a frame is partially
-// received; at a frame boundary the reader is clean and goes back to the pool. An idle connection
-// therefore holds no decoder memory.
+// Client-to-server frame decoding with wslay's frame API. A wslay frame context carries a 4 KiB
+// input buffer, so a connection borrows a reader from its worker's pool only while a frame is
+// partially received; at a frame boundary the reader is clean and goes back to the pool. An idle
+// connection therefore holds no decoder memory.
 #pragma once
 
 #include <wslay/wslay.h>
@@ -93,7 +93,10 @@ FrameReader::Result FrameReader::feed(std::span<const uint8_t> in, Fn&& on_chunk
     if (c.frame_end) {
       in_frame_ = false;
       // wslay insists on minimal length encoding, so the header size follows from the length.
-      uint64_t header = 2 + (iocb.payload_length < 126 ? 0 : iocb.payload_length < 65536 ? 2 : 8) +
+      uint64_t header = 2 +
+                        (iocb.payload_length < 126     ? 0
+                         : iocb.payload_length < 65536 ? 2
+                                                       : 8) +
                         (iocb.mask ? 4 : 0);
       pending_ -= header + iocb.payload_length;
     }

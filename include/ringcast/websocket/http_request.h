@@ -23,7 +23,7 @@ struct HttpRequest {
   int version_minor = 1;    // HTTP/1.<minor>
   HttpHeader headers[kMaxHeaders];
   size_t header_count = 0;
-  size_t head_length = 0;   // bytes up to and including the blank line
+  size_t head_length = 0;  // bytes up to and including the blank line
 
   // Case-insensitive lookup of the first header with this name.
   std::optional<std::string_view> header(std::string_view name) const;

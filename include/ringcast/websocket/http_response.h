@@ -1,5 +1,5 @@
-// Builds a complete HTTP/1.1 response into a SharedFrame so it leaves through the same send queue as
-// WebSocket frames.
+// Builds a complete HTTP/1.1 response into a SharedFrame so it leaves through the same send queue
+// as WebSocket frames.
 #pragma once
 
 #include <string>
@@ -18,7 +18,7 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  bool head_only = false;   // HEAD request: headers (with the body's length) but no body
+  bool head_only = false;  // HEAD request: headers (with the body's length) but no body
   bool keep_alive = true;
 
   void add_header(std::string name, std::string value) {

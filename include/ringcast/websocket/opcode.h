@@ -14,7 +14,11 @@ enum class Opcode : uint8_t {
   kPong = 0xA,
 };
 
-inline bool is_control(uint8_t op) { return op & 0x8; }
-inline bool is_known_opcode(uint8_t op) { return op <= 2 || (op >= 8 && op <= 10); }
+inline bool is_control(uint8_t op) {
+  return op & 0x8;
+}
+inline bool is_known_opcode(uint8_t op) {
+  return op <= 2 || (op >= 8 && op <= 10);
+}
 
 }  // namespace ringcast::websocket

@@ -14,7 +14,7 @@
 namespace ringcast::websocket {
 
 struct Route {
-  std::string path;      // "/echo", or "/raw/" for a prefix mount
+  std::string path;  // "/echo", or "/raw/" for a prefix mount
   bool prefix = false;
   MessageHandler* handler = nullptr;
   std::atomic<int64_t> connections{0};  // open WebSocket sessions on this route

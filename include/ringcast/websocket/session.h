@@ -34,10 +34,10 @@ struct OutItem {
 class Session : public engine::Socket {
  public:
   enum class State : uint8_t {
-    kHttp,       // reading HTTP requests
-    kOpen,       // WebSocket open
-    kClosing,    // close frame sent or received; draining until the peer goes
-    kDead,       // backend close requested; waiting for on_closed
+    kHttp,     // reading HTTP requests
+    kOpen,     // WebSocket open
+    kClosing,  // close frame sent or received; draining until the peer goes
+    kDead,     // backend close requested; waiting for on_closed
   };
 
   uint64_t id() const { return id_; }
@@ -47,7 +47,8 @@ class Session : public engine::Socket {
   const Route* route() const { return route_; }
   size_t queued_bytes() const { return out_bytes_; }
 
-  // Sending. All of these queue; bytes leave at the end of the current loop pass, batched per socket.
+  // Sending. All of these queue; bytes leave at the end of the current loop pass, batched per
+  // socket.
   void send_message(Opcode op, std::span<const uint8_t> payload);
   void send_text(std::string_view text) {
     send_message(Opcode::kText, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
@@ -67,24 +68,24 @@ class Session : public engine::Socket {
   uint64_t id_ = 0;
   State state_ = State::kHttp;
   bool websocket_port_ = true;
-  bool dirty_ = false;               // in the worker's flush list
-  bool close_after_flush_ = false;   // HTTP "Connection: close" or WebSocket close sent
-  bool write_shut_ = false;          // FIN sent after our close frame
+  bool dirty_ = false;              // in the worker's flush list
+  bool close_after_flush_ = false;  // HTTP "Connection: close" or WebSocket close sent
+  bool write_shut_ = false;         // FIN sent after our close frame
   bool close_sent_ = false;
-  bool in_message_ = false;          // a fragmented data message is open
+  bool in_message_ = false;  // a fragmented data message is open
   bool ping_outstanding_ = false;
-  bool counted_ws_ = false;          // admitted against connection limits
-  bool discard_input_ = false;       // closing: inbound bytes are ignored
+  bool counted_ws_ = false;     // admitted against connection limits
+  bool discard_input_ = false;  // closing: inbound bytes are ignored
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
-  uint16_t inflight_items_ = 0;      // queue items covered by the send in flight
+  uint16_t inflight_items_ = 0;  // queue items covered by the send in flight
   uint64_t message_size_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;
   engine::TimerNode timer_;
   Session* next_dirty_ = nullptr;
-  Session* prev_ = nullptr;          // worker's list of all sessions
+  Session* prev_ = nullptr;  // worker's list of all sessions
   Session* next_ = nullptr;
   OutItem* out_head_ = nullptr;
   OutItem* out_tail_ = nullptr;

@@ -20,7 +20,7 @@ class Utf8Validator {
   }
 
  private:
-  uint8_t need_ = 0;  // continuation bytes still expected
+  uint8_t need_ = 0;               // continuation bytes still expected
   uint8_t lo_ = 0x80, hi_ = 0xBF;  // allowed range of the next continuation byte
 };
 

@@ -44,8 +44,8 @@ class LoopHooks {
 
 // What all workers share. Owned by the application; outlives the workers.
 struct WorkerShared {
-  std::vector<Worker*> workers;       // by index, for waking peers
-  std::vector<LoopHooks*> hooks;      // by index; empty or nullptr entries mean none
+  std::vector<Worker*> workers;   // by index, for waking peers
+  std::vector<LoopHooks*> hooks;  // by index; empty or nullptr entries mean none
   SettingsStore* settings = nullptr;
   Router* router = nullptr;
   HttpService* http = nullptr;

@@ -1,0 +1,43 @@
+// Where a room's history and retained state are kept beyond memory. The hub's home core calls it
+// for every recorded message and state change, and continues (fan-out, acknowledgement) only when
+// the store says the change is kept: an in-memory store says so at once, a durable one after its
+// group commit. Start-up restores every room before the listeners open.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ringcast/hub/history.h"
+
+namespace ringcast::hub {
+
+class SharedRoom;
+
+class RoomStore {
+ public:
+  // Called on the home core once the change is kept (ok) or could not be (ok == false).
+  using Done = std::function<void(bool ok)>;
+
+  virtual ~RoomStore() = default;
+  // True if changes to this room must be kept before they are acknowledged.
+  virtual bool persistent(const SharedRoom& room) const = 0;
+  virtual void append(const SharedRoom& room, const HistoryRecord& rec, Done done) = 0;
+  // value == nullopt deletes the key.
+  virtual void put_state(const SharedRoom& room, std::string_view key,
+                         const std::optional<std::string>& value, Done done) = 0;
+};
+
+// Keeps nothing beyond the rooms' own memory: every change is "kept" immediately.
+class MemoryRoomStore final : public RoomStore {
+ public:
+  bool persistent(const SharedRoom&) const override { return false; }
+  void append(const SharedRoom&, const HistoryRecord&, Done done) override { done(true); }
+  void put_state(const SharedRoom&, std::string_view, const std::optional<std::string>&,
+                 Done done) override {
+    done(true);
+  }
+};
+
+}  // namespace ringcast::hub
