@@ -24,7 +24,7 @@ NOFILE = harness.raise_nofile_limit(20000)
 MSG_SIZE = 4096
 N_MSGS = 2000
 N_SUBS = 20
-N_STALLED = 4          # more than one, so that (most likely) both workers have a stalled client
+N_STALLED = int(os.environ.get("NSTALL", "4"))          # more than one, so that (most likely) both workers have a stalled client
 RSS_LIMIT_KB = 200 * 1024
 ROOM = "/raw/busy"
 
@@ -157,8 +157,14 @@ class SlowConsumerCase(harness.ServerTestCase):
                 for i in range(N_MSGS):
                     if i % 50 == 0:
                         peak[0] = max(peak[0], rss_kb(pid))
-                        await await_cond(lambda: min(len(s.indexes) for s in subs) >= i - self.WINDOW, 30,
-                                         "normal subscribers to keep up (message %d)" % i)
+                        try:
+                            await await_cond(lambda: min(len(s.indexes) for s in subs) >= i - self.WINDOW, 30,
+                                             "normal subscribers to keep up (message %d)" % i)
+                        except AssertionError as e:
+                            raise AssertionError("%s: received per subscriber %r, closed %r; health %r"
+                                                 % (e, [len(s.indexes) for s in subs],
+                                                    [s.closed_code for s in subs if s.closed_code is not None],
+                                                    self.server.health()))
                     await pub.ws.send(payload(i))
                 await await_cond(lambda: all(len(s.indexes) >= N_MSGS for s in subs), 30,
                                  "every subscriber to get all %d messages" % N_MSGS)

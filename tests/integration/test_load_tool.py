@@ -1,0 +1,94 @@
+"""Smoke runs of every ringcast-load scenario against the real server: each must succeed and its
+correctness checks (echo payloads, broadcast loss/duplication/order) must pass. Speed is never
+asserted here; benchmarks measure that.
+
+Run: /usr/bin/python3 tests/integration/test_load_tool.py --binary build/ringcast \
+         --backend io_uring --load-binary build/tools/ringcast-load
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import harness
+
+LOAD_BINARY = None
+
+
+def take_load_binary():
+    global LOAD_BINARY
+    argv = sys.argv
+    for i, a in enumerate(list(argv)):
+        if a == "--load-binary" and i + 1 < len(argv):
+            LOAD_BINARY = argv[i + 1]
+            del argv[i:i + 2]
+            return
+        if a.startswith("--load-binary="):
+            LOAD_BINARY = a.split("=", 1)[1]
+            del argv[i]
+            return
+    LOAD_BINARY = os.path.join(harness._REPO, "build", "tools", "ringcast-load")
+
+
+class LoadToolSmoke(harness.ServerTestCase):
+    def run_load(self, *args, timeout=60):
+        out = tempfile.NamedTemporaryFile(prefix="ringcast-load-", suffix=".json", delete=False)
+        out.close()
+        svg = out.name.replace(".json", ".svg")
+        try:
+            cmd = [LOAD_BINARY, *args, "--threads", "2", "--quiet", "--json", out.name,
+                   "--plot", svg]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            self.assertEqual(p.returncode, 0, "%s\nstdout:\n%s\nstderr:\n%s"
+                             % (" ".join(cmd), p.stdout[-4000:], p.stderr[-4000:]))
+            with open(out.name) as f:
+                result = json.load(f)
+            with open(svg) as f:
+                self.assertIn("<svg", f.read(2000))
+            return result, p.stdout
+        finally:
+            for path in (out.name, svg):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+    def url(self, path):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
+    def test_echo_closed_loop(self):
+        result, text = self.run_load("echo", "--connections", "20", "--size", "32", "--duration", "1",
+                                     self.url("/echo"))
+        self.assertIn("PASS", text)
+        self.assertGreater(json.dumps(result).count("round"), 0)
+
+    def test_echo_fixed_rate(self):
+        _, text = self.run_load("echo", "--connections", "10", "--rate", "500", "--duration", "1",
+                                self.url("/echo"))
+        self.assertIn("PASS", text)
+
+    def test_broadcast_checks_loss_dup_order(self):
+        _, text = self.run_load("broadcast", "--subscribers", "50", "--publishers", "2", "--rate",
+                                "200", "--duration", "1", self.url("/raw/smoke"))
+        self.assertIn("PASS", text)
+        self.assertIn("last subscriber", text)
+
+    def test_relay_pairs(self):
+        _, text = self.run_load("relay", "--pairs", "10", "--duration", "1", self.url("/raw"))
+        self.assertIn("PASS", text)
+
+    def test_connect_and_hold(self):
+        _, text = self.run_load("connect", "--connections", "300", "--hold", "1", self.url("/echo"))
+        self.assertIn("PASS", text)
+
+    def test_failure_is_reported(self):
+        # A path the server refuses must make the tool fail, not report success.
+        cmd = [LOAD_BINARY, "echo", "--connections", "2", "--duration", "1", "--quiet",
+               self.url("/no-such-path")]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+if __name__ == "__main__":
+    take_load_binary()
+    harness.main()
