@@ -41,9 +41,16 @@ NativeState& state_of(Session& s) {
   return *static_cast<NativeState*>(s.user);
 }
 
-std::string sid(uint64_t id) {
-  return std::to_string(id);
-}
+// Session ids as JSON strings, formatted on the stack (no allocation on the message path).
+struct Sid {
+  char buf[24];
+  size_t len;
+  explicit Sid(uint64_t id) {
+    auto r = std::to_chars(buf, buf + sizeof buf, id);
+    len = static_cast<size_t>(r.ptr - buf);
+  }
+  operator std::string_view() const { return {buf, len}; }
+};
 
 std::optional<uint64_t> parse_sid(const Value& v) {
   if (v.IsUint64()) return v.GetUint64();
@@ -64,9 +71,36 @@ std::string to_json(const Value& v) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+// The same into a per-thread buffer, for the message path: valid until the next call.
+std::string_view to_json_scratch(const Value& v) {
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+// Parse memory for one request: fixed per-thread buffers, so a typical request allocates nothing.
+struct JsonArena {
+  char values[32 * 1024];
+  char stack[8 * 1024];
+  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
+  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
+};
+using ArenaDocument =
+    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                               rapidjson::MemoryPoolAllocator<>>;
+
+JsonArena& arena() {
+  thread_local JsonArena a;
+  a.value_alloc.Clear();
+  a.stack_alloc.Clear();
+  return a;
+}
+
 void write_identity(JsonFrame& j, uint64_t session, const hub::Identity& id) {
   j.w().StartObject();
-  j.kv("session", sid(session));
+  j.kv("session", Sid(session));
   if (!id.user_id.empty()) j.kv("user_id", id.user_id);
   if (!id.nickname.empty()) j.kv("nickname", id.nickname);
   j.w().EndObject();
@@ -79,7 +113,7 @@ engine::SharedFrame* message_event(const hub::SharedRoom& room, const hub::Histo
   j.kv("room", room.name());
   j.key("seq");
   j.w().Uint64(rec.seq);
-  j.kv("from", sid(rec.sender));
+  j.kv("from", Sid(rec.sender));
   if (!rec.user.empty()) j.kv("user", rec.user);
   j.key("ts");
   j.w().Int64(rec.ts_ms);
@@ -122,7 +156,7 @@ engine::SharedFrame* state_event(const hub::SharedRoom& room, std::string_view k
     j.key("value");
     j.raw(value);
   }
-  j.kv("from", sid(from));
+  j.kv("from", Sid(from));
   j.w().EndObject();
   return j.frame();
 }
@@ -131,7 +165,8 @@ engine::SharedFrame* state_event(const hub::SharedRoom& room, std::string_view k
 
 // One parsed request: the document lives on the stack, strings point into the payload.
 struct NativeProfile::Request {
-  rapidjson::Document doc;
+  JsonArena& mem = arena();
+  ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
   const Value* id = nullptr;
   std::string_view op;
 
@@ -214,7 +249,7 @@ void NativeProfile::on_close(Session& s) {
     j.kv("type", "peer");
     j.kv("event", "detached");
     j.kv("name", name);
-    j.kv("peer", sid(s.id()));
+    j.kv("peer", Sid(s.id()));
     j.w().EndObject();
     engine::FrameRef f(j.frame());
     hub.send_to(owner, f.get());
@@ -291,7 +326,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     st.identity = *who;
     st.authed = true;
     reply(s, id, "authed", [&](JsonFrame& j) {
-      j.kv("session", sid(s.id()));
+      j.kv("session", Sid(s.id()));
       j.kv("user_id", st.identity.user_id);
       j.kv("nickname", st.identity.nickname);
     });
@@ -368,7 +403,7 @@ void NativeProfile::handle(Session& s, Request& r) {
       return send_error(s, id, "bad_request", "\"echo\" must be true or false");
     hub::SharedRoom* rm = joined(*room);
     if (!rm) return;
-    std::string json = to_json(*data);
+    std::string_view json = to_json_scratch(*data);
     hub.publish(s, rm, {reinterpret_cast<const uint8_t*>(json.data()), json.size()},
                 st.identity.user_id, message_event, !echo || echo->GetBool());
     if (id) reply(s, id, "ack", [](JsonFrame&) {});
@@ -381,7 +416,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "direct");
-    j.kv("from", sid(s.id()));
+    j.kv("from", Sid(s.id()));
     if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
     j.key("data");
     data->Accept(j.w());
@@ -448,7 +483,7 @@ void NativeProfile::handle(Session& s, Request& r) {
             j.w().Uint64(rec.seq);
             j.key("ts");
             j.w().Int64(rec.ts_ms);
-            j.kv("from", sid(rec.sender));
+            j.kv("from", Sid(rec.sender));
             if (!rec.user.empty()) j.kv("user", rec.user);
             j.key("data");
             j.raw(rec.data());
@@ -528,14 +563,14 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (!known) st.attached.emplace_back(std::string(*name), *owner);
     reply(s, id, "attached", [&](JsonFrame& j) {
       j.kv("name", *name);
-      j.kv("endpoint", sid(*owner));
+      j.kv("endpoint", Sid(*owner));
     });
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "peer");
     j.kv("event", "attached");
     j.kv("name", *name);
-    j.kv("peer", sid(s.id()));
+    j.kv("peer", Sid(s.id()));
     if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
     j.w().EndObject();
     engine::FrameRef f(j.frame());
@@ -548,7 +583,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "relay");
-    j.kv("from", sid(s.id()));
+    j.kv("from", Sid(s.id()));
     if (name) j.kv("name", *name);
     j.key("data");
     data->Accept(j.w());
