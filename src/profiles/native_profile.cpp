@@ -53,7 +53,7 @@ struct Sid {
 };
 
 std::optional<uint64_t> parse_sid(const Value& v) {
-  if (v.IsUint64()) return v.GetUint64();
+  // Ids exceed 2^53, so they are strings on the wire, never numbers.
   if (!v.IsString()) return std::nullopt;
   uint64_t out = 0;
   const char* b = v.GetString();
@@ -347,9 +347,10 @@ void NativeProfile::handle(Session& s, Request& r) {
     }
     const Value* history = r.get("history");
     if (history) {
-      if (!history->IsUint())
-        return send_error(s, id, "bad_request", "\"history\" must be a count");
-      opts.replay = std::min<size_t>(history->GetUint(), kMaxHistoryLimit);
+      if (!history->IsUint() || history->GetUint() > kMaxHistoryLimit) {
+        return send_error(s, id, "bad_request", "\"history\" must be a count of at most 1000");
+      }
+      opts.replay = history->GetUint();
     }
     opts.identity = st.identity;
     if (opts.identity.user_id.empty()) opts.identity.user_id = "";
@@ -578,8 +579,17 @@ void NativeProfile::handle(Session& s, Request& r) {
   } else if (r.op == "relay") {
     const Value* data = r.get("data");
     if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
+    const Value* name_value = r.get("name");
+    if (name_value && !name_value->IsString()) {
+      return send_error(s, id, "bad_request", "\"name\" must be a string");
+    }
     auto name = r.string("name");
     const Value* to = r.get("to");
+    if (to && !parse_sid(*to))
+      return send_error(s, id, "bad_request", "\"to\" must be a session id");
+    if (name && !hubs_.endpoints().find(*name)) {
+      return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
+    }
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "relay");

@@ -15,7 +15,7 @@ Route* Router::match(std::string_view path) const {
   for (const auto& r : routes_) {
     if (!r->prefix) {
       if (r->path == path) return r.get();
-    } else if (path.size() > r->path.size() && path.starts_with(r->path)) {
+    } else if (path.starts_with(r->path)) {  // the mount itself too: its handler refuses or not
       if (!best || r->path.size() > best->path.size()) best = r.get();
     }
   }

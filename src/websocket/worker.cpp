@@ -151,6 +151,7 @@ void Worker::loop() {
     backend_->poll(static_cast<int>(timeout));
     if (announced) hooks_->end_sleep();
     now_ms_ = mono_ms();
+    ++pass_;
     stats_.loop_passes.fetch_add(1, std::memory_order_relaxed);
     if (shared_.settings->generation() != settings_generation_) refresh_settings();
     timers_.advance(now_ms_, [this](engine::TimerNode* node) {
@@ -372,22 +373,29 @@ void Worker::mark_dirty(Session& s) {
 
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
   if (s.state_ == Session::State::kDead || s.close_sent_) return;
-  const Limits& lim = settings_->limits;
-  // An empty queue always takes one message, so a single max-size message never trips the cap.
-  if (s.state_ == Session::State::kOpen && s.out_bytes_ > 0 &&
-      s.out_bytes_ + f->size() > lim.outbound_cap) {
-    // Slow consumer: it cannot keep up, and nobody else may pay for that.
-    if (lim.slow_consumer == Limits::SlowConsumer::kDropOldest && drop_oldest(s, f->size())) {
-      enqueue(s, f);
-      return;
-    }
-    RC_DEBUG("session %lu over its outbound cap, closing", s.id_);
-    stats_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-    drop_unsent(s);
-    close_session(s, kCloseTryAgainLater, "slow consumer");
+  // The outbound cap is judged at flush time, against what the kernel has not taken (see
+  // enforce_cap): one loop pass may legitimately queue a burst larger than the cap for a reader
+  // that keeps up. Within a pass the queue is still bounded, at twice the cap.
+  if (s.state_ == Session::State::kOpen && s.out_bytes_ > s.inflight_bytes_ &&
+      s.out_bytes_ - s.inflight_bytes_ + f->size() > 2 * settings_->limits.outbound_cap &&
+      !enforce_cap(s, f->size())) {
     return;
   }
   enqueue(s, f);
+}
+
+bool Worker::enforce_cap(Session& s, size_t incoming) {
+  const Limits& lim = settings_->limits;
+  if (lim.slow_consumer == Limits::SlowConsumer::kDropOldest) {
+    drop_oldest(s, incoming);
+    return true;  // whatever the kernel holds already stays; the queue behind it is trimmed
+  }
+  // Slow consumer: it cannot keep up, and nobody else may pay for that.
+  RC_DEBUG("session %lu over its outbound cap, closing", s.id_);
+  stats_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  drop_unsent(s);
+  close_session(s, kCloseTryAgainLater, "slow consumer");
+  return false;
 }
 
 bool Worker::drop_oldest(Session& s, size_t incoming) {
@@ -401,7 +409,7 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     it = it->next;
   }
   uint64_t dropped = 0;
-  while (it && s.out_bytes_ + incoming > cap) {
+  while (it && s.out_bytes_ - s.inflight_bytes_ + incoming > cap) {
     if (it->offset != 0) break;  // partly sent: must finish
     OutItem* next = it->next;
     s.out_bytes_ -= it->length;
@@ -417,7 +425,7 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     s.out_head_ = it;
   if (!it) s.out_tail_ = keep_tail;
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
-  return s.out_bytes_ + incoming <= cap || s.out_bytes_ == 0;
+  return s.out_bytes_ - s.inflight_bytes_ + incoming <= cap;
 }
 
 void Worker::drop_unsent(Session& s) {
@@ -471,7 +479,17 @@ void Worker::flush() {
     dirty_head_ = s->next_dirty_;
     s->dirty_ = false;
     s->next_dirty_ = nullptr;
-    if (s->sending_ || !s->out_head_ || s->closing) continue;
+    if (s->closing || !s->out_head_) continue;
+    if (s->sending_) {
+      // The kernel has not taken the previous batch through a whole wait (a send it could take
+      // completes by the next pass) and the backlog behind it is over the cap: this reader is not
+      // keeping up.
+      if (s->state_ == Session::State::kOpen && pass_ - s->send_pass_ >= 2 &&
+          s->out_bytes_ - s->inflight_bytes_ > settings_->limits.outbound_cap) {
+        enforce_cap(*s, 0);
+      }
+      continue;
+    }
     SendBatch* b = new_batch();
     int n = 0;
     size_t bytes = 0;
@@ -487,6 +505,8 @@ void Worker::flush() {
     b->msg.msg_iovlen = n;
     s->sending_ = b;
     s->inflight_items_ = static_cast<uint16_t>(n);
+    s->inflight_bytes_ = static_cast<uint32_t>(bytes);
+    s->send_pass_ = pass_;
     backend_->send(s, &b->msg);
   }
 }
@@ -498,6 +518,7 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     s.sending_ = nullptr;
   }
   s.inflight_items_ = 0;
+  s.inflight_bytes_ = 0;
   if (res < 0) {
     drop_queue(s);
     abort_session(s);

@@ -582,6 +582,9 @@ class FanoutTest(NativeCase):
             for start in range(0, len(everyone), 40):
                 joins += await asyncio.gather(*(c.join(room) for c in everyone[start:start + 40]))
             self.assertEqual({j["seq"] for j in joins}, {0}, "seq of a fresh room at join")
+            for j in joins:
+                self.assertEqual((j["type"], j["room"], j["state"], sorted(j)),
+                                 ("joined", room, {}, ["id", "room", "seq", "state", "type"]), j)
             pt = self.server.health()["connections"]["per_thread"]
             self.assertTrue(len(pt) == 2 and min(pt) >= 40, "members not spread over both workers: %r" % pt)
 
@@ -650,24 +653,28 @@ class FanoutTest(NativeCase):
                 await leaver.join(room)
                 await pub.join(room)
                 stop = asyncio.Event()
+                sent = [0]
 
                 async def spam():
-                    i = 0
-                    while not stop.is_set() and i < 3000:
-                        await pub.send({"op": "publish", "room": room, "data": i, "echo": False})
-                        i += 1
-                        if i % 20 == 0:
+                    while not stop.is_set() and sent[0] < 5000:
+                        await pub.send({"op": "publish", "room": room, "data": sent[0], "echo": False})
+                        sent[0] += 1
+                        if sent[0] % 20 == 0:
                             await asyncio.sleep(0.002)
                 task = asyncio.ensure_future(spam())
                 await await_cond(lambda: len(leaver.messages(room)) >= 20, 10, "some messages")
                 await leaver.send({"op": "leave", "room": room, "id": "lv-%d" % k})
-                await leaver.take(lambda m: m.get("id") == "lv-%d" % k)
-                n_at_left = len(leaver.messages(room))
+                await await_cond(lambda: any(_safe(lambda m: m.get("id") == "lv-%d" % k, m) for m in leaver.inbox),
+                                 5, "left reply")
+                sent_at_left = sent[0]
                 await asyncio.sleep(0.4)
                 stop.set()
                 await task
-                self.assertEqual(len(leaver.messages(room)), n_at_left,
-                                 "messages of %s arrived after the left reply" % room)
+                self.assertGreater(sent[0], sent_at_left + 20, "publisher kept publishing after the leave")
+                pos = next(i for i, m in enumerate(leaver.inbox) if _safe(lambda m: m.get("id") == "lv-%d" % k, m))
+                self.assertEqual(leaver.inbox[pos], {"type": "left", "room": room, "id": "lv-%d" % k})
+                late = [m for m in leaver.inbox[pos + 1:] if _safe(lambda m: m.get("room") == room, m)]
+                self.assertEqual(late[:3], [], "%d messages of %s arrived after the left reply" % (len(late), room))
                 seqs = [m["seq"] for m in leaver.messages(room)]
                 self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
         self.run_scenario(t)

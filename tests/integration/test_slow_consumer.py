@@ -24,7 +24,8 @@ NOFILE = harness.raise_nofile_limit(20000)
 MSG_SIZE = 4096
 N_MSGS = 2000
 N_SUBS = 20
-N_STALLED = int(os.environ.get("NSTALL", "4"))          # more than one, so that (most likely) both workers have a stalled client
+MIN_STALLED = 4        # stalled clients: at least this many, and at least one on each worker
+MAX_STALLED = 16
 RSS_LIMIT_KB = 200 * 1024
 ROOM = "/raw/busy"
 
@@ -118,9 +119,27 @@ async def await_cond(pred, timeout, what, interval=0.01):
         await asyncio.sleep(interval)
 
 
+def open_on_both_workers(case, factory, min_n, max_n, per_worker):
+    """Open connections (factory()) until there are at least min_n and at least per_worker on each
+    worker, judged from /health per_thread on an otherwise idle server: that count includes the
+    /health request's own connection and possibly the previous one not yet reaped (+2 at most)."""
+    out = []
+    while len(out) < max_n:
+        c = factory()
+        case.addCleanup(c.close)
+        out.append(c)
+        if len(out) >= min_n and min(case.server.health()["connections"]["per_thread"]) >= per_worker + 2:
+            return out
+    case.fail("%d connections did not spread over both workers (per_thread %r)"
+              % (len(out), case.server.health()["connections"]["per_thread"]))
+
+
 class SlowConsumerCase(harness.ServerTestCase):
 
-    WINDOW = 150       # publisher stays at most this many messages ahead of the slowest normal subscriber
+    # The publisher sends STEP messages (20 KiB) at a time and waits until every normal subscriber
+    # has them, so a reading subscriber never has more than 20 KiB outstanding however slowly
+    # this Python process drains its 20 sockets (see BurstTest for bursts larger than the cap).
+    STEP = 5
 
     def slow_stats(self):
         return self.server.health()["slow_consumers"]
@@ -132,11 +151,13 @@ class SlowConsumerCase(harness.ServerTestCase):
         """Stalled clients + 20 subscribers + a publisher (echo=0) sending N_MSGS x 4 KiB.
         Returns (stalled clients, max server RSS in kB seen)."""
         base = self.raw_conns()
-        stalled = [StalledClient(self.port, ROOM) for _ in range(N_STALLED)]
-        for s in stalled:
-            self.addCleanup(s.close)
+        harness.wait_until(lambda: self.server.health()["connections"]["total"] == 1, timeout=5,
+                           what="an idle server (only the /health request's own connection)")
+        stalled = open_on_both_workers(self, lambda: StalledClient(self.port, ROOM), MIN_STALLED, MAX_STALLED, 1)
+        n_stalled = len(stalled)
         pid = self.server.proc.pid
         peak = [rss_kb(pid)]
+        queued = []
 
         async def scenario():
             subs = []
@@ -144,7 +165,7 @@ class SlowConsumerCase(harness.ServerTestCase):
                 subs.append(await connect(self.port, ROOM, "sub%d" % i))
             pub = await connect(self.port, ROOM + "?echo=0", "pub")
             try:
-                self.assertEqual(self.raw_conns(), base + N_STALLED + N_SUBS + 1)
+                self.assertEqual(self.raw_conns(), base + n_stalled + N_SUBS + 1)
                 pt = self.server.health()["connections"]["per_thread"]
                 self.assertTrue(len(pt) == 2 and min(pt) >= 3, "connections not on both workers: %r" % pt)
                 for k in range(100):      # barrier: every subscriber is in the room
@@ -155,11 +176,13 @@ class SlowConsumerCase(harness.ServerTestCase):
                 self.assertTrue(all(s.synced for s in subs), "subscribers never joined the room")
                 await asyncio.sleep(0.1)  # the stalled clients joined long before (connected first)
                 for i in range(N_MSGS):
-                    if i % 50 == 0:
+                    if i % self.STEP == 0:
                         peak[0] = max(peak[0], rss_kb(pid))
+                        if i % 100 == 0:
+                            queued.append(self.slow_stats()["queued_bytes"])
                         try:
-                            await await_cond(lambda: min(len(s.indexes) for s in subs) >= i - self.WINDOW, 30,
-                                             "normal subscribers to keep up (message %d)" % i)
+                            await await_cond(lambda: min(len(s.indexes) for s in subs) >= i, 30,
+                                             "normal subscribers to keep up (message %d)" % i, interval=0.002)
                         except AssertionError as e:
                             raise AssertionError("%s: received per subscriber %r, closed %r; health %r"
                                                  % (e, [len(s.indexes) for s in subs],
@@ -178,6 +201,10 @@ class SlowConsumerCase(harness.ServerTestCase):
                 await asyncio.gather(*(s.close() for s in subs + [pub]))
 
         asyncio.run(asyncio.wait_for(scenario(), 90))
+        # every session's queue is bounded by outbound_cap (or one message when it is empty)
+        per_session = max(self.CONFIG["limits"]["outbound_cap"], MSG_SIZE + 14)
+        bound = (n_stalled + N_SUBS + 1) * per_session
+        self.assertLessEqual(max(queued), bound, "/health slow_consumers.queued_bytes samples %r" % queued)
         return stalled, base, peak[0]
 
 
@@ -187,8 +214,8 @@ class SlowConsumerCloseTest(SlowConsumerCase):
     def test_stalled_client_closed_others_unaffected(self):
         stalled, base, peak = self.run_room()
         self.assertLess(peak, RSS_LIMIT_KB, "server RSS peaked at %d kB" % peak)
-        harness.wait_until(lambda: self.slow_stats()["closed"] >= N_STALLED, timeout=5,
-                           what="slow_consumers.closed >= %d (got %r)" % (N_STALLED, self.slow_stats()))
+        harness.wait_until(lambda: self.slow_stats()["closed"] >= len(stalled), timeout=5,
+                           what="slow_consumers.closed >= %d (got %r)" % (len(stalled), self.slow_stats()))
         harness.wait_until(lambda: self.raw_conns() == base, timeout=5,
                            what="stalled connections gone from /health (now %r)" % self.raw_conns())
         # Each stalled socket ends (EOF/RST) once read; if the close frame made it, it says 1013.
@@ -211,7 +238,7 @@ class SlowConsumerCloseTest(SlowConsumerCase):
             self.assertTrue(s.eof, "stalled client %d: no EOF/RST" % n)
             for c in codes:
                 self.assertEqual(c, 1013, "stalled client %d close code" % n)
-        self.assertEqual(self.slow_stats()["closed"], N_STALLED, "only the stalled clients were closed")
+        self.assertEqual(self.slow_stats()["closed"], len(stalled), "only the stalled clients were closed")
         # the room still works after the drops
         a = RawWebSocket(self.port, ROOM)
         self.addCleanup(a.close)
@@ -228,7 +255,7 @@ class SlowConsumerDropOldestTest(SlowConsumerCase):
         stats = self.slow_stats()
         self.assertGreater(stats["dropped_messages"], 0, stats)
         self.assertEqual(stats["closed"], 0, "drop_oldest must not close: %r" % stats)
-        self.assertEqual(self.raw_conns(), base + N_STALLED, "stalled clients must stay connected")
+        self.assertEqual(self.raw_conns(), base + len(stalled), "stalled clients must stay connected")
         for n, s in enumerate(stalled):
             got = []
             deadline = time.monotonic() + 15
@@ -257,6 +284,70 @@ class SlowConsumerDropOldestTest(SlowConsumerCase):
                     break
                 self.assertNotEqual(f.opcode, OP_CLOSE, "stalled client %d closed" % n)
         self.assertEqual(self.slow_stats()["closed"], 0)
+
+
+class BurstTest(harness.ServerTestCase):
+    """Subscribers that read as fast as they can are not slow consumers, even when one publisher
+    write carries more than outbound_cap bytes (the kernel socket buffers have room for it)."""
+    CONFIG = {"limits": {"outbound_cap": 65536}}
+
+    def test_burst_over_cap_to_reading_subscribers(self):
+        import threading
+        harness.wait_until(lambda: self.server.health()["connections"]["total"] == 1, timeout=5,
+                           what="an idle server")
+        subs = open_on_both_workers(self, lambda: RawWebSocket(self.port, "/raw/burst"), 6, 30, 2)
+        pub = RawWebSocket(self.port, "/raw/burst?echo=0")
+        self.addCleanup(pub.close)
+        synced = set()
+        for k in range(100):      # barrier
+            pub.send_frame(harness.OP_TEXT, b"S|%d" % k)
+            for n, c in enumerate(subs):
+                if n in synced:
+                    continue
+                try:
+                    c.read_message(0.03)
+                    synced.add(n)
+                except socket.timeout:
+                    pass
+            if len(synced) == len(subs):
+                break
+        self.assertEqual(len(synced), len(subs), "barrier")
+        time.sleep(0.2)
+        for c in subs:            # drop the remaining sync frames
+            while True:
+                try:
+                    c.read_message(0.05)
+                except socket.timeout:
+                    break
+        n_msgs = 20               # 80 KiB in one write, cap 64 KiB
+        got = [[] for _ in subs]
+        errors = [None] * len(subs)
+
+        def reader(n):
+            try:
+                while len(got[n]) < n_msgs:
+                    op, data = subs[n].read_message(3)
+                    if op == OP_BINARY:
+                        got[n].append(index_of(data))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors[n] = e
+        threads = [threading.Thread(target=reader, args=(n,), daemon=True) for n in range(len(subs))]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)           # every reader is blocked in recv
+        pub.send(b"".join(harness.build_frame(OP_BINARY, payload(i)) for i in range(n_msgs)))
+        for t in threads:
+            t.join(15)
+        for n in range(len(subs)):
+            self.assertIsNone(errors[n], "reading subscriber %d: %r (got %d of %d messages; health %r)"
+                              % (n, errors[n], len(got[n]), n_msgs, self.server.health()["slow_consumers"]))
+            self.assertEqual(got[n], list(range(n_msgs)), "subscriber %d" % n)
+        self.assertEqual(self.server.health()["slow_consumers"], {"closed": 0, "dropped_messages": 0,
+                                                                  "queued_bytes": 0})
+
+
+class BurstDropOldestTest(BurstTest):
+    CONFIG = {"limits": {"outbound_cap": 65536, "slow_consumer": "drop_oldest"}}
 
 
 if __name__ == "__main__":

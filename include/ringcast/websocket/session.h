@@ -80,6 +80,8 @@ class Session : public engine::Socket {
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
   uint16_t inflight_items_ = 0;  // queue items covered by the send in flight
+  uint32_t inflight_bytes_ = 0;  // their bytes
+  uint32_t send_pass_ = 0;       // loop pass in which that send was submitted
   uint64_t message_size_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;

@@ -110,6 +110,7 @@ class Worker final : public engine::BackendEvents {
   void mark_dirty(Session& s);
   void enqueue(Session& s, engine::SharedFrame* f);
   bool drop_oldest(Session& s, size_t incoming);
+  bool enforce_cap(Session& s, size_t incoming);  // false: the session was closed
   void drop_unsent(Session& s);
   void notify_peers();
   void handle_http(Session& s, std::span<const uint8_t> data);
@@ -155,6 +156,7 @@ class Worker final : public engine::BackendEvents {
   std::unordered_map<uint64_t, Session*> by_id_;
   uint64_t peers_to_notify_ = 0;
   int64_t queued_bytes_ = 0;  // published to stats once per pass
+  uint32_t pass_ = 0;         // loop passes, for judging how long a send has been in flight
   LoopHooks* hooks_ = nullptr;
   bool stopping_ = false;
   int64_t drain_deadline_ms_ = 0;
