@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "ringcast/app/sd_notify.h"
+#include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
 
 namespace ringcast::app {
@@ -96,6 +97,13 @@ bool Server::start_workers() {
   shared_.stats = stats_.get();
   shared_.listeners.push_back({cfg_.host, cfg_.port, true});
   if (cfg_.http_port) shared_.listeners.push_back({cfg_.host, cfg_.http_port, false});
+  for (const auto& spec : shared_.listeners) {
+    std::string error;
+    if (!engine::port_is_free(spec.host, spec.port, error)) {
+      RC_ERROR("%s (is another server running?)", error.c_str());
+      return false;
+    }
+  }
   shared_.pin_threads = n <= static_cast<int>(cpus.size());
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<websocket::Worker>(i, cpus[i % cpus.size()], shared_));

@@ -13,7 +13,10 @@
 
 namespace ringcast::engine {
 
-int open_listener(const std::string& host, uint16_t port, int backlog, std::string& error) {
+namespace {
+
+int bind_socket(const std::string& host, uint16_t port, bool reuse_port, int backlog,
+                std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -34,12 +37,12 @@ int open_listener(const std::string& host, uint16_t port, int backlog, std::stri
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ai->ai_family == AF_INET6) {
       int zero = 0;  // "::" serves IPv4 too
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     }
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (backlog < 0 || ::listen(fd, backlog) == 0)) {
       freeaddrinfo(res);
       return fd;
     }
@@ -49,6 +52,20 @@ int open_listener(const std::string& host, uint16_t port, int backlog, std::stri
   freeaddrinfo(res);
   error = "cannot listen on " + host + ":" + service + ": " + std::strerror(last_err);
   return -last_err;
+}
+
+}  // namespace
+
+int open_listener(const std::string& host, uint16_t port, int backlog, std::string& error) {
+  return bind_socket(host, port, true, backlog, error);
+}
+
+bool port_is_free(const std::string& host, uint16_t port, std::string& error) {
+  // A plain bind (no SO_REUSEPORT) fails while any socket listens on the port.
+  int fd = bind_socket(host, port, false, -1, error);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 std::string address_string(const sockaddr_storage& addr) {

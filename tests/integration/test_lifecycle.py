@@ -244,6 +244,22 @@ class ConfigTest(LifecycleCase):
                                 "--port", str(busy), "--http-port", str(http_port)], timeout=10)
         self.assertEqual(p.returncode, 1, p.stderr)
 
+    def test_second_server_on_same_port_exit_1(self):
+        # Both would use SO_REUSEPORT, which the kernel lets a second process join silently and
+        # then share connections with: the second one must refuse to start instead.
+        first = self.new_server()
+        for port in (first.port, first.http_port):
+            with self.subTest(port=port):
+                other = harness.two_free_ports()[0]
+                ws_port, http_port = (port, other) if port == first.port else (other, port)
+                p = harness.run_binary(["--threads", "2", "--backend", harness.BACKEND, "--host",
+                                        "127.0.0.1", "--port", str(ws_port), "--http-port",
+                                        str(http_port)], timeout=10)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("already in use", p.stderr)
+        self.assertTrue(first.alive())
+        self.stop_ok(first)
+
     def test_startup_log_line(self):
         srv = self.new_server()
         want = ("listening on 127.0.0.1:%d (http 127.0.0.1:%d), 2 threads, backend %s"
