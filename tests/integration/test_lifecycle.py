@@ -256,7 +256,7 @@ class ConfigTest(LifecycleCase):
                                         "127.0.0.1", "--port", str(ws_port), "--http-port",
                                         str(http_port)], timeout=10)
                 self.assertEqual(p.returncode, 1, p.stderr)
-                self.assertIn("already in use", p.stderr)
+                self.assertIn(b"already in use", p.stderr)
         self.assertTrue(first.alive())
         self.stop_ok(first)
 
