@@ -127,6 +127,9 @@ void load_config_file(const std::string& path, Config& cfg) {
            }
            cfg.history_rules = std::move(rules);
          }}}},
+      {"store",
+       {{"persistent_rooms", string_list(path, cfg.persistent_rooms)},
+        {"durability", string(path, cfg.durability)}}},
       {"tokens", {}},
       {"api",
        {{"version", string(path, cfg.api_version)},
@@ -185,6 +188,9 @@ void validate_config(const Config& cfg) {
   if (!log::parse_level(cfg.log_level)) {
     throw ConfigError("server.log_level: must be trace, debug, info, warn or error (got '" +
                       cfg.log_level + "')");
+  }
+  if (cfg.durability != "strict" && cfg.durability != "relaxed") {
+    throw ConfigError("store.durability: must be strict or relaxed (got '" + cfg.durability + "')");
   }
   if (cfg.http_port != 0 && cfg.http_port == cfg.port) {
     throw ConfigError("server.http_port: must differ from server.port (or be 0 to disable)");

@@ -53,6 +53,9 @@ void Server::block_signals() {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Over a file-size limit a write must fail (the store turns that into error replies), not kill
+  // the process.
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 Server::Server(Config cfg) : cfg_(std::move(cfg)) {}
@@ -84,6 +87,21 @@ bool Server::start_workers() {
   settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
   hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
   tokens_.set(cfg_.tokens);
+  if (!cfg_.persistent_rooms.empty()) {
+    store::StoreOptions so;
+    so.data_dir = cfg_.data_dir;
+    so.persistent_rooms = cfg_.persistent_rooms;
+    so.strict = cfg_.durability == "strict";
+    store_ = std::make_unique<store::SqliteRoomStore>(so, n);
+    try {
+      store_->open();
+      store_->restore(hubs_->rooms());  // before any listener opens
+    } catch (const store::StoreError& e) {
+      RC_ERROR("%s", e.what());
+      return false;
+    }
+    hubs_->set_store(store_.get());
+  }
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
   native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_);
   router_.add("/echo", false, &echo_);
@@ -111,6 +129,7 @@ bool Server::start_workers() {
     hubs_->hub(i).attach_worker(workers_.back().get());
     shared_.hooks.push_back(&hubs_->hub(i));
   }
+  if (store_) store_->start([this](int core) { workers_[core]->wake(); });
   bool ok = true;
   for (auto& w : workers_) {
     threads_.emplace_back([worker = w.get()] { worker->run(); });
@@ -204,6 +223,7 @@ int Server::run() {
   }
   if (!ok) {
     if (!threads_.empty()) stop_workers();
+    if (store_) store_->stop();
     return 1;
   }
   RC_INFO("ringcast %s listening on %s:%u (http %s), %zu threads, backend %s", RINGCAST_VERSION,
@@ -261,6 +281,7 @@ int Server::run() {
     }
   }
   stop_workers();
+  if (store_) store_->stop();
   RC_INFO("stopped");
   return 0;
 }

@@ -25,6 +25,8 @@ int64_t wall_ms() {
 
 void release_envelope(RoomRegistry& rooms, Envelope& e) {
   if (e.frame) e.frame->release();
+  if (e.reply_ok) e.reply_ok->release();
+  if (e.reply_fail) e.reply_fail->release();
   if (e.room) rooms.release(e.room);
   delete e.task;
   e = Envelope{};
@@ -185,6 +187,7 @@ void Hub::post(int core, Task* task) {
 
 void Hub::on_pass() {
   auto& rooms = system_.rooms();
+  system_.store().poll(core_);
   for (size_t n = 0; !self_queue_.empty() && n < kSelfQueuePerPass; ++n) {
     Envelope e = self_queue_.front();
     self_queue_.pop_front();
@@ -206,6 +209,7 @@ void Hub::on_pass() {
 
 bool Hub::prepare_sleep() {
   if (!self_queue_.empty() || overflow_count_) return false;
+  if (system_.store().has_completions(core_)) return false;
   return system_.mailbox().prepare_sleep(core_);
 }
 
@@ -219,8 +223,7 @@ void Hub::dispatch(Envelope& e) {
       deliver_local(e.room, e.frame, e.session, e.flags & Envelope::kPresenceOnly);
       break;
     case Envelope::Kind::kPublish:
-      home_publish(e.room, e.frame, e.session, e.formatter, !(e.flags & Envelope::kNoEcho),
-                   !(e.flags & Envelope::kNoHistory));
+      home_publish(e);
       break;
     case Envelope::Kind::kDirect:
       if (websocket::Session* s = worker_->find_session(e.session)) s->send_frame(e.frame);
@@ -397,7 +400,8 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
 }
 
 void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
-                  std::string_view user, EventFormatter formatter, bool echo, bool record) {
+                  std::string_view user, EventFormatter formatter, bool echo, bool record,
+                  engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
   // Payload frame: [user length][user][bytes]; the home core keeps it as the history record.
   size_t ulen = std::min<size_t>(user.size(), 255);
   engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
@@ -414,38 +418,57 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.frame = f;
   e.session = s.id();
   e.formatter = formatter;
+  if (reply_ok) reply_ok->add_ref();
+  if (reply_fail) reply_fail->add_ref();
+  e.reply_ok = reply_ok;
+  e.reply_fail = reply_fail;
   send(room->home(), e, &s);
 }
 
-void Hub::home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t sender,
-                       EventFormatter formatter, bool echo, bool record) {
+void Hub::home_publish(Envelope& e) {
+  SharedRoom* room = e.room;
+  engine::SharedFrame* payload = e.frame;
+  const bool echo = !(e.flags & Envelope::kNoEcho);
+  const bool record = !(e.flags & Envelope::kNoHistory);
   HistoryRecord rec;
   rec.seq = ++room->seq;
   rec.ts_ms = wall_ms();
-  rec.sender = sender;
+  rec.sender = e.session;
   size_t ulen = payload->data()[0];
   rec.user.assign(reinterpret_cast<const char*>(payload->data()) + 1, ulen);
   payload->add_ref();
   rec.payload = engine::FrameRef(payload);
   rec.payload_offset = static_cast<uint32_t>(1 + ulen);
-  rec.event = engine::FrameRef(formatter(*room, rec));
+  rec.event = engine::FrameRef(e.formatter(*room, rec));
   RoomStore& store = system_.store();
-  if (record && store.persistent(*room)) {
-    // Acknowledged means kept: members see the message only after the store has it.
-    auto held = std::make_shared<HistoryRecord>(std::move(rec));
-    room->add_ref();
-    RoomRef ref(&system_.rooms(), room);
-    store.append(*room, *held, [this, ref, held, echo](bool ok) {
-      if (!ok) {
-        RC_WARN("room %s: store refused message %lu; not delivered", ref->name().c_str(),
-                held->seq);
-        return;
-      }
-      commit_publish(ref.get(), std::move(*held), echo, true);
-    });
+  if (!record || !store.persistent(*room)) {
+    commit_publish(room, std::move(rec), echo, record);
+    if (e.reply_ok) send_to(e.session, e.reply_ok);
     return;
   }
-  commit_publish(room, std::move(rec), echo, record);
+  if (!store.acknowledge_after_commit()) {
+    // Relaxed durability: deliver now, write behind.
+    store.append(*room, rec, [](bool) {});
+    commit_publish(room, std::move(rec), echo, record);
+    if (e.reply_ok) send_to(e.session, e.reply_ok);
+    return;
+  }
+  // Acknowledged means kept: members (and the publisher's ack) see the message only after the
+  // store has committed it.
+  auto held = std::make_shared<HistoryRecord>(std::move(rec));
+  room->add_ref();
+  RoomRef ref(&system_.rooms(), room);
+  engine::FrameRef ok(e.reply_ok), fail(e.reply_fail);
+  e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
+  store.append(*ref.get(), *held, [this, ref, held, echo, ok, fail](bool stored) {
+    if (!stored) {
+      if (fail) send_to(held->sender, fail.get());
+      return;
+    }
+    uint64_t sender = held->sender;
+    commit_publish(ref.get(), std::move(*held), echo, true);
+    if (ok) send_to(sender, ok.get());
+  });
 }
 
 void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
@@ -479,20 +502,28 @@ void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exc
 }
 
 void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string key,
-                    std::optional<std::string> value, StateFormatter formatter) {
+                    std::optional<std::string> value, StateFormatter formatter,
+                    engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
   RoomRef ref(&system_.rooms(), room);
   room->add_ref();
   uint64_t from = s.id();
-  post_fn(room->home(), [ref, key = std::move(key), value = std::move(value), formatter,
-                         from](Hub& home) mutable {
+  if (reply_ok) reply_ok->add_ref();
+  if (reply_fail) reply_fail->add_ref();
+  engine::FrameRef ok(reply_ok), fail(reply_fail);
+  post_fn(room->home(), [ref, key = std::move(key), value = std::move(value), formatter, from, ok,
+                         fail](Hub& home) mutable {
     SharedRoom* r = ref.get();
-    if (!value && r->state().find(key) == r->state().end()) return;
-    auto apply = [ref, key, value, formatter, from, &home](bool ok) {
+    if (!value && r->state().find(key) == r->state().end()) {
+      if (ok) home.send_to(from, ok.get());  // deleting what is not there is already done
+      return;
+    }
+    auto apply = [ref, key, value, formatter, from, ok, fail, &home](bool stored) {
       SharedRoom* rm = ref.get();
-      if (!ok) {
-        RC_WARN("room %s: store refused state change of '%s'", rm->name().c_str(), key.c_str());
+      if (!stored) {
+        if (fail) home.send_to(from, fail.get());
         return;
       }
+      if (ok) home.send_to(from, ok.get());
       if (value) {
         rm->state()[key] = *value;
         if (!rm->pinned) {
@@ -508,10 +539,14 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string key,
       }
     };
     RoomStore& store = home.system().store();
-    if (store.persistent(*r))
-      store.put_state(*r, key, value, apply);
-    else
+    if (!store.persistent(*r)) {
       apply(true);
+    } else if (!store.acknowledge_after_commit()) {
+      store.put_state(*r, key, value, [](bool) {});
+      apply(true);
+    } else {
+      store.put_state(*r, key, value, apply);
+    }
   });
 }
 

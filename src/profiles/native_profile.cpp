@@ -214,6 +214,26 @@ void reply(Session& s, const Value* id, std::string_view type, Fn&& extra) {
   s.send_frame(f.get());
 }
 
+engine::SharedFrame* simple_frame(std::string_view type, const Value* id) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", type);
+  write_id(j, id);
+  j.w().EndObject();
+  return j.frame();
+}
+
+engine::FrameRef store_failed_frame(const Value* id) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "error");
+  write_id(j, id);
+  j.kv("code", "store_failed");
+  j.kv("message", "the change could not be stored; nothing was delivered");
+  j.w().EndObject();
+  return engine::FrameRef(j.frame());
+}
+
 bool valid_room(std::string_view name) {
   return !name.empty() && name.size() <= NativeProfile::kMaxRoomName;
 }
@@ -404,10 +424,15 @@ void NativeProfile::handle(Session& s, Request& r) {
       return send_error(s, id, "bad_request", "\"echo\" must be true or false");
     hub::SharedRoom* rm = joined(*room);
     if (!rm) return;
+    // The ack (when asked for) comes once the message is in effect: sequenced, and committed if
+    // the room is persistent; a store failure comes back as an error in this protocol's shape.
+    engine::FrameRef ok, fail;
+    if (id) ok = engine::FrameRef(simple_frame("ack", id));
+    if (hubs_.store().persistent(*rm)) fail = store_failed_frame(id);
     std::string_view json = to_json_scratch(*data);
     hub.publish(s, rm, {reinterpret_cast<const uint8_t*>(json.data()), json.size()},
-                st.identity.user_id, message_event, !echo || echo->GetBool());
-    if (id) reply(s, id, "ack", [](JsonFrame&) {});
+                st.identity.user_id, message_event, !echo || echo->GetBool(), true, ok.get(),
+                fail.get());
   } else if (r.op == "send") {
     const Value* to = r.get("to");
     const Value* data = r.get("data");
@@ -543,8 +568,10 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (!rm) return;
     std::optional<std::string> v;
     if (set) v = to_json(*value);
-    hub.set_state(s, rm, std::string(*key), std::move(v), state_event);
-    if (id) reply(s, id, "ack", [](JsonFrame&) {});
+    engine::FrameRef ok, fail;
+    if (id) ok = engine::FrameRef(simple_frame("ack", id));
+    if (hubs_.store().persistent(*rm)) fail = store_failed_frame(id);
+    hub.set_state(s, rm, std::string(*key), std::move(v), state_event, ok.get(), fail.get());
   } else if (r.op == "register") {
     auto name = r.string("name");
     if (!name || name->empty() || name->size() > 128)

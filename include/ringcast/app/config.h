@@ -34,6 +34,10 @@ struct Config {
   // Hub: messages of history kept per room, with per-room-name overrides ("prefix*" or exact).
   size_t history_size = 100;
   std::vector<std::pair<std::string, size_t>> history_rules;
+  // Durable store: rooms whose history and state survive restarts (name patterns, "*" = all),
+  // and whether members see a change only after its commit ("strict") or at once ("relaxed").
+  std::vector<std::string> persistent_rooms;
+  std::string durability = "strict";
   // Login tokens: token -> identity.
   std::map<std::string, hub::Identity> tokens;
 };

@@ -12,6 +12,7 @@
 #include "ringcast/profiles/echo_profile.h"
 #include "ringcast/profiles/native_profile.h"
 #include "ringcast/profiles/raw_profile.h"
+#include "ringcast/store/sqlite_room_store.h"
 #include "ringcast/websocket/worker.h"
 
 namespace ringcast::app {
@@ -40,6 +41,7 @@ class Server {
   std::unique_ptr<HealthService> health_;
   websocket::WorkerShared shared_;
   std::unique_ptr<hub::HubSystem> hubs_;
+  std::unique_ptr<store::SqliteRoomStore> store_;  // only when some rooms are persistent
   profiles::TokenTable tokens_;
   profiles::EchoProfile echo_;
   std::unique_ptr<profiles::RawProfile> raw_;

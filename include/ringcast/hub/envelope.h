@@ -42,6 +42,10 @@ struct Envelope {
   uint64_t session = 0;
   Task* task = nullptr;                // kTask
   EventFormatter formatter = nullptr;  // kPublish
+  // kPublish: sent to the publisher once the message is in effect (stored, where the room is
+  // persistent), or if the store refused it. Counted references; either may be null.
+  engine::SharedFrame* reply_ok = nullptr;
+  engine::SharedFrame* reply_fail = nullptr;
 };
 
 }  // namespace ringcast::hub

@@ -93,12 +93,17 @@ class Hub final : public websocket::LoopHooks {
   // Publishes `payload` (the raw bytes to record) to a joined room: the home core assigns the
   // sequence number, records it (unless record is false) and sends formatter(room, record) to
   // every member (except the sender when echo is false). `user` is recorded as the sender's name.
+  // `reply_ok` (if not null) goes to the publisher once the message is in effect, `reply_fail`
+  // if the store refuses it: both in the profile's own shape.
   void publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
-               std::string_view user, EventFormatter formatter, bool echo, bool record = true);
+               std::string_view user, EventFormatter formatter, bool echo, bool record = true,
+               engine::SharedFrame* reply_ok = nullptr, engine::SharedFrame* reply_fail = nullptr);
   // Retained state: set (value = JSON text) or delete (value = nullopt) a key, then send
   // formatter(...) to every member. Runs on the home core.
   void set_state(websocket::Session& s, SharedRoom* room, std::string key,
-                 std::optional<std::string> value, StateFormatter formatter);
+                 std::optional<std::string> value, StateFormatter formatter,
+                 engine::SharedFrame* reply_ok = nullptr,
+                 engine::SharedFrame* reply_fail = nullptr);
   // Reads the room on its home core and runs `fn` there; `reply` gets the result on this core.
   void query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
              std::function<void(std::string)> reply);
@@ -152,8 +157,7 @@ class Hub final : public websocket::LoopHooks {
                      bool presence_only);
   void fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                    bool presence_only);
-  void home_publish(SharedRoom* room, engine::SharedFrame* payload, uint64_t sender,
-                    EventFormatter formatter, bool echo, bool record);
+  void home_publish(Envelope& e);
   void commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record);
   void add_local(SharedRoom* room, websocket::Session& s, bool presence);
   void remove_local(SharedRoom* room, websocket::Session& s);

@@ -56,6 +56,7 @@ class SharedRoom {
   engine::SharedFrame* (*presence_formatter)(const SharedRoom&, const PresenceEntry&,
                                              bool) = nullptr;
   HistoryRing& history() { return history_; }
+  const HistoryRing& history() const { return history_; }
   std::map<std::string, std::string, std::less<>>& state() { return state_; }
   std::vector<int32_t>& core_members() { return core_members_; }
   std::vector<PresenceEntry>& presence() { return presence_; }

@@ -21,8 +21,21 @@ class RoomStore {
   using Done = std::function<void(bool ok)>;
 
   virtual ~RoomStore() = default;
-  // True if changes to this room must be kept before they are acknowledged.
+  // True if changes to this room are written to the store.
   virtual bool persistent(const SharedRoom& room) const = 0;
+  // True: members see a change only after it is committed ("strict"); false: at once ("relaxed").
+  virtual bool acknowledge_after_commit() const { return true; }
+  // Home-core side, once per loop pass: runs the Done callbacks of finished writes for `core`,
+  // and hands this pass's writes to the store. Returns true if it did anything.
+  virtual bool poll(int core) {
+    (void)core;
+    return false;
+  }
+  // True if `core` has finished writes waiting for poll() (the loop must not block).
+  virtual bool has_completions(int core) const {
+    (void)core;
+    return false;
+  }
   virtual void append(const SharedRoom& room, const HistoryRecord& rec, Done done) = 0;
   // value == nullopt deletes the key.
   virtual void put_state(const SharedRoom& room, std::string_view key,
