@@ -199,6 +199,8 @@ void Hub::on_pass() {
     release_envelope(rooms, e);
   });
   if (overflow_count_) retry_overflow();
+  // Writes queued during this pass go to the store thread now, not when something next wakes us.
+  system_.store().poll(core_);
   auto& mailbox = system_.mailbox();
   while (touched_) {
     int c = __builtin_ctzll(touched_);

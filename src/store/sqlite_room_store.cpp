@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "ringcast/engine/log.h"
@@ -108,6 +109,9 @@ void SqliteRoomStore::open() {
   }
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");  // a commit is on disk before anyone hears of it
+  // Checkpoints copy the WAL into the database and sync both: the store thread runs them when it
+  // is idle instead of inside some commit that members are waiting for.
+  exec("PRAGMA wal_autocheckpoint=0");
   exec(
       "CREATE TABLE IF NOT EXISTS rooms(room TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS messages(room TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -269,9 +273,15 @@ bool SqliteRoomStore::has_completions(int core) const {
 void SqliteRoomStore::run() {
   std::vector<Op*> group;
   std::vector<char> woken(static_cast<size_t>(cores_), 0);
+  uint64_t since_checkpoint = 0;
   while (true) {
     pollfd pfd{event_fd_, POLLIN, 0};
-    ::poll(&pfd, 1, 100);
+    int ready = ::poll(&pfd, 1, 100);
+    if (ready == 0 && since_checkpoint > 0) {
+      // Idle for 100 ms: fold the WAL back into the database.
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      since_checkpoint = 0;
+    }
     uint64_t v;
     ssize_t ignored = ::read(event_fd_, &v, sizeof v);
     (void)ignored;
@@ -285,7 +295,19 @@ void SqliteRoomStore::run() {
       }
       more = group.size() >= opts_.max_group;
       if (group.empty()) break;
+      auto t0 = std::chrono::steady_clock::now();
       bool ok = commit(group);
+      auto took = std::chrono::steady_clock::now() - t0;
+      if (took > std::chrono::milliseconds(50)) {
+        RC_WARN("store: a commit of %zu writes took %lld ms (slow disk?)", group.size(),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+      }
+      if (++since_checkpoint >= 4096) {
+        // Never idle: checkpoint anyway now and then, so the WAL stays bounded.
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        since_checkpoint = 0;
+      }
       std::fill(woken.begin(), woken.end(), 0);
       for (Op* op : group) {
         op->ok = ok;
