@@ -18,7 +18,9 @@ void TimerWheel::schedule(TimerNode* node, int64_t deadline_ms) {
   // A deadline in the past or in the current tick fires on the next advance.
   int64_t min_deadline = current_tick_ * tick_ms_;  // overdue: current slot, next advance
   node->deadline_ms = deadline_ms;
-  TimerNode* head = &heads_[slot_of(std::max(deadline_ms, min_deadline))];
+  int64_t effective = std::max(deadline_ms, min_deadline);
+  TimerNode* head = &heads_[slot_of(effective)];
+  if (next_valid_ && effective / tick_ms_ < next_tick_) next_tick_ = effective / tick_ms_;
   node->next = head;
   node->prev = head->prev;
   head->prev->next = node;
@@ -35,14 +37,21 @@ void TimerWheel::unlink(TimerNode* node) {
 
 int64_t TimerWheel::next_timeout_ms(int64_t now_ms) const {
   if (count_ == 0) return -1;
-  // Wake at the end of the first occupied tick (the current one included): every deadline in it
-  // has passed by then, and no wake-up comes more than one tick late.
-  for (uint32_t i = 0; i <= mask_; ++i) {
-    int64_t t = current_tick_ + i;
-    const TimerNode* head = &heads_[static_cast<uint32_t>(t & mask_)];
-    if (head->next != head) return std::max<int64_t>(0, (t + 1) * tick_ms_ - now_ms);
+  if (!next_valid_ || next_tick_ < current_tick_) {
+    // Wake at the end of the first occupied tick (the current one included): every deadline in
+    // it has passed by then, and no wake-up comes more than one tick late.
+    next_tick_ = current_tick_ + mask_;
+    for (uint32_t i = 0; i <= mask_; ++i) {
+      int64_t t = current_tick_ + i;
+      const TimerNode* head = &heads_[static_cast<uint32_t>(t & mask_)];
+      if (head->next != head) {
+        next_tick_ = t;
+        break;
+      }
+    }
+    next_valid_ = true;
   }
-  return std::max<int64_t>(0, (current_tick_ + mask_ + 1) * tick_ms_ - now_ms);
+  return std::max<int64_t>(0, (next_tick_ + 1) * tick_ms_ - now_ms);
 }
 
 }  // namespace ringcast::engine

@@ -63,3 +63,24 @@ TEST(TimerWheel, NextTimeout) {
   EXPECT_EQ(fired, 1);
   EXPECT_EQ(wheel.size(), 1u);
 }
+
+TEST(TimerWheel, NextTimeoutSeesEarlierTimerAfterCaching) {
+  TimerWheel wheel(0, 10, 1024);
+  TimerNode far, near;
+  wheel.schedule(&far, 5000);
+  int64_t t1 = wheel.next_timeout_ms(0);
+  EXPECT_GE(t1, 4990);
+  wheel.schedule(&near, 50);  // earlier than what was cached
+  int64_t t2 = wheel.next_timeout_ms(0);
+  EXPECT_GE(t2, 50);
+  EXPECT_LE(t2, 60);
+  int fired = 0;
+  wheel.advance(60, [&](TimerNode* n) {
+    EXPECT_EQ(n, &near);
+    ++fired;
+  });
+  EXPECT_EQ(fired, 1);
+  int64_t t3 = wheel.next_timeout_ms(60);  // the cache has passed: rescanned
+  EXPECT_GE(t3, 4930);
+  EXPECT_LE(t3, 4950);
+}

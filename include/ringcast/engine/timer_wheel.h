@@ -50,6 +50,10 @@ class TimerWheel {
   uint32_t mask_;
   int64_t current_tick_;  // last tick processed
   size_t count_ = 0;
+  // No later than the earliest deadline's tick, so next_timeout_ms() scans the slots only after
+  // that tick has passed, not on every loop pass.
+  mutable int64_t next_tick_ = 0;
+  mutable bool next_valid_ = false;
   std::vector<TimerNode> heads_;  // sentinel per slot
 };
 
