@@ -152,7 +152,7 @@ void Worker::loop() {
     if (announced) hooks_->end_sleep();
     now_ms_ = mono_ms();
     ++pass_;
-    stats_.loop_passes.fetch_add(1, std::memory_order_relaxed);
+    stats_.loop_passes.store(pass_, std::memory_order_relaxed);  // a plain store: no locked RMW
     if (shared_.settings->generation() != settings_generation_) refresh_settings();
     timers_.advance(now_ms_, [this](engine::TimerNode* node) {
       on_timer(*static_cast<Session*>(node->owner));
