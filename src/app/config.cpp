@@ -131,13 +131,48 @@ void load_config_file(const std::string& path, Config& cfg) {
        {{"persistent_rooms", string_list(path, cfg.persistent_rooms)},
         {"durability", string(path, cfg.durability)}}},
       {"tokens", {}},
+      {"profiles.bridge",
+       {{"enabled", boolean(path, cfg.bridge.mount.enabled)},
+        {"path", string(path, cfg.bridge.mount.path)},
+        {"first_message_timeout_ms",
+         integer(path, cfg.bridge.first_message_timeout_ms, 50, kMaxMs)}}},
+      {"profiles.chatroom",
+       {{"enabled", boolean(path, cfg.chatroom.mount.enabled)},
+        {"path", string(path, cfg.chatroom.mount.path)},
+        {"json_path", string(path, cfg.chatroom.json_path)},
+        {"env", string(path, cfg.chatroom.env)},
+        {"max_message_chars", integer(path, cfg.chatroom.max_message_chars, 1, 1 << 24)}}},
+      {"profiles.livemap",
+       {{"enabled", boolean(path, cfg.livemap.mount.enabled)},
+        {"path", string(path, cfg.livemap.mount.path)},
+        {"persistent", boolean(path, cfg.livemap.persistent)}}},
+      {"profiles.gamechat",
+       {{"enabled", boolean(path, cfg.gamechat.mount.enabled)},
+        {"path", string(path, cfg.gamechat.mount.path)},
+        {"history_limit", integer(path, cfg.gamechat.history_limit, 1, 1000000)},
+        {"persistent", boolean(path, cfg.gamechat.persistent)},
+        {"hs256_secret", string(path, cfg.gamechat.hs256_secret)}}},
+      {"profiles.relayer",
+       {{"enabled", boolean(path, cfg.relayer.mount.enabled)},
+        {"path", string(path, cfg.relayer.mount.path)}}},
       {"api",
        {{"version", string(path, cfg.api_version)},
         {"env", string(path, cfg.api_env)},
         {"desc", string(path, cfg.api_desc)}}},
   };
+  // [profiles.<name>] tables are flattened to "profiles.<name>" sections.
+  std::vector<std::pair<std::string, const toml::node*>> sections;
   for (const auto& [section, node] : root) {
     std::string sname(section.str());
+    if (sname == "profiles" && node.is_table()) {
+      for (const auto& [sub, subnode] : *node.as_table())
+        sections.emplace_back("profiles." + std::string(sub.str()), &subnode);
+    } else {
+      sections.emplace_back(sname, &node);
+    }
+  }
+  for (const auto& [sname, node_ptr] : sections) {
+    const toml::node& node = *node_ptr;
     auto sit = schema.find(sname);
     if (sit == schema.end()) {
       throw ConfigError(where(path, node) + ": unknown section or key '" + sname + "'");
@@ -195,6 +230,25 @@ void validate_config(const Config& cfg) {
   if (cfg.http_port != 0 && cfg.http_port == cfg.port) {
     throw ConfigError("server.http_port: must differ from server.port (or be 0 to disable)");
   }
+  const std::pair<const char*, const ProfileMount*> mounts[] = {{"bridge", &cfg.bridge.mount},
+                                                                {"chatroom", &cfg.chatroom.mount},
+                                                                {"livemap", &cfg.livemap.mount},
+                                                                {"gamechat", &cfg.gamechat.mount},
+                                                                {"relayer", &cfg.relayer.mount}};
+  std::vector<std::string> paths = {"/echo", "/ws", "/raw/"};
+  if (cfg.chatroom.mount.enabled && !cfg.chatroom.json_path.empty())
+    paths.push_back(cfg.chatroom.json_path);
+  for (const auto& [name, m] : mounts) {
+    if (!m->enabled) continue;
+    if (m->path.empty() || m->path[0] != '/')
+      throw ConfigError(std::string("profiles.") + name + ".path: must start with '/' (got '" +
+                        m->path + "')");
+    paths.push_back(m->path);
+  }
+  for (size_t i = 0; i < paths.size(); ++i)
+    for (size_t j = i + 1; j < paths.size(); ++j)
+      if (paths[i] == paths[j])
+        throw ConfigError("profiles: path '" + paths[i] + "' is mounted twice");
   websocket::OriginPolicy policy;
   std::string error;
   if (!policy.set(cfg.allowed_origins, cfg.origin_check, error)) {

@@ -64,6 +64,12 @@ std::string HealthService::health_json() const {
     closes += ws_stats.slow_consumer_closes.load(std::memory_order_relaxed);
     dropped += ws_stats.dropped_messages.load(std::memory_order_relaxed);
   }
+  std::vector<std::pair<std::string, std::string>> extra;
+  for (const auto* f : fields_) f->append_health(extra);
+  for (const auto& [key, json] : extra) {
+    w.Key(key.c_str());
+    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+  }
   w.Key("slow_consumers");
   w.StartObject();
   w.Key("closed");

@@ -19,6 +19,8 @@ namespace {
 
 std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
   std::vector<hub::HistoryRule> rules;
+  // Seed profiles keep their rooms under their own name prefix; their history size comes first.
+  rules.push_back({"gamechat:*", static_cast<size_t>(cfg.gamechat.history_limit)});
   for (const auto& [pattern, size] : cfg.history_rules) rules.push_back({pattern, size});
   return rules;
 }
@@ -80,6 +82,10 @@ engine::BackendKind Server::choose_backend() {
   return engine::BackendKind::kEpoll;
 }
 
+// Each enabled seed profile on its configured path; profiles that report /health fields register
+// them here.
+void Server::mount_seed_profiles() {}
+
 bool Server::start_workers() {
   std::vector<int> cpus = usable_cpus();
   int n = cfg_.threads > 0 ? cfg_.threads : static_cast<int>(cpus.size());
@@ -87,10 +93,13 @@ bool Server::start_workers() {
   settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
   hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
   tokens_.set(cfg_.tokens);
-  if (!cfg_.persistent_rooms.empty()) {
+  std::vector<std::string> persistent = cfg_.persistent_rooms;
+  if (cfg_.livemap.mount.enabled && cfg_.livemap.persistent) persistent.push_back("livemap:*");
+  if (cfg_.gamechat.mount.enabled && cfg_.gamechat.persistent) persistent.push_back("gamechat:*");
+  if (!persistent.empty()) {
     store::StoreOptions so;
     so.data_dir = cfg_.data_dir;
-    so.persistent_rooms = cfg_.persistent_rooms;
+    so.persistent_rooms = persistent;
     so.strict = cfg_.durability == "strict";
     store_ = std::make_unique<store::SqliteRoomStore>(so, n);
     try {
@@ -109,6 +118,7 @@ bool Server::start_workers() {
   router_.add("/ws", false, native_.get());
   shared_.backend = choose_backend();
   health_ = std::make_unique<HealthService>(cfg_, router_, *stats_, shared_.backend);
+  mount_seed_profiles();
   shared_.settings = settings_.get();
   shared_.router = &router_;
   shared_.http = health_.get();

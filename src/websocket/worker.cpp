@@ -192,6 +192,7 @@ void Worker::begin_stop() {
   for (Session* s = sessions_; s;) {
     Session* next = s->next_;
     if (s->state_ == Session::State::kOpen) {
+      if (s->route_ && s->route_->handler) s->route_->handler->on_shutdown(*s);
       close_session(*s, kCloseGoingAway, "server shutting down");
     } else if (s->state_ == Session::State::kHttp && !s->sending_ && !s->out_head_) {
       abort_session(*s);  // idle keep-alive connection

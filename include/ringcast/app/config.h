@@ -13,6 +13,12 @@
 
 namespace ringcast::app {
 
+// Where and whether a seed profile is mounted ([profiles.<name>] enabled, path).
+struct ProfileMount {
+  bool enabled = true;
+  std::string path;
+};
+
 struct Config {
   std::string config_path;  // empty: no file
   std::string host = "0.0.0.0";
@@ -40,6 +46,31 @@ struct Config {
   std::string durability = "strict";
   // Login tokens: token -> identity.
   std::map<std::string, hub::Identity> tokens;
+
+  // Seed profiles ([profiles.<name>]). Each keeps its seed's wire protocol on its own path.
+  struct Bridge {  // seed 000
+    ProfileMount mount{true, "/"};
+    int64_t first_message_timeout_ms = 5000;
+  } bridge;
+  struct Chatroom {  // seed 001: plain-text version on `path`, the later JSON version on json_path
+    ProfileMount mount{true, "/chatroom"};
+    std::string json_path = "/chatroom/json";  // empty: not mounted
+    std::string env = "PROD";                  // what !env reports
+    int64_t max_message_chars = 1000;
+  } chatroom;
+  struct Livemap {  // seed 002
+    ProfileMount mount{true, "/map"};
+    bool persistent = true;  // markers and positions survive restarts (durable store)
+  } livemap;
+  struct Gamechat {  // seed 003
+    ProfileMount mount{true, "/chat"};
+    int64_t history_limit = 100;  // messages kept
+    bool persistent = true;       // history survives restarts (durable store)
+    std::string hs256_secret;     // empty: only the [tokens] table logs in
+  } gamechat;
+  struct Relayer {  // seed 004
+    ProfileMount mount{true, "/relay"};
+  } relayer;
 };
 
 // Thrown for any configuration problem; what() names the key and, for the file, FILE:LINE.

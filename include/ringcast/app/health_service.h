@@ -7,6 +7,7 @@
 
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
+#include "ringcast/profiles/health_fields.h"
 #include "ringcast/websocket/http_service.h"
 #include "ringcast/websocket/router.h"
 #include "ringcast/websocket/server_stats.h"
@@ -22,6 +23,8 @@ class HealthService final : public websocket::HttpService {
   std::string health_json() const;
   // Picks up reloadable values (api env strings).
   void update(const Config& cfg);
+  // A profile's extra /health fields. Call before the listeners open.
+  void add_fields(const profiles::HealthFields* fields) { fields_.push_back(fields); }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -29,6 +32,7 @@ class HealthService final : public websocket::HttpService {
   const websocket::Router& router_;
   const websocket::ServerStats& stats_;
   engine::BackendKind backend_;
+  std::vector<const profiles::HealthFields*> fields_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

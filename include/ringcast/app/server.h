@@ -30,6 +30,7 @@ class Server {
 
  private:
   bool start_workers();
+  void mount_seed_profiles();
   void stop_workers();
   void reload();
   engine::BackendKind choose_backend();
@@ -46,6 +47,8 @@ class Server {
   profiles::EchoProfile echo_;
   std::unique_ptr<profiles::RawProfile> raw_;
   std::unique_ptr<profiles::NativeProfile> native_;
+  // Seed profiles (bridge, chatroom, livemap, gamechat, relayer), in mount order.
+  std::vector<std::unique_ptr<websocket::MessageHandler>> seed_profiles_;
   std::vector<std::unique_ptr<websocket::Worker>> workers_;
   std::vector<std::thread> threads_;
 };

@@ -22,6 +22,9 @@ class MessageHandler {
   virtual void on_message(Session& s, Opcode op, std::span<uint8_t> payload) = 0;
   // The session is gone (close handshake done, error, or peer vanished). No sends after this.
   virtual void on_close(Session& s) = 0;
+  // Graceful stop: called for each open session just before it is closed with 1001, so a profile
+  // can say goodbye in its own shape (the chatroom seed does). Sends queued here go out first.
+  virtual void on_shutdown(Session&) {}
 };
 
 }  // namespace ringcast::websocket
