@@ -11,10 +11,12 @@ Only the standard library is used here (the websockets package is used by some
 test files directly).
 """
 
+import atexit
 import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -192,6 +194,7 @@ class Server:
         self.stderr_path = None
         self._stderr_file = None
         self.returncode = None
+        self._data_dir = None
 
     @property
     def drain_timeout(self):
@@ -209,7 +212,19 @@ class Server:
              "--port", str(self.port), "--http-port", str(self.http_port)]
         if self.config_path:
             a += ["--config", self.config_path]
+        if "--data-dir" not in self.extra_args and not self._config_sets("data_dir"):
+            # The seed profiles keep durable rooms by default: give each server its own store.
+            if self._data_dir is None:
+                self._data_dir = tempfile.mkdtemp(prefix="ringcast-data-")
+                atexit.register(shutil.rmtree, self._data_dir, True)
+            a += ["--data-dir", self._data_dir]
         return a + self.extra_args
+
+    def _config_sets(self, key):
+        if not self.config_path:
+            return False
+        with open(self.config_path) as f:
+            return any(line.split("=")[0].strip() == key for line in f)
 
     def start(self, ready_timeout=10.0):
         fd, self.stderr_path = tempfile.mkstemp(prefix="ringcast-stderr-", suffix=".log")
