@@ -33,6 +33,9 @@ def take_load_binary():
 
 
 class LoadToolSmoke(harness.ServerTestCase):
+    # A login token for the game-chat flow.
+    CONFIG_TEXT = '[tokens]\n"load" = { user_id = "load-user", nickname = "Loader" }\n'
+
     def run_load(self, *args, timeout=60):
         out = tempfile.NamedTemporaryFile(prefix="ringcast-load-", suffix=".json", delete=False)
         out.close()
@@ -72,6 +75,30 @@ class LoadToolSmoke(harness.ServerTestCase):
                                 "200", "--duration", "1", self.url("/raw/smoke"))
         self.assertIn("PASS", text)
         self.assertIn("last subscriber", text)
+
+    def test_livemap_position_flow(self):
+        # position_update fan-out on the live-map profile: every subscriber gets every update of
+        # every publisher once and in order (the profile excludes the sender).
+        result, text = self.run_load("broadcast", "--flow", "livemap", "--subscribers", "40",
+                                     "--publishers", "2", "--rate", "200", "--duration", "1",
+                                     "--size", "200", self.url("/map"))
+        self.assertIn("PASS", text)
+        self.assertIn("last subscriber", text)
+
+    def test_gamechat_message_flow(self):
+        # Game-chat messages (logged in with a token, history on): every logged-in subscriber
+        # gets every message once and in order.
+        _, text = self.run_load("broadcast", "--flow", "gamechat", "--subscribers", "40",
+                                "--publishers", "2", "--rate", "200", "--duration", "1",
+                                self.url("/chat"))
+        self.assertIn("PASS", text)
+
+    def test_gamechat_bad_token_fails(self):
+        cmd = [LOAD_BINARY, "broadcast", "--flow", "gamechat", "--token", "wrong", "--subscribers",
+               "2", "--rate", "10", "--duration", "1", "--quiet", self.url("/chat")]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("login refused", p.stdout + p.stderr)
 
     def test_relay_pairs(self):
         _, text = self.run_load("relay", "--pairs", "10", "--duration", "1", self.url("/raw"))

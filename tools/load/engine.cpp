@@ -262,7 +262,8 @@ void Worker::on_phase(Phase p, uint64_t now) {
 }
 
 void Worker::update_flags(Phase p, uint64_t now) {
-  if (!connect_done.load(std::memory_order_relaxed) && resolved_ == conns_.size())
+  if (!connect_done.load(std::memory_order_relaxed) && resolved_ == conns_.size() &&
+      run_.workload->ready(*this))
     connect_done.store(true, std::memory_order_release);
   if (p == Phase::kDrain && !drained.load(std::memory_order_relaxed) &&
       now - last_drain_check_ >= 5'000'000) {

@@ -84,6 +84,8 @@ class Workload {
   virtual void on_message(Worker&, Conn&, uint8_t op, const uint8_t* p, size_t n, uint64_t now) = 0;
   // An open connection is going away (any reason, including the end of the run).
   virtual void on_close(Worker&, Conn&) {}
+  // True when this worker's open connections are ready for the measured phase (e.g. logged in).
+  virtual bool ready(Worker&) { return true; }
   // True when nothing this worker waits for is still in flight (checked during the drain phase).
   virtual bool drained(Worker&) { return true; }
 };

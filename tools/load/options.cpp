@@ -119,6 +119,18 @@ const char* scenario_name(Scenario s) {
   return "?";
 }
 
+const char* flow_name(Flow f) {
+  switch (f) {
+    case Flow::kRaw:
+      return "raw";
+    case Flow::kLivemap:
+      return "livemap";
+    case Flow::kGamechat:
+      return "gamechat";
+  }
+  return "?";
+}
+
 uint64_t Options::total_connections() const {
   switch (scenario) {
     case Scenario::kEcho:
@@ -198,6 +210,8 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--subscribers", {kBroadcast, true}},
       {"--publishers", {kBroadcast, true}},
       {"--publisher-echo", {kBroadcast, false}},
+      {"--flow", {kBroadcast, true}},
+      {"--token", {kBroadcast, true}},
       {"--pairs", {kRelay, true}},
       {"--hold", {kConnect, true}},
   };
@@ -268,6 +282,18 @@ Options parse_args(const std::vector<std::string>& args) {
       o.publishers = static_cast<uint32_t>(parse_uint(name, v, 1, 100000));
     } else if (name == "--publisher-echo") {
       o.publisher_echo = true;
+    } else if (name == "--flow") {
+      if (v == "raw")
+        o.flow = Flow::kRaw;
+      else if (v == "livemap")
+        o.flow = Flow::kLivemap;
+      else if (v == "gamechat")
+        o.flow = Flow::kGamechat;
+      else
+        throw ArgError("--flow: expected raw, livemap or gamechat (got '" + v + "')");
+    } else if (name == "--token") {
+      if (v.empty()) throw ArgError("--token: empty token");
+      o.token = v;
     } else if (name == "--pairs") {
       o.pairs = static_cast<uint32_t>(parse_uint(name, v, 1, 500000));
     } else if (name == "--hold") {
@@ -280,6 +306,11 @@ Options parse_args(const std::vector<std::string>& args) {
   if (o.scenario == Scenario::kBroadcast) {
     if (!rate_set) o.rate = 1000;
     if (o.rate <= 0) throw ArgError("--rate: broadcast needs a publish rate > 0");
+    if (o.flow != Flow::kRaw && (o.text || o.publisher_echo))
+      throw ArgError(
+          "--text and --publisher-echo apply to --flow raw only (profile flows are JSON)");
+    if (seen["--token"] && o.flow != Flow::kGamechat)
+      throw ArgError("--token applies to --flow gamechat only");
     if (static_cast<uint64_t>(o.subscribers) * o.publishers > 10'000'000)
       throw ArgError("--subscribers x --publishers too large (order tracking needs S*P entries)");
   }
@@ -304,6 +335,9 @@ scenarios:
   broadcast  S subscribers and P publishers in one room (URL path, e.g. /raw/room1)
              --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
              --size BYTES (64)  --text  --publisher-echo (publishers connect without ?echo=0)
+             --flow raw|livemap|gamechat (raw): what the clients speak; livemap publishes
+               position_update on /map, gamechat logs in (--token T, default "load") and
+               sends chat messages on /chat; latency and order are checked the same way
   relay      N pairs A,B in room <path>/pair-<i> (or the URL with {pair} replaced); A sends,
              B sends it back, A measures the round trip
              --pairs N (10)  --size BYTES (64)  --pipeline K (1)  --rate MSG/S (0)  --text

@@ -32,6 +32,11 @@ struct Url {
 Url parse_url(std::string_view s);
 
 enum class Scenario { kEcho, kBroadcast, kRelay, kConnect };
+
+// What the broadcast scenario speaks: raw frames (/raw/<room>, any broadcast endpoint) or a seed
+// profile's own messages (live-map position_update on /map, game-chat messages on /chat).
+enum class Flow { kRaw, kLivemap, kGamechat };
+const char* flow_name(Flow f);
 const char* scenario_name(Scenario s);
 
 struct Options {
@@ -61,8 +66,10 @@ struct Options {
   uint32_t subscribers = 10;  // broadcast
   uint32_t publishers = 1;    // broadcast
   bool publisher_echo = false;
-  uint32_t pairs = 10;  // relay
-  double hold = 5;      // connect: idle hold time, s
+  Flow flow = Flow::kRaw;      // broadcast
+  std::string token = "load";  // broadcast --flow gamechat: login token
+  uint32_t pairs = 10;         // relay
+  double hold = 5;             // connect: idle hold time, s
 
   // Number of WebSocket connections the scenario opens.
   uint64_t total_connections() const;

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "load/payload.h"
 
@@ -24,6 +26,20 @@ LatencySeries merged(std::vector<std::unique_ptr<Worker>>& workers, int series, 
   LatencySeries s{std::move(key), std::move(label), {}};
   for (auto& w : workers) s.hist.merge(w->hist[series]);
   return s;
+}
+
+// Finds `"key": <unsigned integer>` in JSON text we produced (keys unique, values plain digits).
+bool json_uint(const uint8_t* data, size_t n, std::string_view key, uint64_t& out) {
+  std::string_view text(reinterpret_cast<const char*>(data), n);
+  size_t pos = text.find(key);
+  if (pos == std::string_view::npos) return false;
+  pos += key.size();
+  while (pos < n && (text[pos] == ' ' || text[pos] == ':')) ++pos;
+  if (pos >= n || text[pos] < '0' || text[pos] > '9') return false;
+  uint64_t v = 0;
+  while (pos < n && text[pos] >= '0' && text[pos] <= '9') v = v * 10 + uint64_t(text[pos++] - '0');
+  out = v;
+  return true;
 }
 
 uint8_t data_opcode(const Options& o) {
@@ -268,6 +284,8 @@ class RoundTripWorkload final : public ScenarioWorkload {
 // per delivery and for the last subscriber to get each message.
 
 class BroadcastWorkload final : public ScenarioWorkload {
+  struct Per;
+
  public:
   enum Role : uint8_t { kPublisher = 0, kSubscriber = 1 };
 
@@ -293,8 +311,30 @@ class BroadcastWorkload final : public ScenarioWorkload {
   uint8_t role(uint64_t gid) const override { return gid < pubs_ ? kPublisher : kSubscriber; }
 
   std::string target(uint64_t gid) const override {
-    if (gid < pubs_ && !o_.publisher_echo) return append_param(o_.url.target(), "echo=0");
+    if (o_.flow == Flow::kRaw && gid < pubs_ && !o_.publisher_echo)
+      return append_param(o_.url.target(), "echo=0");
     return o_.url.target();
+  }
+
+  // Game chat: every connection logs in first; the run starts when all have been accepted.
+  void on_open(Worker& w, Conn& c, uint64_t) override {
+    if (o_.flow != Flow::kGamechat) return;
+    Per& p = per_[static_cast<size_t>(w.index())];
+    std::string login = "{\"action\":\"login\",\"token\":\"" + o_.token + "\"}";
+    w.send_message(c, opcode::kText, reinterpret_cast<const uint8_t*>(login.data()), login.size());
+    c.inflight = 1;  // awaiting the login reply
+    ++p.awaiting_login;
+  }
+
+  bool ready(Worker& w) override {
+    return per_[static_cast<size_t>(w.index())].awaiting_login == 0;
+  }
+
+  void on_close(Worker& w, Conn& c) override {
+    if (c.inflight) {
+      c.inflight = 0;
+      --per_[static_cast<size_t>(w.index())].awaiting_login;
+    }
   }
 
   void on_run_start(Worker& w, uint64_t) override {
@@ -328,11 +368,39 @@ class BroadcastWorkload final : public ScenarioWorkload {
   void on_message(Worker& w, Conn& c, uint8_t op, const uint8_t* data, size_t n,
                   uint64_t now) override {
     Per& p = per_[static_cast<size_t>(w.index())];
+    if (c.inflight) {  // the game chat's login reply
+      c.inflight = 0;
+      --p.awaiting_login;
+      std::string_view reply(reinterpret_cast<const char*>(data), n);
+      if (reply.find("\"info\"") == std::string_view::npos)
+        w.error(ErrorKind::kHandshake, "connection " + std::to_string(c.gid) +
+                                           ": login refused: " + std::string(reply.substr(0, 200)));
+      return;
+    }
     if (c.role == kPublisher) {
       ++p.publisher_received;  // room traffic reaching a publisher is not checked
       return;
     }
     std::string who = "subscriber " + std::to_string(c.gid - pubs_);
+    uint32_t pub = 0;
+    uint64_t seq = 0, t = 0;
+    if (o_.flow != Flow::kRaw) {
+      // The profile forwards (livemap) or rebuilds (gamechat) the JSON: find our three fields.
+      // Other messages (positions_sync of an earlier run, ...) are counted, not checked.
+      uint64_t pub64 = 0;
+      if (op != opcode::kText || !json_uint(data, n, "\"load_seq\"", seq)) {
+        ++p.other_messages;
+        return;
+      }
+      if (!json_uint(data, n, "\"load_pub\"", pub64) || !json_uint(data, n, "\"load_t\"", t) ||
+          pub64 >= pubs_) {
+        w.error(ErrorKind::kPayload, who + ": message without valid load_pub/load_t");
+        return;
+      }
+      pub = static_cast<uint32_t>(pub64);
+      track(w, p, c, who, pub, seq, t, now);
+      return;
+    }
     if (op != data_opcode(o_) || n != o_.size) {
       w.error(ErrorKind::kPayload, who + ": got " + (op == opcode::kText ? "text" : "binary") +
                                        " message of " + std::to_string(n) + " bytes, published " +
@@ -341,8 +409,6 @@ class BroadcastWorkload final : public ScenarioWorkload {
       return;
     }
     PayloadReader r(data, n, o_.text);
-    uint32_t pub = 0;
-    uint64_t seq = 0, t = 0;
     if (!r.u32(pub) || !r.u64(seq) || !r.u64(t) || pub >= pubs_) {
       w.error(ErrorKind::kPayload, who + ": malformed message header");
       return;
@@ -354,6 +420,12 @@ class BroadcastWorkload final : public ScenarioWorkload {
                                        std::to_string(bad));
       return;
     }
+    track(w, p, c, who, pub, seq, t, now);
+  }
+
+  // Loss, duplicate and order accounting and latency of one delivery.
+  void track(Worker& w, Per& p, Conn& c, const std::string& who, uint32_t pub, uint64_t seq,
+             uint64_t t, uint64_t now) {
     Track& tr = tracks_[static_cast<size_t>(c.gid - pubs_) * pubs_ + pub];
     if (seq >= tr.next) {
       uint64_t gap = seq - tr.next;
@@ -434,6 +506,10 @@ class BroadcastWorkload final : public ScenarioWorkload {
         }
       }
     }
+    uint64_t other = 0;
+    for (auto& p : per_) other += p.other_messages;
+    if (o_.flow != Flow::kRaw)
+      add_metric(r, "other_messages", "other messages (sync...)", static_cast<double>(other), "");
     add_metric(r, "publishers", "publishers", pubs_, "");
     add_metric(r, "subscribers", "subscribers", subs_, "");
     add_metric(r, "message_size_bytes", "message size", static_cast<double>(o_.size), "bytes");
@@ -475,7 +551,9 @@ class BroadcastWorkload final : public ScenarioWorkload {
     uint64_t next_sum = 0;     // sum of Track::next over them
     int64_t gap_loss = 0;      // holes below Track::next
     uint64_t deliveries = 0, untracked = 0, overwritten_incomplete = 0, publisher_received = 0,
-             skipped = 0;
+             skipped = 0, other_messages = 0;
+    uint64_t awaiting_login = 0;  // gamechat: connections whose login reply has not come yet
+    std::string json;             // profile flows: the message being built
   };
   struct Track {
     uint64_t next = 0;    // next expected sequence number
@@ -499,13 +577,47 @@ class BroadcastWorkload final : public ScenarioWorkload {
       s.max_recv.store(0, std::memory_order_relaxed);
       s.tag.store(seq + 1, std::memory_order_release);
     }
-    PayloadWriter wr(p.buf.data(), o_.text);
-    wr.u32(pub);
-    wr.u64(seq);
-    wr.u64(t);
-    fill_padding(p.buf.data(), wr.offset(), p.buf.size(), payload_salt(pub, seq), o_.text);
-    w.send_message(c, data_opcode(o_), p.buf.data(), p.buf.size());
+    if (o_.flow != Flow::kRaw) {
+      publish_json(w, p, c, pub, seq, t);
+    } else {
+      PayloadWriter wr(p.buf.data(), o_.text);
+      wr.u32(pub);
+      wr.u64(seq);
+      wr.u64(t);
+      fill_padding(p.buf.data(), wr.offset(), p.buf.size(), payload_salt(pub, seq), o_.text);
+      w.send_message(c, data_opcode(o_), p.buf.data(), p.buf.size());
+    }
     pub_sent_[pub].store(seq + 1, std::memory_order_release);
+  }
+
+  // A live-map position_update (as the desktop client sends it, plus our fields) or a game-chat
+  // message, padded with letters to --size bytes where the header leaves room.
+  void publish_json(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t) {
+    char head[320];
+    int len;
+    if (o_.flow == Flow::kLivemap) {
+      len = std::snprintf(head, sizeof head,
+                          "{\"type\":\"position_update\",\"player\":{\"user_id\":\"load-%u\","
+                          "\"username\":\"load-%u\",\"x\":%llu,\"y\":0,\"team\":\"load\","
+                          "\"timestamp\":%llu},\"load_pub\":%u,\"load_seq\":%llu,\"load_t\":%llu,"
+                          "\"pad\":\"",
+                          pub, pub, static_cast<unsigned long long>(seq % 10000),
+                          static_cast<unsigned long long>(t / 1000000000u), pub,
+                          static_cast<unsigned long long>(seq), static_cast<unsigned long long>(t));
+    } else {
+      len = std::snprintf(head, sizeof head,
+                          "{\"action\":\"message\",\"channel\":\"load\",\"load_pub\":%u,"
+                          "\"load_seq\":%llu,\"load_t\":%llu,\"message\":\"",
+                          pub, static_cast<unsigned long long>(seq),
+                          static_cast<unsigned long long>(t));
+    }
+    p.json.assign(head, static_cast<size_t>(len));
+    size_t total = static_cast<size_t>(len) + 2;
+    if (o_.size > total) p.json.append(o_.size - total, static_cast<char>('a' + seq % 26));
+    p.json += "\"}";
+    (void)c;
+    w.send_message(c, opcode::kText, reinterpret_cast<const uint8_t*>(p.json.data()),
+                   p.json.size());
   }
 
   const Options& o_;

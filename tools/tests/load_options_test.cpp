@@ -53,6 +53,14 @@ TEST(LoadOptions, OtherScenarios) {
   EXPECT_EQ(o.total_connections(), 1004u);
   EXPECT_EQ(parse({"broadcast", "ws://h:1/raw/r"}).rate, 1000);  // default publish rate
 
+  EXPECT_EQ(o.flow, Flow::kRaw);
+  o = parse({"broadcast", "--flow", "livemap", "ws://127.0.0.1:8765/map"});
+  EXPECT_EQ(o.flow, Flow::kLivemap);
+  o = parse({"broadcast", "--flow=gamechat", "--token", "t1", "ws://127.0.0.1:8765/chat"});
+  EXPECT_EQ(o.flow, Flow::kGamechat);
+  EXPECT_EQ(o.token, "t1");
+  EXPECT_STREQ(flow_name(o.flow), "gamechat");
+
   o = parse({"relay", "--pairs", "50", "ws://127.0.0.1:8765/raw"});
   EXPECT_EQ(o.pairs, 50u);
   EXPECT_EQ(o.total_connections(), 100u);
@@ -138,6 +146,10 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"broadcast", "--rate", "0", url}, "publish rate");
   expect_rejected({"broadcast", "--size", "30", "--text", url}, "payload header");
   expect_rejected({"broadcast", "--publishers", "0", url}, "out of range");
+  expect_rejected({"broadcast", "--flow", "mqtt", url}, "raw, livemap or gamechat");
+  expect_rejected({"broadcast", "--flow", "livemap", "--text", url}, "--flow raw only");
+  expect_rejected({"broadcast", "--token", "x", url}, "--flow gamechat only");
+  expect_rejected({"echo", "--flow", "livemap", url}, "does not apply");
   expect_rejected({"echo", "http://127.0.0.1:9000/echo"}, "must start with ws://");
   expect_rejected({"echo", "wss://127.0.0.1:9000/echo"}, "TLS");
   expect_rejected({"echo", "ws://:9000/echo"}, "missing host");
