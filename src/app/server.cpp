@@ -193,6 +193,13 @@ void Server::reload() {
         fresh.threads != cfg_.threads || fresh.backend != cfg_.backend) {
       RC_WARN("SIGHUP: host/port/threads/backend changes need a restart; ignoring them");
     }
+    if (!(fresh.bridge == cfg_.bridge && fresh.chatroom == cfg_.chatroom &&
+          fresh.livemap == cfg_.livemap && fresh.gamechat == cfg_.gamechat &&
+          fresh.relayer == cfg_.relayer) ||
+        fresh.persistent_rooms != cfg_.persistent_rooms || fresh.durability != cfg_.durability ||
+        fresh.data_dir != cfg_.data_dir) {
+      RC_WARN("SIGHUP: [profiles.*], [store] and data_dir changes need a restart; ignoring them");
+    }
     next.limits = fresh.limits;
     next.origin_check = fresh.origin_check;
     next.allowed_origins = fresh.allowed_origins;

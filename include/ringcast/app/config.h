@@ -17,6 +17,7 @@ namespace ringcast::app {
 struct ProfileMount {
   bool enabled = true;
   std::string path;
+  bool operator==(const ProfileMount&) const = default;
 };
 
 struct Config {
@@ -51,25 +52,30 @@ struct Config {
   struct Bridge {  // seed 000
     ProfileMount mount{true, "/"};
     int64_t first_message_timeout_ms = 5000;
+    bool operator==(const Bridge&) const = default;
   } bridge;
   struct Chatroom {  // seed 001: plain-text version on `path`, the later JSON version on json_path
     ProfileMount mount{true, "/chatroom"};
     std::string json_path = "/chatroom/json";  // empty: not mounted
     std::string env = "PROD";                  // what !env reports
     int64_t max_message_chars = 1000;
+    bool operator==(const Chatroom&) const = default;
   } chatroom;
   struct Livemap {  // seed 002
     ProfileMount mount{true, "/map"};
     bool persistent = true;  // markers and positions survive restarts (durable store)
+    bool operator==(const Livemap&) const = default;
   } livemap;
   struct Gamechat {  // seed 003
     ProfileMount mount{true, "/chat"};
     int64_t history_limit = 100;  // messages kept
     bool persistent = true;       // history survives restarts (durable store)
     std::string hs256_secret;     // empty: only the [tokens] table logs in
+    bool operator==(const Gamechat&) const = default;
   } gamechat;
   struct Relayer {  // seed 004
     ProfileMount mount{true, "/relay"};
+    bool operator==(const Relayer&) const = default;
   } relayer;
 };
 
