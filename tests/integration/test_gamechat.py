@@ -204,6 +204,23 @@ class ChatCase(harness.ProcessTestCase):
         super().setUp()
         self._clients = []
 
+    def tearDown(self):
+        # Every server still running stops cleanly on SIGTERM; none died on its own (a -9 is a
+        # test's own kill); no sanitizer report in any server's output.
+        for srv in self._servers:
+            if srv.proc is None:
+                continue
+            if srv.alive():
+                rc = srv.stop(signal.SIGTERM)
+                self.assertEqual(rc, 0, "ringcast did not stop cleanly (%r)\n%s" % (rc, srv.stderr_text()))
+            elif srv.returncode is None:
+                self.assertEqual(srv.proc.returncode, -signal.SIGKILL,
+                                 "ringcast died (%r)\n%s" % (srv.proc.returncode, srv.stderr_text()))
+            text = srv.stderr_text()
+            for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                self.assertNotIn(marker, text, text)
+        super().tearDown()
+
     def start(self, config_text=None, **kw):
         return self.new_server(config_text=config_text if config_text is not None else config(), **kw)
 
@@ -574,6 +591,13 @@ class MessageTest(ChatCase):
                 t1 = time.time()
                 self.assert_chat(echo, "HL1", "Alice", want, t0, t1)
                 self.assertEqual(list((await b.next()).items()), list(echo.items()))
+            # numbers become what Python's str() makes of them
+            for v in (0.0001, 1e-05, -0.0, 1234.5678, 1e22, 123456789012345678.0, 0.1 + 0.2,
+                      1e15, 9999999999999998.0, -2.5e-300, 5e-324, 1.7976931348623157e308,
+                      0, -1, 2 ** 63, -2 ** 63, False):
+                echo = await a.chat(message="n", channel=v)
+                self.assertEqual(echo["channel"], str(v), v)
+                self.assertEqual(await b.next(), echo)
             # the action may come anywhere; fields keep the client's order
             await b.send('{"z": 1, "message": "order", "action": "message", "a": 2}')
             echo = await b.next()
