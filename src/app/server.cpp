@@ -13,6 +13,7 @@
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/gamechat_profile.h"
 
 namespace ringcast::app {
 namespace {
@@ -84,7 +85,14 @@ engine::BackendKind Server::choose_backend() {
 
 // Each enabled seed profile on its configured path; profiles that report /health fields register
 // them here.
-void Server::mount_seed_profiles() {}
+void Server::mount_seed_profiles() {
+  if (cfg_.gamechat.mount.enabled) {
+    auto chat =
+        std::make_unique<profiles::GamechatProfile>(*hubs_, tokens_, cfg_.gamechat.hs256_secret);
+    router_.add(cfg_.gamechat.mount.path, false, chat.get());
+    seed_profiles_.push_back(std::move(chat));
+  }
+}
 
 bool Server::start_workers() {
   std::vector<int> cpus = usable_cpus();

@@ -1,0 +1,495 @@
+// The game chat (seed 003) on the hub. Rulings taken where SEEDS.md section 4 leaves a choice:
+//  - login tokens: the [tokens] table first, then an HS256 JWT ([profiles.gamechat] hs256_secret).
+//    A token that is not a string, or not a table token and not three base64url segments with a
+//    JSON header and payload, is "error parsing the access token"; a JWT with a bad signature,
+//    another alg, an `exp` passed or `nbf` to come, or no `sub`, or any JWT while no secret is
+//    set, is "the access token is expired or invalid". An empty table nickname is null.
+//  - username + password: there is no password backend, so always "invalid credentials".
+//  - after the login the session joins the hub room kRoom; {"info": "connected"} is sent once that
+//    join is in effect, so every message sequenced after it reaches the session. Frames that
+//    arrive meanwhile wait (reading is paused) and are handled right after it, in order.
+//  - text that is not JSON, JSON that is not an object, and JSON nested deeper than kMaxDepth get
+//    {"error": "invalid JSON..."}; a binary frame gets {"error": "binary frames are not
+//    supported..."}. The connection stays open in every case (the real server dropped it).
+//  - `channel` other than a string becomes the text Python's str() gives numbers and booleans
+//    (5 -> "5", 2.5 -> "2.5", true -> "True"); an object or array becomes its compact JSON text.
+//  - a repeated key counts once, with its last value, at its first position (Python's json).
+//  - history: `limit` absent = 10, an integer <= 0 = everything kept, anything else (null, a
+//    fraction, a string, a boolean) is an error reply; `offset` (absent or null = 0) skips the
+//    newest messages and must be a non-negative integer.
+#include "ringcast/profiles/gamechat_profile.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/jwt_hs256.h"
+#include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/session.h"
+#include "ringcast/websocket/worker.h"
+
+namespace ringcast::profiles {
+
+using rapidjson::Value;
+using websocket::Session;
+
+namespace {
+
+// Replies, in the real server's json.dumps spacing.
+constexpr std::string_view kConnected = R"({"info": "connected"})";
+constexpr std::string_view kAuthenticateFirst = R"({"error": "you need to authenticate first"})";
+constexpr std::string_view kNoCredentials =
+    R"({"error": "username and password or token have to be provided with action of type login"})";
+constexpr std::string_view kInvalidCredentials = R"({"error": "invalid credentials"})";
+constexpr std::string_view kTokenUnparseable = R"({"error": "error parsing the access token"})";
+constexpr std::string_view kTokenInvalid = R"({"error": "the access token is expired or invalid"})";
+constexpr std::string_view kInvalidJson = R"({"error": "invalid JSON"})";
+constexpr std::string_view kNotAnObject =
+    R"({"error": "invalid JSON: a message must be a JSON object"})";
+constexpr std::string_view kTooDeep = R"({"error": "invalid JSON: nested too deeply"})";
+constexpr std::string_view kBinary =
+    R"({"error": "binary frames are not supported: send JSON objects as text"})";
+constexpr std::string_view kBadLimit = R"({"error": "limit must be an integer"})";
+constexpr std::string_view kBadOffset = R"({"error": "offset must be a non-negative integer"})";
+constexpr std::string_view kStoreFailed =
+    R"({"error": "the message could not be stored, so it was not sent"})";
+
+struct GamechatState {
+  enum class Phase : uint8_t { kAnon, kJoining, kIn };
+  Phase phase = Phase::kAnon;
+  bool has_nickname = false;
+  bool persistent = false;          // the room's messages go through the durable store
+  hub::SharedRoom* room = nullptr;  // once in: the hub's membership holds the reference
+  std::string user_id;
+  std::string nickname;
+  // Frames that arrived while the join was in flight: (binary, bytes), handled once it is in.
+  std::vector<std::pair<bool, std::string>> pending;
+};
+
+GamechatState* state_of(Session& s) {
+  return static_cast<GamechatState*>(s.user);
+}
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Parse memory for one message: fixed per-thread buffers, so a typical message allocates nothing.
+struct JsonArena {
+  char values[32 * 1024];
+  char stack[8 * 1024];
+  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
+  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
+};
+using ArenaDocument =
+    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                               rapidjson::MemoryPoolAllocator<>>;
+
+JsonArena& arena() {
+  thread_local JsonArena a;
+  a.value_alloc.Clear();
+  a.stack_alloc.Clear();
+  return a;
+}
+
+// True when arrays/objects nest deeper than `limit` (string contents skipped).
+bool nested_deeper_than(std::string_view t, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < t.size(); ++i) {
+    char c = t[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::string_view name_of(const Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
+
+// What Python's dict.get() sees: the last value of a repeated key.
+const Value* find_last(const Value& obj, std::string_view name) {
+  const Value* found = nullptr;
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
+    if (name_of(it->name) == name) found = &it->value;
+  return found;
+}
+
+// Every key once, in order of first appearance, with its last value (Python's json.loads).
+template <typename Fn>
+void for_each_member(const Value& obj, Fn&& fn) {
+  auto m = obj.MemberBegin();
+  const size_t n = obj.MemberCount();
+  if (n <= 32) {
+    for (size_t i = 0; i < n; ++i) {
+      std::string_view name = name_of(m[i].name);
+      bool seen = false;
+      for (size_t j = 0; j < i && !seen; ++j) seen = name_of(m[j].name) == name;
+      if (seen) continue;
+      size_t last = i;
+      for (size_t k = i + 1; k < n; ++k)
+        if (name_of(m[k].name) == name) last = k;
+      fn(name, m[last].value);
+    }
+    return;
+  }
+  std::unordered_map<std::string_view, size_t> last;  // big objects only
+  last.reserve(n);
+  for (size_t i = 0; i < n; ++i) last[name_of(m[i].name)] = i;
+  for (size_t i = 0; i < n; ++i) {
+    auto it = last.find(name_of(m[i].name));
+    if (it->second == SIZE_MAX) continue;  // emitted at its first position
+    fn(it->first, m[it->second].value);
+    it->second = SIZE_MAX;
+  }
+}
+
+// Python truthiness of a JSON value (absent = None).
+bool truthy(const Value* v) {
+  if (!v) return false;
+  switch (v->GetType()) {
+    case rapidjson::kNullType:
+    case rapidjson::kFalseType:
+      return false;
+    case rapidjson::kTrueType:
+      return true;
+    case rapidjson::kNumberType:
+      if (v->IsInt64()) return v->GetInt64() != 0;
+      if (v->IsUint64()) return v->GetUint64() != 0;
+      return v->GetDouble() != 0.0;
+    case rapidjson::kStringType:
+      return v->GetStringLength() > 0;
+    case rapidjson::kArrayType:
+      return !v->Empty();
+    case rapidjson::kObjectType:
+      return v->MemberCount() > 0;
+  }
+  return false;
+}
+
+// Python's str(float): the shortest digits that round-trip; fixed notation for exponents -4..15
+// (whole numbers keep ".0"), otherwise d.ddde+XX.
+std::string python_float(double d) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view s(buf, static_cast<size_t>(r.ptr - buf));
+  std::string out;
+  if (!s.empty() && s[0] == '-') {
+    out += '-';
+    s.remove_prefix(1);
+  }
+  size_t e = s.find('e');
+  if (e == std::string_view::npos) return std::string(buf, r.ptr);  // inf/nan: not from JSON
+  std::string digits(1, s[0]);
+  if (e > 2) digits.append(s.substr(2, e - 2));
+  int exp = std::atoi(std::string(s.substr(e + 1)).c_str());
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      size_t whole = static_cast<size_t>(exp) + 1;
+      if (digits.size() <= whole) {
+        out += digits;
+        out.append(whole - digits.size(), '0');
+        out += ".0";
+      } else {
+        out += digits.substr(0, whole);
+        out += '.';
+        out += digits.substr(whole);
+      }
+    } else {
+      out += "0.";
+      out.append(static_cast<size_t>(-exp - 1), '0');
+      out += digits;
+    }
+    return out;
+  }
+  out += digits[0];
+  if (digits.size() > 1) {
+    out += '.';
+    out += digits.substr(1);
+  }
+  out += exp < 0 ? "e-" : "e+";
+  int a = std::abs(exp);
+  if (a < 10) out += '0';
+  out += std::to_string(a);
+  return out;
+}
+
+// `channel` as the real server's str() leaves it.
+void write_channel(JsonFrame& j, const Value& v) {
+  char buf[32];
+  if (v.IsString()) {
+    j.str(name_of(v));
+  } else if (v.IsBool()) {
+    j.str(v.GetBool() ? "True" : "False");
+  } else if (v.IsInt64()) {
+    auto r = std::to_chars(buf, buf + sizeof buf, v.GetInt64());
+    j.str({buf, static_cast<size_t>(r.ptr - buf)});
+  } else if (v.IsUint64()) {
+    auto r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
+    j.str({buf, static_cast<size_t>(r.ptr - buf)});
+  } else if (v.IsNumber()) {
+    j.str(python_float(v.GetDouble()));
+  } else {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    v.Accept(w);
+    j.str({sb.GetString(), sb.GetSize()});
+  }
+}
+
+// The broadcast and the history record are the same bytes: the chat object as a text frame.
+engine::SharedFrame* chat_event(const hub::SharedRoom&, const hub::HistoryRecord& rec) {
+  return websocket::encode_frame(websocket::Opcode::kText, rec.data());
+}
+
+}  // namespace
+
+struct GamechatProfile::Request {
+  JsonArena& mem = arena();
+  ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
+};
+
+GamechatProfile::GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens,
+                                 std::string hs256_secret)
+    : hubs_(hubs),
+      tokens_(tokens),
+      secret_(std::move(hs256_secret)),
+      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)) {}
+
+GamechatProfile::~GamechatProfile() = default;
+
+void GamechatProfile::on_open(Session& s, const websocket::HttpRequest&) {
+  s.user = new GamechatState();
+}
+
+void GamechatProfile::on_close(Session& s) {
+  auto* st = state_of(s);
+  if (!st) return;
+  hubs_.hub_of(s).session_closed(s);
+  delete st;
+  s.user = nullptr;
+}
+
+void GamechatProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+  GamechatState* st = state_of(s);
+  if (!st) return;
+  if (st->phase == GamechatState::Phase::kJoining) {
+    st->pending.emplace_back(
+        op == websocket::Opcode::kBinary,
+        std::string(reinterpret_cast<const char*>(payload.data()), payload.size()));
+    return;
+  }
+  if (op == websocket::Opcode::kBinary) {
+    s.send_text(kBinary);
+    return;
+  }
+  handle_text(s, payload);
+}
+
+void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) {
+  GamechatState& st = *state_of(s);
+  // The in-situ parser needs a NUL after the text, and the payload may sit in the frame reader's
+  // buffer right before the next frame: copy once into a per-thread buffer (no allocation once
+  // warm) and decode strings in place there.
+  thread_local std::string text;
+  text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  if (nested_deeper_than(text, kMaxDepth)) {
+    s.send_text(kTooDeep);
+    return;
+  }
+  Request r;
+  r.doc.ParseInsitu<rapidjson::kParseIterativeFlag>(text.data());
+  if (text.empty() || r.doc.HasParseError()) {
+    s.send_text(kInvalidJson);
+    return;
+  }
+  if (!r.doc.IsObject()) {
+    s.send_text(kNotAnObject);
+    return;
+  }
+  const Value* action = find_last(r.doc, "action");
+  auto is = [action](std::string_view name) {
+    return action && action->IsString() && name_of(*action) == name;
+  };
+  if (st.phase == GamechatState::Phase::kAnon) {
+    if (is("login"))
+      login(s, r);
+    else
+      s.send_text(kAuthenticateFirst);
+    return;
+  }
+  // Logged in: a second login and unknown actions are ignored without a reply.
+  if (is("message"))
+    chat(s, r);
+  else if (is("history"))
+    history(s, r);
+}
+
+void GamechatProfile::login(Session& s, Request& r) {
+  GamechatState& st = *state_of(s);
+  const Value* token = find_last(r.doc, "token");
+  const bool credentials =
+      truthy(find_last(r.doc, "username")) && truthy(find_last(r.doc, "password"));
+  if (!truthy(token)) {
+    // The real server reports the missing fields, then still tries a credential login (which
+    // fails): one or two errors. Without a password backend that login always fails here.
+    if (!credentials) s.send_text(kNoCredentials);
+    s.send_text(kInvalidCredentials);
+    return;
+  }
+  if (!token->IsString()) {
+    s.send_text(kTokenUnparseable);
+    return;
+  }
+  std::string_view tok = name_of(*token);
+  if (auto id = tokens_.lookup(tok)) {
+    st.user_id = id->user_id;
+    st.has_nickname = !id->nickname.empty();
+    st.nickname = id->nickname;
+  } else {
+    JwtClaims claims;
+    switch (verify_hs256(tok, secret_, now_seconds(), claims)) {
+      case JwtResult::kMalformed:
+        s.send_text(kTokenUnparseable);
+        return;
+      case JwtResult::kInvalid:
+        s.send_text(kTokenInvalid);
+        return;
+      case JwtResult::kOk:
+        break;
+    }
+    st.user_id = std::move(claims.sub);
+    st.has_nickname = claims.nickname.has_value();
+    st.nickname = claims.nickname.value_or(std::string());
+  }
+  st.phase = GamechatState::Phase::kJoining;
+  hub::JoinOptions opts;
+  opts.identity.user_id = st.user_id;
+  opts.identity.nickname = st.nickname;
+  // Until the join is in effect, frames wait: reading pauses, and what was already read is kept.
+  s.worker().pause_reading(s);
+  if (!hubs_.hub_of(s).join(s, kRoom, std::move(opts),
+                            [this](Session& js, hub::JoinResult&) { joined(js); })) {
+    joined(s);  // already a member (cannot happen from kAnon, but never leave it hanging)
+  }
+}
+
+void GamechatProfile::joined(Session& s) {
+  GamechatState* st = state_of(s);
+  if (!st || st->phase != GamechatState::Phase::kJoining) return;
+  hub::Hub& hub = hubs_.hub_of(s);
+  st->phase = GamechatState::Phase::kIn;
+  st->room = hub.joined_room(s, kRoom);
+  st->persistent = st->room && hubs_.store().persistent(*st->room);
+  s.send_text(kConnected);
+  s.worker().resume_reading(s);
+  auto pending = std::move(st->pending);
+  st->pending.clear();
+  for (auto& [binary, bytes] : pending) {
+    if (!s.open() || s.user != st) break;
+    on_message(s, binary ? websocket::Opcode::kBinary : websocket::Opcode::kText,
+               {reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()});
+  }
+}
+
+void GamechatProfile::chat(Session& s, Request& r) {
+  GamechatState& st = *state_of(s);
+  if (!st.room) return;
+  JsonFrame j;
+  auto& w = j.w();
+  w.StartObject();
+  j.kv("user_id", st.user_id);
+  j.key("timestamp");
+  w.Int64(now_seconds());
+  for_each_member(r.doc, [&](std::string_view name, const Value& v) {
+    // The server's user_id, timestamp and nickname win over the client's.
+    if (name == "action" || name == "user_id" || name == "timestamp" || name == "nickname") return;
+    j.key(name);
+    if (name == "channel" && !v.IsNull())
+      write_channel(j, v);
+    else
+      v.Accept(w);
+  });
+  j.key("nickname");
+  if (st.has_nickname)
+    j.str(st.nickname);
+  else
+    w.Null();
+  w.EndObject();
+  std::string_view chat = j.text();
+  // To every logged-in session, the sender included; recorded as exactly these bytes. With a
+  // durable room nobody sees it before it is committed, and a refused write reaches only the
+  // sender, as an error.
+  hubs_.hub_of(s).publish(s, st.room, {reinterpret_cast<const uint8_t*>(chat.data()), chat.size()},
+                          st.user_id, chat_event, true, true, nullptr,
+                          st.persistent ? store_failed_.get() : nullptr);
+}
+
+void GamechatProfile::history(Session& s, Request& r) {
+  GamechatState& st = *state_of(s);
+  if (!st.room) return;
+  size_t limit = kDefaultHistoryLimit;
+  if (const Value* v = find_last(r.doc, "limit")) {
+    if (v->IsInt64())
+      limit = v->GetInt64() <= 0 ? SIZE_MAX : static_cast<size_t>(v->GetInt64());
+    else if (v->IsUint64())
+      limit = SIZE_MAX;
+    else
+      return s.send_text(kBadLimit);
+  }
+  size_t offset = 0;
+  if (const Value* v = find_last(r.doc, "offset"); v && !v->IsNull()) {
+    if (v->IsInt64() && v->GetInt64() >= 0)
+      offset = static_cast<size_t>(v->GetInt64());
+    else if (v->IsUint64())
+      offset = SIZE_MAX;
+    else
+      return s.send_text(kBadOffset);
+  }
+  hub::Hub& hub = hubs_.hub_of(s);
+  uint64_t me = s.id();
+  // Read on the room's home core, which owns its history.
+  hub.query(
+      st.room,
+      [limit, offset](hub::SharedRoom& room) {
+        const hub::HistoryRing& h = room.history();
+        size_t off = std::min(offset, h.size());
+        size_t lim = std::min(limit, h.size() - off);
+        JsonFrame j;
+        j.w().StartObject();
+        j.key("history");
+        j.w().StartArray();
+        h.newest_first(off, lim, [&j](const hub::HistoryRecord& rec) { j.raw(rec.data()); });
+        j.w().EndArray();
+        j.w().EndObject();
+        return std::string(j.text());
+      },
+      [&hub, me](std::string json) {
+        if (Session* t = hub.worker().find_session(me); t && t->open()) t->send_text(json);
+      });
+}
+
+}  // namespace ringcast::profiles
