@@ -8,7 +8,8 @@
 //  - after the login the session joins the hub room kRoom; {"info": "connected"} is sent once that
 //    join is in effect, so every message sequenced after it reaches the session. Frames that
 //    arrive meanwhile wait (reading is paused) and are handled right after it, in order.
-//  - text that is not JSON, JSON that is not an object, and JSON nested deeper than kMaxDepth get
+//  - text that is not JSON, JSON that is not an object, and JSON nested deeper than kMaxJsonDepth
+//  get
 //    {"error": "invalid JSON..."}; a binary frame gets {"error": "binary frames are not
 //    supported..."}. The connection stays open in every case (the real server dropped it).
 //  - `channel` other than a string becomes the text Python's str() gives numbers and booleans
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/jwt_hs256.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -102,28 +104,6 @@ JsonArena& arena() {
   a.value_alloc.Clear();
   a.stack_alloc.Clear();
   return a;
-}
-
-// True when arrays/objects nest deeper than `limit` (string contents skipped).
-bool nested_deeper_than(std::string_view t, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < t.size(); ++i) {
-    char c = t[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth) {
-      --depth;
-    }
-  }
-  return false;
 }
 
 std::string_view name_of(const Value& v) {
@@ -316,7 +296,7 @@ void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) 
   // warm) and decode strings in place there.
   thread_local std::string text;
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
-  if (nested_deeper_than(text, kMaxDepth)) {
+  if (nested_deeper_than(text)) {
     s.send_text(kTooDeep);
     return;
   }

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
 
 namespace ringcast::profiles {
@@ -297,7 +299,11 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
   // once warm), then decode strings in place there.
   thread_local std::string text;
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
-  r.doc.ParseInsitu(text.data());
+  if (nested_deeper_than(text)) {
+    send_error(s, nullptr, "bad_json", "nested too deeply");
+    return;
+  }
+  r.doc.ParseInsitu<rapidjson::kParseIterativeFlag>(text.data());
   if (r.doc.HasParseError() || payload.empty()) {
     send_error(
         s, nullptr, "bad_json",
@@ -326,6 +332,12 @@ void NativeProfile::handle(Session& s, Request& r) {
     auto room = r.string("room");
     if (!room || !valid_room(*room)) {
       send_error(s, id, "bad_request", "\"room\" must be a string of 1-128 bytes");
+      return std::nullopt;
+    }
+    if (reserved_room_name(*room)) {
+      send_error(s, id, "forbidden",
+                 "rooms named gamechat:..., livemap:..., chatroom:... belong to "
+                 "the seed profiles");
       return std::nullopt;
     }
     return room;

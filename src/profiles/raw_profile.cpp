@@ -1,5 +1,6 @@
 #include "ringcast/profiles/raw_profile.h"
 
+#include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
 
@@ -16,6 +17,10 @@ void RawProfile::on_open(websocket::Session& s, const websocket::HttpRequest& re
   std::string_view name = req.path.substr(kPrefix.size());
   if (name.empty() || name.size() > kMaxRoomName) {
     s.close(websocket::kClosePolicyViolation, "room name must be 1-256 bytes");
+    return;
+  }
+  if (reserved_room_name(name)) {
+    s.close(websocket::kClosePolicyViolation, "room belongs to a seed profile");
     return;
   }
   auto echo = websocket::query_param(req.query, "echo");

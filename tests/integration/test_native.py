@@ -309,6 +309,27 @@ class ErrorsTest(NativeCase):
                 await self.assert_alive(c)
         self.run_scenario(t)
 
+    def test_deep_nesting_is_refused_not_fatal(self):
+        # 400k '[' used to overflow the parser's stack; now a bad_json error, and all is well.
+        async def t():
+            c = await self.client()
+            await c.send('{"op":"ping","id":' + "[" * 400000)
+            r = await c.take_type("error", timeout=10)
+            self.assertEqual(r.get("code"), "bad_json", r)
+            await c.send({"op": "ping", "id": [[[[1]]]]})
+            self.assertEqual(await c.take_type("pong"), {"type": "pong", "id": [[[[1]]]]})
+            await self.assert_alive(c)
+        self.run_scenario(t)
+
+    def test_profile_rooms_are_forbidden(self):
+        async def t():
+            c = await self.client()
+            for room in ("gamechat:global", "livemap:markers", "chatroom:text"):
+                e = await self.expect_error(c, "forbidden", {"op": "join", "room": room})
+                self.assertIsNone(e, e)
+            await self.assert_alive(c)
+        self.run_scenario(t)
+
     def test_bad_request_not_an_object_or_bad_op(self):
         async def t():
             c = await self.client()

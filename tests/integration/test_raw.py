@@ -530,6 +530,16 @@ class RoomsTest(RawCase):
             self.fail("no close frame within 5 s for a 257-byte room name (expected 1008)")
         self.assertEqual(code, 1008)
 
+    def test_profile_room_names_close_1008(self):
+        """Rooms of the seed profiles (gamechat:..., livemap:...) are not reachable as raw rooms."""
+        for path in ("/raw/gamechat:global", "/raw/livemap:markers"):
+            ws = self.raw(path)
+            try:
+                code, _ = ws.read_close(timeout=5, skip_data=False)
+            except (Closed, socket.timeout):
+                self.fail("no close frame for %s (expected 1008)" % path)
+            self.assertEqual(code, 1008, path)
+
 
 if __name__ == "__main__":
     harness.main()

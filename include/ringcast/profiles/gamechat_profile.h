@@ -20,8 +20,6 @@ class GamechatProfile final : public websocket::MessageHandler {
   // The one chat every logged-in connection shares (sequenced, persistent by prefix).
   static constexpr std::string_view kRoom = "gamechat:global";
   static constexpr int64_t kDefaultHistoryLimit = 10;
-  // Deeper JSON is refused before parsing (re-serialising it would recurse that deep).
-  static constexpr size_t kMaxDepth = 256;
 
   GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens, std::string hs256_secret);
   ~GamechatProfile() override;
