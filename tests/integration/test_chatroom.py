@@ -535,6 +535,14 @@ class JsonVersion(CommonMixin, ChatCase):
             await a.expect("PM -> %s: hello   there" % c.name, "PRIVATE")
             for x in (a, b, c, d):
                 await x.quiet()
+            # Names with '-' are matched like any other.
+            await c.send("!setname Big-heartedLynx")
+            for x in (a, b, c, d):
+                await x.expect('"%s" has changed their name to "Big-heartedLynx"' % c.name)
+            c.name = "Big-heartedLynx"
+            await d.send("!pm Big-heartedLynx é✓ x")
+            await c.expect("PM <- %s: é✓ x" % d.name, "PRIVATE")
+            await d.expect("PM -> Big-heartedLynx: é✓ x", "PRIVATE")
             # To yourself: both lines, "from" first.
             await b.send("!pm %s note to self" % b.name)
             await b.expect("PM <- %s: note to self" % b.name, "PRIVATE")
