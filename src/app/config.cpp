@@ -236,8 +236,12 @@ void validate_config(const Config& cfg) {
                                                                 {"gamechat", &cfg.gamechat.mount},
                                                                 {"relayer", &cfg.relayer.mount}};
   std::vector<std::string> paths = {"/echo", "/ws", "/raw/"};
-  if (cfg.chatroom.mount.enabled && !cfg.chatroom.json_path.empty())
+  if (cfg.chatroom.mount.enabled && !cfg.chatroom.json_path.empty()) {
+    if (cfg.chatroom.json_path[0] != '/')
+      throw ConfigError("profiles.chatroom.json_path: must start with '/' or be empty (got '" +
+                        cfg.chatroom.json_path + "')");
     paths.push_back(cfg.chatroom.json_path);
+  }
   for (const auto& [name, m] : mounts) {
     if (!m->enabled) continue;
     if (m->path.empty() || m->path[0] != '/')

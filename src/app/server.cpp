@@ -13,6 +13,7 @@
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/chatroom_profile.h"
 #include "ringcast/profiles/gamechat_profile.h"
 
 namespace ringcast::app {
@@ -22,6 +23,7 @@ std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
   std::vector<hub::HistoryRule> rules;
   // Seed profiles keep their rooms under their own name prefix; their history size comes first.
   rules.push_back({"gamechat:*", static_cast<size_t>(cfg.gamechat.history_limit)});
+  rules.push_back({"chatroom:*", 0});  // chat is delivered, never replayed
   for (const auto& [pattern, size] : cfg.history_rules) rules.push_back({pattern, size});
   return rules;
 }
@@ -91,6 +93,21 @@ void Server::mount_seed_profiles() {
         std::make_unique<profiles::GamechatProfile>(*hubs_, tokens_, cfg_.gamechat.hs256_secret);
     router_.add(cfg_.gamechat.mount.path, false, chat.get());
     seed_profiles_.push_back(std::move(chat));
+  }
+  if (cfg_.chatroom.mount.enabled) {
+    using profiles::ChatroomProfile;
+    const auto& c = cfg_.chatroom;
+    const auto max_chars = static_cast<size_t>(c.max_message_chars);
+    auto text = std::make_unique<ChatroomProfile>(*hubs_, ChatroomProfile::Variant::kText, c.env,
+                                                  max_chars);
+    router_.add(c.mount.path, false, text.get());
+    seed_profiles_.push_back(std::move(text));
+    if (!c.json_path.empty()) {
+      auto json = std::make_unique<ChatroomProfile>(*hubs_, ChatroomProfile::Variant::kJson, c.env,
+                                                    max_chars);
+      router_.add(c.json_path, false, json.get());
+      seed_profiles_.push_back(std::move(json));
+    }
   }
 }
 

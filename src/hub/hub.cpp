@@ -78,7 +78,7 @@ struct JoinTask final : Task {
     reply->done = std::move(done);
     JoinResult& res = reply->result;
     res.seq = r->seq;
-    if (opts.presence) res.members = r->presence();
+    if (opts.presence && opts.member_list) res.members = r->presence();
     for (const auto& [k, v] : r->state()) res.state.emplace_back(k, v);
     auto keep = [&res](const HistoryRecord& rec) {
       if (rec.event) res.replay.push_back(rec.event);
@@ -87,7 +87,13 @@ struct JoinTask final : Task {
       r->history().since(*opts.since, keep);
     else if (opts.replay)
       r->history().last(opts.replay, keep);
-    hub.post(from, reply.release());
+    // A joiner on the home core itself is added right here, like a remote one whose JoinedTask
+    // is ahead of every later delivery in the ring: whatever this core sends the room next
+    // (inline) already reaches it.
+    if (from == hub.core())
+      reply->run(hub);
+    else
+      hub.post(from, reply.release());
   }
 };
 
@@ -564,6 +570,24 @@ void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
           reply(std::move(result));
         });
       });
+}
+
+void Hub::set_identity(websocket::Session& s, SharedRoom* room, Identity identity,
+                       engine::SharedFrame* announce) {
+  RoomRef ref(&system_.rooms(), room);
+  room->add_ref();
+  if (announce) announce->add_ref();
+  engine::FrameRef frame(announce);
+  post_fn(room->home(),
+          [ref, session = s.id(), identity = std::move(identity), frame](Hub& home) mutable {
+            SharedRoom* r = ref.get();
+            for (auto& e : r->presence()) {
+              if (e.session != session) continue;
+              e.identity = std::move(identity);
+              if (frame) home.fanout_home(r, frame.get(), 0, true);
+              return;
+            }
+          });
 }
 
 // ---- direct sends and cleanup -------------------------------------------------------------------

@@ -38,6 +38,7 @@ using PresenceFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const
 
 struct JoinOptions {
   bool presence = false;                        // receive presence events of this room
+  bool member_list = true;                      // with presence: JoinResult.members is filled
   PresenceFormatter presence_events = nullptr;  // how this room announces joins and leaves
   std::optional<uint64_t> since;                // replay every recorded message with seq > since
   size_t replay = 0;                            // or: replay the last N messages
@@ -107,6 +108,11 @@ class Hub final : public websocket::LoopHooks {
   // Reads the room on its home core and runs `fn` there; `reply` gets the result on this core.
   void query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
              std::function<void(std::string)> reply);
+  // Replaces s's presence identity in the room (its place in the member list is kept), then sends
+  // `announce` (if not null) to every member that receives presence events, s included. Runs on
+  // the home core, in order with the room's joins, leaves and publishes; nothing if s has left.
+  void set_identity(websocket::Session& s, SharedRoom* room, Identity identity,
+                    engine::SharedFrame* announce = nullptr);
 
   // ---- direct sends ----
   // Delivers an encoded frame to a session on any core; dropped if the session is gone.
