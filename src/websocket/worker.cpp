@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -58,6 +59,9 @@ void Session::send_frame(engine::SharedFrame* frame) {
 }
 void Session::close(uint16_t code, std::string_view reason) {
   worker_->close_session(*this, code, reason);
+}
+void Session::close_unless_message_within(int64_t ms) {
+  worker_->set_message_deadline(*this, ms);
 }
 
 // ---- Worker lifecycle ---------------------------------------------------------------------------
@@ -571,7 +575,22 @@ void Worker::shut_write(Session& s) {
 // ---- Timers -------------------------------------------------------------------------------------
 
 void Worker::schedule(Session& s, int64_t deadline_ms) {
+  // An open session's one timer node also carries its first-message deadline: whichever is due
+  // first. Firing early is harmless: on_timer re-derives the next deadline.
+  if (s.state_ == Session::State::kOpen && s.message_deadline_ms_ > 0)
+    deadline_ms = std::min(deadline_ms, s.message_deadline_ms_);
   timers_.schedule(&s.timer_, deadline_ms);
+}
+
+void Worker::set_message_deadline(Session& s, int64_t ms) {
+  if (s.state_ != Session::State::kOpen) return;
+  if (ms <= 0) {
+    s.message_deadline_ms_ = 0;  // a pending timer fires early and re-derives: harmless
+    return;
+  }
+  s.message_deadline_ms_ = now_ms_ + ms;
+  if (!s.timer_.linked() || s.timer_.deadline_ms > s.message_deadline_ms_)
+    timers_.schedule(&s.timer_, s.message_deadline_ms_);
 }
 
 void Worker::on_timer(Session& s) {
@@ -582,6 +601,11 @@ void Worker::on_timer(Session& s) {
       abort_session(s);
       return;
     case Session::State::kOpen: {
+      if (s.message_deadline_ms_ > 0 && now_ms_ >= s.message_deadline_ms_) {
+        s.message_deadline_ms_ = 0;
+        close_session(s, kCloseNormal, {});
+        return;
+      }
       if (s.ping_outstanding_) {
         if (s.last_rx_ms_ > s.ping_sent_ms_) {
           s.ping_outstanding_ = false;
@@ -593,7 +617,10 @@ void Worker::on_timer(Session& s) {
           return;
         }
       }
-      if (lim.ping_interval_ms <= 0) return;  // keepalive pings disabled
+      if (lim.ping_interval_ms <= 0) {  // keepalive pings disabled
+        if (s.message_deadline_ms_ > 0) schedule(s, s.message_deadline_ms_);
+        return;
+      }
       int64_t due = s.last_rx_ms_ + lim.ping_interval_ms;
       if (now_ms_ >= due) {
         static constexpr uint8_t kPingPayload[] = {'r', 'c'};
@@ -853,6 +880,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   if (c.frame_start && message_end && !s.assembly_) {
     // Whole message in one chunk: hand the reader's buffer over without copying.
     s.in_message_ = false;
+    s.message_deadline_ms_ = 0;
     s.route_->handler->on_message(s, op, c.data);
     return s.state_ == Session::State::kOpen;
   }
@@ -860,6 +888,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   s.assembly_->append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
   if (message_end) {
     s.in_message_ = false;
+    s.message_deadline_ms_ = 0;
     std::string* a = s.assembly_;
     s.route_->handler->on_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
     if (s.assembly_ == a) give_buffer(s.assembly_);
