@@ -288,9 +288,16 @@ void Worker::on_closed(engine::Socket* sock) {
   give_buffer(s.http_buf_);
   if (s.dirty_) {
     // Unlink from the flush list.
+    Session* prev = nullptr;
     Session** p = &dirty_head_;
-    while (*p && *p != &s) p = &(*p)->next_dirty_;
-    if (*p) *p = s.next_dirty_;
+    while (*p && *p != &s) {
+      prev = *p;
+      p = &(*p)->next_dirty_;
+    }
+    if (*p) {
+      *p = s.next_dirty_;
+      if (dirty_tail_ == &s) dirty_tail_ = prev;
+    }
   }
   if (s.prev_)
     s.prev_->next_ = s.next_;
@@ -372,8 +379,14 @@ void Worker::drop_queue(Session& s) {
 void Worker::mark_dirty(Session& s) {
   if (s.dirty_) return;
   s.dirty_ = true;
-  s.next_dirty_ = dirty_head_;
-  dirty_head_ = &s;
+  // First come, first flushed: output queued to two sessions in one pass reaches the kernel in
+  // that order (a profile that tells A before B can rely on it).
+  s.next_dirty_ = nullptr;
+  if (dirty_tail_)
+    dirty_tail_->next_dirty_ = &s;
+  else
+    dirty_head_ = &s;
+  dirty_tail_ = &s;
 }
 
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
@@ -482,6 +495,7 @@ void Worker::send_message(Session& s, Opcode op, std::span<const uint8_t> payloa
 void Worker::flush() {
   while (Session* s = dirty_head_) {
     dirty_head_ = s->next_dirty_;
+    if (!dirty_head_) dirty_tail_ = nullptr;
     s->dirty_ = false;
     s->next_dirty_ = nullptr;
     if (s->closing || !s->out_head_) continue;

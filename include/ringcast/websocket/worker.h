@@ -150,7 +150,8 @@ class Worker final : public engine::BackendEvents {
   uint64_t next_session_id_;
   Session* sessions_ = nullptr;  // intrusive list head
   size_t session_count_ = 0;
-  Session* dirty_head_ = nullptr;
+  Session* dirty_head_ = nullptr;  // flush list, in the order sessions got output
+  Session* dirty_tail_ = nullptr;
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
