@@ -42,8 +42,8 @@ struct TopFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopFields> {
   bool object = false;  // the root is an object
   Slot slot = Slot::kNone;
   Type type = Type::kOther;
-  uint64_t id =
-      0;  // the root "id" as a client id under Python equality (1 == 1.0 == True); 0: none
+  // The root "id" as a client id under Python equality (1 == 1.0 == True); 0: none.
+  uint64_t id = 0;
 
   // A member value of the root (depth 1) that cannot be a client id / a type string.
   void other_value() {
@@ -87,17 +87,17 @@ struct TopFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopFields> {
     }
     return true;
   }
+  // Deeper than Python's json.loads recurses (RecursionError): not taken as JSON.
+  static constexpr int kMaxDepth = 900;
   bool StartObject() {
     if (depth == 0) object = true;
     other_value();
-    ++depth;
-    return true;
+    return ++depth <= kMaxDepth;
   }
   bool EndObject(rapidjson::SizeType) { return --depth, true; }
   bool StartArray() {
     other_value();
-    ++depth;
-    return true;
+    return ++depth <= kMaxDepth;
   }
   bool EndArray(rapidjson::SizeType) { return --depth, true; }
 };
@@ -112,7 +112,9 @@ bool read_json(std::span<const uint8_t> payload, bool binary, TopFields& out) {
     return false;
   thread_local rapidjson::Reader reader;  // keeps its stack between messages
   rapidjson::MemoryStream ms(reinterpret_cast<const char*>(payload.data()), payload.size());
-  constexpr unsigned kFlags = rapidjson::kParseNanAndInfFlag | kExtraFlags;
+  // Iterative: no recursion on the thread's stack, however deep the input.
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag | kExtraFlags;
   rapidjson::ParseResult ok =
       binary ? reader.Parse<kFlags | rapidjson::kParseValidateEncodingFlag>(ms, out)
              : reader.Parse<kFlags>(ms, out);

@@ -28,8 +28,7 @@ using websocket::Session;
 
 namespace {
 
-// ---- per-session state
-// ---------------------------------------------------------------------------
+// ---- per-session state --------------------------------------------------------------------------
 
 // Replies to one session leave in the order its messages were handled. Most go out at once; one
 // that has to wait (connection_success waits for the booth's core) holds a sequence number, and
@@ -66,8 +65,17 @@ void reply(Session& s, RelaySession& st, engine::SharedFrame* f) {
   st.held.emplace(st.next_seq++, std::move(ref));
 }
 
-// ---- output
-// --------------------------------------------------------------------------------------
+// To another session through the hub; to this very session (a booth that is also its own scanner)
+// among its replies, so it keeps its place behind any held one.
+void deliver(hub::Hub& hub, Session& s, RelaySession& st, uint64_t target, engine::SharedFrame* f) {
+  if (target == s.id()) {
+    f->add_ref();
+    return reply(s, st, f);
+  }
+  hub.send_to(target, f);
+}
+
+// ---- output -------------------------------------------------------------------------------------
 
 // datetime.now().isoformat(): local time, microseconds (omitted when zero, as Python does).
 size_t iso_now(char* out, size_t cap) {
@@ -145,8 +153,7 @@ engine::SharedFrame* booth_event(std::string_view type, std::string_view booth_j
   return r.frame();
 }
 
-// ---- JSON input
-// ----------------------------------------------------------------------------------
+// ---- JSON input ---------------------------------------------------------------------------------
 
 struct JsonArena {
   char values[32 * 1024];
@@ -256,14 +263,13 @@ std::string canon_key(const Value& v) {
 
 }  // namespace
 
-// ---- the directory
-// -------------------------------------------------------------------------------
+// ---- the directory ------------------------------------------------------------------------------
 
 struct RelayerProfile::Directory {
   struct Booth {
     std::string key_json;  // the id as first registered (a dict keeps its first key object)
-    uint64_t owner =
-        0;  // session; may be closed (a second id of a closed booth stays, as in the seed)
+    // The holder's session. May be closed: a closed booth's second id stays, as in the seed.
+    uint64_t owner = 0;
     uint64_t order = 0;  // insertion order of the id
   };
   struct Scanner {
@@ -275,8 +281,8 @@ struct RelayerProfile::Directory {
   std::mutex mutex;
   std::unordered_map<std::string, Booth> booths;   // by canon key
   std::unordered_map<uint64_t, Scanner> scanners;  // by session
-  std::unordered_map<std::string, std::map<uint64_t, uint64_t>>
-      attached;                                                  // canon -> order -> session
+  // canon key -> scanner order -> session: kept while scanners are attached, booth or not
+  std::unordered_map<std::string, std::map<uint64_t, uint64_t>> attached;
   std::unordered_map<uint64_t, std::vector<std::string>> owned;  // session -> ids it registered
   uint64_t next_order = 1;
 
@@ -304,8 +310,7 @@ struct RelayerProfile::Directory {
   }
 };
 
-// ---- the profile
-// ---------------------------------------------------------------------------------
+// ---- the profile --------------------------------------------------------------------------------
 
 struct RelayerProfile::Request {
   JsonArena& mem = arena();
@@ -433,7 +438,7 @@ void RelayerProfile::connect_scanner(Session& s, Request& r) {
   hub::Hub& hub = hubs_.hub_of(s);
   int booth_core = hub::Hub::core_of(owner);
   if (booth_core == hub.core() || booth_core < 0 || booth_core >= hubs_.cores()) {
-    hub.send_to(owner, to_booth.get());
+    deliver(hub, s, st, owner, to_booth.get());
     return reply(s, st, to_scanner.release_ownership());
   }
   // Across cores: the booth's core queues scanner_connected, then hands connection_success back
@@ -486,7 +491,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
     m.value("data", data);
     m.kv("original_type", "relay_message");
     engine::FrameRef f(m.frame());
-    hub.send_to(target, f.get());
+    deliver(hub, s, st, target, f.get());
     return;
   }
   if (!found_booth) return;  // no longer holds any id: ignored
@@ -496,7 +501,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
   m.kv("original_type", "relay_message");
   m.raw("booth_id", booth_json);
   engine::FrameRef f(m.frame());
-  hub.send_to(target, f.get());
+  deliver(hub, s, st, target, f.get());
 }
 
 void RelayerProfile::on_close(Session& s) {

@@ -181,7 +181,8 @@ class BridgeTest(BridgeBase):
         bad = ["not json", "", "{\"type\": \"connection\"", '{"type": "client"}', '{"kind": "connection"}',
                "{}", '{"type": null}', '{"type": ["connection"]}', '{"type": "Connection"}',
                '[{"type": "connection"}]', '"connection"', "42", "null", "true",
-               '{"type": "connection"} trailing']
+               '{"type": "connection"} trailing',
+               '{"type": "connection", "deep": ' + "[" * 5000 + "]" * 5000 + "}"]
 
         async def go():
             before = self.clients_count()
@@ -291,6 +292,7 @@ class BridgeTest(BridgeBase):
             # not JSON: ignored, the client stays connected
             await c.send("this is not json")
             await c.send("{'single': 'quotes'}")
+            await c.send("[" * 100000 + "]" * 100000)  # deeper than json.loads goes: not JSON
             await c.send(b'\xff\xfe not utf-8')
             await c.send({"after": "garbage"})
             self.assertEqual(json.loads(await b.next()), {"after": "garbage"})
@@ -362,7 +364,8 @@ class BridgeTest(BridgeBase):
             for text in ['{"id": "1"}', '{"id": null}', '{"status": "ready"}', '{"id": 99}',
                          '{"id": 1.5}', '{"id": false}', '{"id": 0}', '{"id": -1}', '{"id": [1]}',
                          '{"id": {"id": 1}}', '{"data": {"id": 1}}', '{"id": 1, "id": null}',
-                         '[{"id": 1}]', "1", '"x"', "not json", '{"id": 1']:
+                         '[{"id": 1}]', "1", '"x"', "not json", '{"id": 1',
+                         '{"id": 1, "x": ' + "{\"a\": " * 50000 + "1" + "}" * 50000 + "}"]:
                 await b.send(text)
             for c in (c1, c2, c3):
                 self.assertEqual(await c.quiet(), [])

@@ -413,6 +413,19 @@ class RelayerTest(harness.ServerTestCase):
             await self.close_all(bx, sa)
         self.run_async(go())
 
+    def test_own_scanner(self):
+        async def go():
+            x = uid()
+            c = await self.booth(x)
+            await c.send({"type": "connect_scanner", "booth_id": x})
+            await c.expect("scanner_connected", booth_id=x)
+            await c.expect("connection_success", booth_id=x)
+            await c.send({"type": "relay_message", "data": "me"})
+            self.assertEqual((await c.expect("message_from_scanner"))["data"], "me")
+            await c.ping()
+            await c.close()
+        self.run_async(go())
+
     # ---- other messages -------------------------------------------------------------------------
 
     def test_ping_and_unknown_types(self):
