@@ -13,8 +13,10 @@
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/bridge_profile.h"
 #include "ringcast/profiles/chatroom_profile.h"
 #include "ringcast/profiles/gamechat_profile.h"
+#include "ringcast/profiles/relayer_profile.h"
 
 namespace ringcast::app {
 namespace {
@@ -88,6 +90,18 @@ engine::BackendKind Server::choose_backend() {
 // Each enabled seed profile on its configured path; profiles that report /health fields register
 // them here.
 void Server::mount_seed_profiles() {
+  if (cfg_.bridge.mount.enabled) {
+    auto bridge =
+        std::make_unique<profiles::BridgeProfile>(*hubs_, cfg_.bridge.first_message_timeout_ms);
+    router_.add(cfg_.bridge.mount.path, false, bridge.get());
+    health_->add_fields(bridge.get());
+    seed_profiles_.push_back(std::move(bridge));
+  }
+  if (cfg_.relayer.mount.enabled) {
+    auto relayer = std::make_unique<profiles::RelayerProfile>(*hubs_);
+    router_.add(cfg_.relayer.mount.path, false, relayer.get());
+    seed_profiles_.push_back(std::move(relayer));
+  }
   if (cfg_.gamechat.mount.enabled) {
     auto chat =
         std::make_unique<profiles::GamechatProfile>(*hubs_, tokens_, cfg_.gamechat.hs256_secret);

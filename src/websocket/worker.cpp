@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -58,6 +59,9 @@ void Session::send_frame(engine::SharedFrame* frame) {
 }
 void Session::close(uint16_t code, std::string_view reason) {
   worker_->close_session(*this, code, reason);
+}
+void Session::close_unless_message_within(int64_t ms) {
+  worker_->set_message_deadline(*this, ms);
 }
 
 // ---- Worker lifecycle ---------------------------------------------------------------------------
@@ -284,9 +288,16 @@ void Worker::on_closed(engine::Socket* sock) {
   give_buffer(s.http_buf_);
   if (s.dirty_) {
     // Unlink from the flush list.
+    Session* prev = nullptr;
     Session** p = &dirty_head_;
-    while (*p && *p != &s) p = &(*p)->next_dirty_;
-    if (*p) *p = s.next_dirty_;
+    while (*p && *p != &s) {
+      prev = *p;
+      p = &(*p)->next_dirty_;
+    }
+    if (*p) {
+      *p = s.next_dirty_;
+      if (dirty_tail_ == &s) dirty_tail_ = prev;
+    }
   }
   if (s.prev_)
     s.prev_->next_ = s.next_;
@@ -368,8 +379,14 @@ void Worker::drop_queue(Session& s) {
 void Worker::mark_dirty(Session& s) {
   if (s.dirty_) return;
   s.dirty_ = true;
-  s.next_dirty_ = dirty_head_;
-  dirty_head_ = &s;
+  // First come, first flushed: output queued to two sessions in one pass reaches the kernel in
+  // that order (a profile that tells A before B can rely on it).
+  s.next_dirty_ = nullptr;
+  if (dirty_tail_)
+    dirty_tail_->next_dirty_ = &s;
+  else
+    dirty_head_ = &s;
+  dirty_tail_ = &s;
 }
 
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
@@ -478,6 +495,7 @@ void Worker::send_message(Session& s, Opcode op, std::span<const uint8_t> payloa
 void Worker::flush() {
   while (Session* s = dirty_head_) {
     dirty_head_ = s->next_dirty_;
+    if (!dirty_head_) dirty_tail_ = nullptr;
     s->dirty_ = false;
     s->next_dirty_ = nullptr;
     if (s->closing || !s->out_head_) continue;
@@ -571,7 +589,22 @@ void Worker::shut_write(Session& s) {
 // ---- Timers -------------------------------------------------------------------------------------
 
 void Worker::schedule(Session& s, int64_t deadline_ms) {
+  // An open session's one timer node also carries its first-message deadline: whichever is due
+  // first. Firing early is harmless: on_timer re-derives the next deadline.
+  if (s.state_ == Session::State::kOpen && s.message_deadline_ms_ > 0)
+    deadline_ms = std::min(deadline_ms, s.message_deadline_ms_);
   timers_.schedule(&s.timer_, deadline_ms);
+}
+
+void Worker::set_message_deadline(Session& s, int64_t ms) {
+  if (s.state_ != Session::State::kOpen) return;
+  if (ms <= 0) {
+    s.message_deadline_ms_ = 0;  // a pending timer fires early and re-derives: harmless
+    return;
+  }
+  s.message_deadline_ms_ = now_ms_ + ms;
+  if (!s.timer_.linked() || s.timer_.deadline_ms > s.message_deadline_ms_)
+    timers_.schedule(&s.timer_, s.message_deadline_ms_);
 }
 
 void Worker::on_timer(Session& s) {
@@ -582,6 +615,11 @@ void Worker::on_timer(Session& s) {
       abort_session(s);
       return;
     case Session::State::kOpen: {
+      if (s.message_deadline_ms_ > 0 && now_ms_ >= s.message_deadline_ms_) {
+        s.message_deadline_ms_ = 0;
+        close_session(s, kCloseNormal, {});
+        return;
+      }
       if (s.ping_outstanding_) {
         if (s.last_rx_ms_ > s.ping_sent_ms_) {
           s.ping_outstanding_ = false;
@@ -593,7 +631,10 @@ void Worker::on_timer(Session& s) {
           return;
         }
       }
-      if (lim.ping_interval_ms <= 0) return;  // keepalive pings disabled
+      if (lim.ping_interval_ms <= 0) {  // keepalive pings disabled
+        if (s.message_deadline_ms_ > 0) schedule(s, s.message_deadline_ms_);
+        return;
+      }
       int64_t due = s.last_rx_ms_ + lim.ping_interval_ms;
       if (now_ms_ >= due) {
         static constexpr uint8_t kPingPayload[] = {'r', 'c'};
@@ -853,6 +894,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   if (c.frame_start && message_end && !s.assembly_) {
     // Whole message in one chunk: hand the reader's buffer over without copying.
     s.in_message_ = false;
+    s.message_deadline_ms_ = 0;
     s.route_->handler->on_message(s, op, c.data);
     return s.state_ == Session::State::kOpen;
   }
@@ -860,6 +902,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   s.assembly_->append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
   if (message_end) {
     s.in_message_ = false;
+    s.message_deadline_ms_ = 0;
     std::string* a = s.assembly_;
     s.route_->handler->on_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
     if (s.assembly_ == a) give_buffer(s.assembly_);

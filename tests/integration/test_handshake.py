@@ -105,7 +105,8 @@ class HandshakeTest(harness.ServerTestCase):
                 self.assertEqual(r.header("Sec-WebSocket-Version"), "13", r)
 
     def test_404_unknown_path(self):
-        for path in ("/nope", "/echo/extra", "/"):
+        # "/" is the bridge profile's mount; a path below an exact mount is not that mount.
+        for path in ("/nope", "/echo/extra", "/relay/extra", "/index.html"):
             with self.subTest(path=path):
                 self.assert_status(upgrade_headers(), 404, path=path)
 

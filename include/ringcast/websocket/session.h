@@ -57,6 +57,10 @@ class Session : public engine::Socket {
   void send_frame(engine::SharedFrame* frame);
   // Starts the close handshake with this code.
   void close(uint16_t code, std::string_view reason = {});
+  // A first-message rule: close with 1000 unless a complete data message arrives within `ms`.
+  // The next message (or another call) clears it; ms <= 0 cancels. Costs no timer of its own: it
+  // shares the session's timer node with keep-alive pings.
+  void close_unless_message_within(int64_t ms);
 
   // Opaque per-session state owned by the handler (profile).
   void* user = nullptr;
@@ -85,6 +89,7 @@ class Session : public engine::Socket {
   uint64_t message_size_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;
+  int64_t message_deadline_ms_ = 0;  // close_unless_message_within(); 0 = none
   engine::TimerNode timer_;
   Session* next_dirty_ = nullptr;
   Session* prev_ = nullptr;  // worker's list of all sessions

@@ -91,6 +91,7 @@ class Worker final : public engine::BackendEvents {
   void send_frame(Session& s, engine::SharedFrame* f);
   void send_message(Session& s, Opcode op, std::span<const uint8_t> payload);
   void close_session(Session& s, uint16_t code, std::string_view reason);
+  void set_message_deadline(Session& s, int64_t ms);
   int64_t now_ms() const { return now_ms_; }
 
   // BackendEvents.
@@ -149,7 +150,8 @@ class Worker final : public engine::BackendEvents {
   uint64_t next_session_id_;
   Session* sessions_ = nullptr;  // intrusive list head
   size_t session_count_ = 0;
-  Session* dirty_head_ = nullptr;
+  Session* dirty_head_ = nullptr;  // flush list, in the order sessions got output
+  Session* dirty_tail_ = nullptr;
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;

@@ -1,0 +1,551 @@
+#include "ringcast/profiles/relayer_profile.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/encodings.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <time.h>
+
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ringcast/profiles/python_text.h"
+#include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/utf8_validator.h"
+
+namespace ringcast::profiles {
+
+using rapidjson::Value;
+using websocket::Session;
+
+namespace {
+
+// ---- per-session state --------------------------------------------------------------------------
+
+// Replies to one session leave in the order its messages were handled. Most go out at once; one
+// that has to wait (connection_success waits for the booth's core) holds a sequence number, and
+// replies handled after it wait behind it.
+struct RelaySession {
+  uint64_t next_seq = 0;  // next reply's number
+  uint64_t sent_seq = 0;  // replies below this have been queued to the socket
+  std::map<uint64_t, engine::FrameRef> held;
+  bool booth = false;    // registered an id at some point: its close must look at the directory
+  bool scanner = false;  // attached at some point
+};
+
+RelaySession* state_of(Session& s) {
+  return static_cast<RelaySession*>(s.user);
+}
+
+void flush_held(Session& s, RelaySession& st) {
+  while (!st.held.empty() && st.held.begin()->first == st.sent_seq) {
+    s.send_frame(st.held.begin()->second.get());
+    st.held.erase(st.held.begin());
+    ++st.sent_seq;
+  }
+}
+
+// Takes the caller's reference.
+void reply(Session& s, RelaySession& st, engine::SharedFrame* f) {
+  engine::FrameRef ref(f);
+  if (st.held.empty() && st.next_seq == st.sent_seq) {
+    s.send_frame(f);
+    ++st.next_seq;
+    ++st.sent_seq;
+    return;
+  }
+  st.held.emplace(st.next_seq++, std::move(ref));
+}
+
+// To another session through the hub; to this very session (a booth that is also its own scanner)
+// among its replies, so it keeps its place behind any held one.
+void deliver(hub::Hub& hub, Session& s, RelaySession& st, uint64_t target, engine::SharedFrame* f) {
+  if (target == s.id()) {
+    f->add_ref();
+    return reply(s, st, f);
+  }
+  hub.send_to(target, f);
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+// datetime.now().isoformat(): local time, microseconds (omitted when zero, as Python does).
+size_t iso_now(char* out, size_t cap) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  thread_local time_t cached_sec = -1;
+  thread_local char prefix[32];
+  thread_local size_t prefix_len = 0;
+  if (ts.tv_sec != cached_sec) {
+    tm t;
+    localtime_r(&ts.tv_sec, &t);
+    prefix_len = std::strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &t);
+    cached_sec = ts.tv_sec;
+  }
+  long usec = ts.tv_nsec / 1000;
+  std::memcpy(out, prefix, prefix_len);
+  if (usec == 0) return prefix_len;
+  int n = std::snprintf(out + prefix_len, cap - prefix_len, ".%06ld", usec);
+  return prefix_len + static_cast<size_t>(n);
+}
+
+// One reply object written straight into a per-thread buffer, non-ASCII escaped as json.dumps
+// does, NaN/Infinity written as Python writes them; "timestamp" is added last.
+class Reply {
+ public:
+  using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::ASCII<>,
+                                   rapidjson::CrtAllocator, rapidjson::kWriteNanAndInfFlag>;
+  explicit Reply(std::string_view type) : buf_(scratch()), w_(buf_) {
+    buf_.Clear();
+    w_.StartObject();
+    kv("type", type);
+  }
+  void key(std::string_view k) { w_.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
+  void kv(std::string_view k, std::string_view v) {
+    key(k);
+    w_.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  }
+  void raw(std::string_view k, std::string_view json) {
+    key(k);
+    w_.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+  }
+  void value(std::string_view k, const Value* v) {
+    key(k);
+    if (v)
+      v->Accept(w_);
+    else
+      w_.Null();
+  }
+  engine::SharedFrame* frame() {
+    char ts[48];
+    kv("timestamp", {ts, iso_now(ts, sizeof ts)});
+    w_.EndObject();
+    return websocket::encode_frame(websocket::Opcode::kText,
+                                   std::string_view(buf_.GetString(), buf_.GetSize()));
+  }
+
+ private:
+  static rapidjson::StringBuffer& scratch() {
+    thread_local rapidjson::StringBuffer buf;
+    return buf;
+  }
+  rapidjson::StringBuffer& buf_;
+  Writer w_;
+};
+
+engine::SharedFrame* error_frame(std::string_view message) {
+  Reply r("error");
+  r.kv("message", message);
+  return r.frame();
+}
+
+engine::SharedFrame* booth_event(std::string_view type, std::string_view booth_json) {
+  Reply r(type);
+  r.raw("booth_id", booth_json);
+  return r.frame();
+}
+
+// ---- JSON input ---------------------------------------------------------------------------------
+
+struct JsonArena {
+  char values[32 * 1024];
+  char stack[8 * 1024];
+  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
+  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
+};
+using ArenaDocument =
+    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                               rapidjson::MemoryPoolAllocator<>>;
+
+JsonArena& arena() {
+  thread_local JsonArena a;
+  a.value_alloc.Clear();
+  a.stack_alloc.Clear();
+  return a;
+}
+
+// Deepest nesting of arrays/objects in a JSON text (strings skipped).
+bool nesting_exceeds(std::span<const uint8_t> p, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    uint8_t c = p[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::string to_json(const Value& v) {
+  rapidjson::StringBuffer buf;
+  Reply::Writer w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// Python truthiness of a JSON value.
+bool truthy(const Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+    case rapidjson::kFalseType:
+      return false;
+    case rapidjson::kTrueType:
+      return true;
+    case rapidjson::kStringType:
+      return v.GetStringLength() > 0;
+    case rapidjson::kArrayType:
+      return !v.Empty();
+    case rapidjson::kObjectType:
+      return v.MemberCount() > 0;
+    case rapidjson::kNumberType:
+      if (v.IsUint64()) return v.GetUint64() != 0;
+      if (v.IsInt64()) return v.GetInt64() != 0;
+      return v.GetDouble() != 0;  // NaN is truthy
+  }
+  return false;
+}
+
+bool hashable(const Value& v) {
+  return !v.IsArray() && !v.IsObject();
+}
+
+// The seed keys its dicts by the booth id value, so ids are the same key under Python equality:
+// 1, 1.0 and true are one id; "1" is another. Every NaN is a new key (nan != nan).
+std::string canon_key(const Value& v) {
+  char buf[400];
+  std::to_chars_result r{};
+  if (v.IsString()) {
+    std::string k = "s";
+    k.append(v.GetString(), v.GetStringLength());
+    return k;
+  }
+  if (v.IsBool()) return v.GetBool() ? "n1" : "n0";
+  if (v.IsUint64()) {
+    r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
+  } else if (v.IsInt64()) {
+    r = std::to_chars(buf, buf + sizeof buf, v.GetInt64());
+  } else {
+    double d = v.GetDouble();
+    if (std::isnan(d)) {
+      static std::atomic<uint64_t> nans{0};
+      return "x" + std::to_string(nans.fetch_add(1));
+    }
+    if (std::isinf(d)) return d > 0 ? "finf" : "f-inf";
+    if (std::floor(d) == d) {
+      r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 0);  // exact integer
+    } else {
+      r = std::to_chars(buf, buf + sizeof buf, d);
+      return "f" + std::string(buf, r.ptr);
+    }
+  }
+  std::string_view digits(buf, static_cast<size_t>(r.ptr - buf));
+  if (digits == "-0") digits = "0";
+  return "n" + std::string(digits);
+}
+
+}  // namespace
+
+// ---- the directory ------------------------------------------------------------------------------
+
+struct RelayerProfile::Directory {
+  struct Booth {
+    std::string key_json;  // the id as first registered (a dict keeps its first key object)
+    // The holder's session. May be closed: a closed booth's second id stays, as in the seed.
+    uint64_t owner = 0;
+    uint64_t order = 0;  // insertion order of the id
+  };
+  struct Scanner {
+    std::string canon;       // the booth id it is attached to
+    std::string booth_json;  // as the scanner spelled it
+    uint64_t order = 0;      // first attachment: "the first scanner" of a booth is the oldest
+  };
+
+  std::mutex mutex;
+  std::unordered_map<std::string, Booth> booths;   // by canon key
+  std::unordered_map<uint64_t, Scanner> scanners;  // by session
+  // canon key -> scanner order -> session: kept while scanners are attached, booth or not
+  std::unordered_map<std::string, std::map<uint64_t, uint64_t>> attached;
+  std::unordered_map<uint64_t, std::vector<std::string>> owned;  // session -> ids it registered
+  uint64_t next_order = 1;
+
+  // The id a session acts as: the earliest-inserted id it still holds (the seed scans its dict).
+  Booth* booth_of(uint64_t session, const std::string** canon) {
+    auto it = owned.find(session);
+    if (it == owned.end()) return nullptr;
+    Booth* best = nullptr;
+    for (const std::string& k : it->second) {
+      auto b = booths.find(k);
+      if (b == booths.end() || b->second.owner != session) continue;
+      if (!best || b->second.order < best->order) {
+        best = &b->second;
+        *canon = &b->first;
+      }
+    }
+    return best;
+  }
+
+  void detach(const std::string& canon, uint64_t order) {
+    auto a = attached.find(canon);
+    if (a == attached.end()) return;
+    a->second.erase(order);
+    if (a->second.empty()) attached.erase(a);
+  }
+};
+
+// ---- the profile --------------------------------------------------------------------------------
+
+struct RelayerProfile::Request {
+  JsonArena& mem = arena();
+  ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
+
+  // dict.get(): the last member of that name wins, as in json.loads.
+  const Value* get(std::string_view name) const {
+    const Value* found = nullptr;
+    for (const auto& m : doc.GetObject())
+      if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) found = &m.value;
+    return found;
+  }
+};
+
+RelayerProfile::RelayerProfile(hub::HubSystem& hubs)
+    : hubs_(hubs), dir_(std::make_unique<Directory>()) {}
+RelayerProfile::~RelayerProfile() = default;
+
+void RelayerProfile::on_open(Session& s, const websocket::HttpRequest&) {
+  s.user = new RelaySession;
+}
+
+void RelayerProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+  RelaySession* st = state_of(s);
+  if (!st) return;
+  // json.loads of bytes that are not UTF-8 raises UnicodeDecodeError, which the seed's generic
+  // handler answers.
+  if (op == websocket::Opcode::kBinary && !websocket::is_valid_utf8(payload.data(), payload.size()))
+    return reply(s, *st, error_frame("Internal server error"));
+  Request r;
+  thread_local std::string text;  // in-situ parsing needs a NUL after the text
+  text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag |
+                              rapidjson::kParseFullPrecisionFlag;
+  r.doc.ParseInsitu<kFlags>(text.data());
+  if (r.doc.HasParseError() || std::memchr(payload.data(), 0, payload.size()))
+    return reply(s, *st, error_frame("Invalid JSON message"));
+  // Valid JSON the handler cannot take (not an object; nested deeper than Python recurses): the
+  // seed's handler fails and answers for itself, and the connection stays.
+  if (!r.doc.IsObject() || nesting_exceeds(payload, kMaxDepth))
+    return reply(s, *st, error_frame("Internal server error"));
+  handle(s, r);
+}
+
+void RelayerProfile::handle(Session& s, Request& r) {
+  RelaySession& st = *state_of(s);
+  const Value* type = r.get("type");
+  std::string_view t = type && type->IsString()
+                           ? std::string_view(type->GetString(), type->GetStringLength())
+                           : std::string_view();
+  if (type && type->IsString()) {
+    if (t == "register_booth") return register_booth(s, r);
+    if (t == "connect_scanner") return connect_scanner(s, r);
+    if (t == "relay_message") return relay(s, r);
+    if (t == "ping") return reply(s, st, Reply("pong").frame());
+  }
+  thread_local std::string msg;
+  msg = "Unknown message type: ";
+  if (type)
+    append_py_str(msg, *type);
+  else
+    msg += "None";
+  reply(s, st, error_frame(msg));
+}
+
+void RelayerProfile::register_booth(Session& s, Request& r) {
+  RelaySession& st = *state_of(s);
+  const Value* id = r.get("booth_id");
+  if (!id || !truthy(*id)) return reply(s, st, error_frame("Missing booth_id in registration"));
+  if (!hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  std::string json = to_json(*id);
+  std::string canon = canon_key(*id);
+  {
+    std::lock_guard lock(dir_->mutex);
+    auto [it, inserted] = dir_->booths.try_emplace(canon);
+    if (inserted) {
+      it->second.key_json = json;
+      it->second.order = dir_->next_order++;
+    }
+    // A second registration of an id takes it over silently; the old holder is not told.
+    it->second.owner = s.id();
+    auto& mine = dir_->owned[s.id()];
+    bool known = false;
+    for (const auto& k : mine) known |= k == canon;
+    if (!known) mine.push_back(canon);
+  }
+  st.booth = true;
+  reply(s, st, booth_event("registration_success", json));
+}
+
+void RelayerProfile::connect_scanner(Session& s, Request& r) {
+  RelaySession& st = *state_of(s);
+  const Value* id = r.get("booth_id");
+  if (!id || !truthy(*id))
+    return reply(s, st, error_frame("Missing booth_id for scanner connection"));
+  if (!hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  std::string canon = canon_key(*id);
+  std::string json = to_json(*id);
+  uint64_t owner = 0;
+  {
+    std::lock_guard lock(dir_->mutex);
+    auto b = dir_->booths.find(canon);
+    if (b != dir_->booths.end()) {
+      owner = b->second.owner;
+      auto [sc, inserted] = dir_->scanners.try_emplace(s.id());
+      if (inserted)
+        sc->second.order = dir_->next_order++;
+      else
+        dir_->detach(sc->second.canon, sc->second.order);  // moves to the new id
+      sc->second.canon = canon;
+      sc->second.booth_json = json;
+      dir_->attached[canon][sc->second.order] = s.id();
+    }
+  }
+  if (!owner) {
+    std::string msg = "Booth ";
+    append_py_str(msg, *id);
+    msg += " is not available";
+    return reply(s, st, error_frame(msg));
+  }
+  st.scanner = true;
+  // The booth hears of the scanner before the scanner hears it is connected.
+  engine::FrameRef to_booth(booth_event("scanner_connected", json));
+  engine::FrameRef to_scanner(booth_event("connection_success", json));
+  hub::Hub& hub = hubs_.hub_of(s);
+  int booth_core = hub::Hub::core_of(owner);
+  if (booth_core == hub.core() || booth_core < 0 || booth_core >= hubs_.cores()) {
+    deliver(hub, s, st, owner, to_booth.get());
+    return reply(s, st, to_scanner.release_ownership());
+  }
+  // Across cores: the booth's core queues scanner_connected, then hands connection_success back
+  // here, where it takes its place among this session's replies.
+  uint64_t seq = st.next_seq++;
+  uint64_t scanner = s.id();
+  int home = hub.core();
+  hub.post_fn(booth_core, [owner, scanner, home, seq, to_booth = std::move(to_booth),
+                           to_scanner = std::move(to_scanner)](hub::Hub& h) mutable {
+    h.send_to(owner, to_booth.get());
+    h.post_fn(home, [scanner, seq, f = std::move(to_scanner)](hub::Hub& hh) mutable {
+      Session* s = hh.worker().find_session(scanner);
+      RelaySession* st = s ? state_of(*s) : nullptr;
+      if (!st) return;  // the scanner is gone
+      st->held.emplace(seq, std::move(f));
+      flush_held(*s, *st);
+    });
+  });
+}
+
+void RelayerProfile::relay(Session& s, Request& r) {
+  RelaySession& st = *state_of(s);
+  if (!st.booth && !st.scanner) return;  // neither: ignored, no reply
+  const Value* data = r.get("data");
+  uint64_t target = 0;
+  bool from_scanner = false;
+  bool found_booth = false;
+  thread_local std::string booth_json;
+  {
+    std::lock_guard lock(dir_->mutex);
+    auto sc = dir_->scanners.find(s.id());
+    if (sc != dir_->scanners.end()) {
+      from_scanner = true;
+      auto b = dir_->booths.find(sc->second.canon);
+      if (b != dir_->booths.end()) target = b->second.owner;
+    } else {
+      const std::string* canon = nullptr;
+      if (Directory::Booth* b = dir_->booth_of(s.id(), &canon)) {
+        found_booth = true;
+        booth_json = b->key_json;
+        auto a = dir_->attached.find(*canon);
+        if (a != dir_->attached.end() && !a->second.empty()) target = a->second.begin()->second;
+      }
+    }
+  }
+  hub::Hub& hub = hubs_.hub_of(s);
+  if (from_scanner) {
+    if (!target) return reply(s, st, error_frame("Booth is no longer available"));
+    Reply m("message_from_scanner");
+    m.value("data", data);
+    m.kv("original_type", "relay_message");
+    engine::FrameRef f(m.frame());
+    deliver(hub, s, st, target, f.get());
+    return;
+  }
+  if (!found_booth) return;  // no longer holds any id: ignored
+  if (!target) return reply(s, st, error_frame("No scanner connected"));
+  Reply m("message_from_booth");
+  m.value("data", data);
+  m.kv("original_type", "relay_message");
+  m.raw("booth_id", booth_json);
+  engine::FrameRef f(m.frame());
+  deliver(hub, s, st, target, f.get());
+}
+
+void RelayerProfile::on_close(Session& s) {
+  RelaySession* st = state_of(s);
+  s.user = nullptr;
+  if (!st) return;
+  std::vector<uint64_t> tell_scanners;
+  std::string gone_booth_json;
+  uint64_t tell_booth = 0;
+  std::string scanner_booth_json;
+  if (st->booth || st->scanner) {
+    std::lock_guard lock(dir_->mutex);
+    if (st->booth) {
+      // Only the first id it holds is released (the seed's quirk); scanners stay attached to it.
+      const std::string* canon = nullptr;
+      if (Directory::Booth* b = dir_->booth_of(s.id(), &canon)) {
+        gone_booth_json = b->key_json;
+        auto a = dir_->attached.find(*canon);
+        if (a != dir_->attached.end())
+          for (const auto& [order, sid] : a->second)
+            if (sid != s.id()) tell_scanners.push_back(sid);
+        dir_->booths.erase(*canon);
+      }
+      dir_->owned.erase(s.id());
+    }
+    auto sc = dir_->scanners.find(s.id());
+    if (sc != dir_->scanners.end()) {
+      auto b = dir_->booths.find(sc->second.canon);
+      if (b != dir_->booths.end() && b->second.owner != s.id()) tell_booth = b->second.owner;
+      scanner_booth_json = std::move(sc->second.booth_json);
+      dir_->detach(sc->second.canon, sc->second.order);
+      dir_->scanners.erase(sc);
+    }
+  }
+  delete st;
+  hub::Hub& hub = hubs_.hub_of(s);
+  if (!tell_scanners.empty()) {
+    engine::FrameRef f(booth_event("booth_disconnected", gone_booth_json));
+    for (uint64_t sid : tell_scanners) hub.send_to(sid, f.get());
+  }
+  if (tell_booth) {
+    engine::FrameRef f(booth_event("scanner_disconnected", scanner_booth_json));
+    hub.send_to(tell_booth, f.get());
+  }
+}
+
+}  // namespace ringcast::profiles
