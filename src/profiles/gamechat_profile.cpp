@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/jwt_hs256.h"
@@ -86,24 +87,6 @@ int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Parse memory for one message: fixed per-thread buffers, so a typical message allocates nothing.
-struct JsonArena {
-  char values[32 * 1024];
-  char stack[8 * 1024];
-  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
-  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
-};
-using ArenaDocument =
-    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                               rapidjson::MemoryPoolAllocator<>>;
-
-JsonArena& arena() {
-  thread_local JsonArena a;
-  a.value_alloc.Clear();
-  a.stack_alloc.Clear();
-  return a;
 }
 
 std::string_view name_of(const Value& v) {
@@ -248,7 +231,7 @@ engine::SharedFrame* chat_event(const hub::SharedRoom&, const hub::HistoryRecord
 }  // namespace
 
 struct GamechatProfile::Request {
-  JsonArena& mem = arena();
+  JsonArena& mem = json_arena();
   ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
 };
 

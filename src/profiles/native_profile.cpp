@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/reserved_rooms.h"
@@ -82,24 +83,6 @@ std::string_view to_json_scratch(const Value& v) {
   return {buf.GetString(), buf.GetSize()};
 }
 
-// Parse memory for one request: fixed per-thread buffers, so a typical request allocates nothing.
-struct JsonArena {
-  char values[32 * 1024];
-  char stack[8 * 1024];
-  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
-  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
-};
-using ArenaDocument =
-    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                               rapidjson::MemoryPoolAllocator<>>;
-
-JsonArena& arena() {
-  thread_local JsonArena a;
-  a.value_alloc.Clear();
-  a.stack_alloc.Clear();
-  return a;
-}
-
 void write_identity(JsonFrame& j, uint64_t session, const hub::Identity& id) {
   j.w().StartObject();
   j.kv("session", Sid(session));
@@ -167,7 +150,7 @@ engine::SharedFrame* state_event(const hub::SharedRoom& room, std::string_view k
 
 // One parsed request: the document lives on the stack, strings point into the payload.
 struct NativeProfile::Request {
-  JsonArena& mem = arena();
+  JsonArena& mem = json_arena();
   ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
   const Value* id = nullptr;
   std::string_view op;

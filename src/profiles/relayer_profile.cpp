@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ringcast/profiles/json_arena.h"
+#include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/python_text.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
@@ -155,45 +157,6 @@ engine::SharedFrame* booth_event(std::string_view type, std::string_view booth_j
 
 // ---- JSON input ---------------------------------------------------------------------------------
 
-struct JsonArena {
-  char values[32 * 1024];
-  char stack[8 * 1024];
-  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
-  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
-};
-using ArenaDocument =
-    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                               rapidjson::MemoryPoolAllocator<>>;
-
-JsonArena& arena() {
-  thread_local JsonArena a;
-  a.value_alloc.Clear();
-  a.stack_alloc.Clear();
-  return a;
-}
-
-// Deepest nesting of arrays/objects in a JSON text (strings skipped).
-bool nesting_exceeds(std::span<const uint8_t> p, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < p.size(); ++i) {
-    uint8_t c = p[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 std::string to_json(const Value& v) {
   rapidjson::StringBuffer buf;
   Reply::Writer w(buf);
@@ -313,7 +276,7 @@ struct RelayerProfile::Directory {
 // ---- the profile --------------------------------------------------------------------------------
 
 struct RelayerProfile::Request {
-  JsonArena& mem = arena();
+  JsonArena& mem = json_arena();
   ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
 
   // dict.get(): the last member of that name wins, as in json.loads.
@@ -350,7 +313,9 @@ void RelayerProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     return reply(s, *st, error_frame("Invalid JSON message"));
   // Valid JSON the handler cannot take (not an object; nested deeper than Python recurses): the
   // seed's handler fails and answers for itself, and the connection stays.
-  if (!r.doc.IsObject() || nesting_exceeds(payload, kMaxDepth))
+  if (!r.doc.IsObject() ||
+      nested_deeper_than({reinterpret_cast<const char*>(payload.data()), payload.size()},
+                         kMaxDepth))
     return reply(s, *st, error_frame("Internal server error"));
   handle(s, r);
 }
