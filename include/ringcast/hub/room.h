@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +14,7 @@
 
 #include "ringcast/engine/shared_frame.h"
 #include "ringcast/hub/history.h"
+#include "ringcast/hub/retained_state.h"
 
 namespace ringcast::hub {
 
@@ -57,7 +57,9 @@ class SharedRoom {
                                              bool) = nullptr;
   HistoryRing& history() { return history_; }
   const HistoryRing& history() const { return history_; }
-  std::map<std::string, std::string, std::less<>>& state() { return state_; }
+  RetainedState& state() { return state_; }
+  const RetainedState& state() const { return state_; }
+  uint32_t state_pending = 0;  // state writes waiting for their commit (strict durability)
   std::vector<int32_t>& core_members() { return core_members_; }
   std::vector<PresenceEntry>& presence() { return presence_; }
 
@@ -67,8 +69,8 @@ class SharedRoom {
   std::atomic<uint64_t> member_cores_{0};
   std::atomic<int32_t> refs_{1};
   HistoryRing history_;
-  std::map<std::string, std::string, std::less<>> state_;  // key -> JSON value text
-  std::vector<int32_t> core_members_;                      // members per core
+  RetainedState state_;                // key -> JSON value text, in insertion order
+  std::vector<int32_t> core_members_;  // members per core
   std::vector<PresenceEntry> presence_;
 };
 
