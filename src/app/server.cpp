@@ -13,6 +13,7 @@
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/livemap_profile.h"
 
 namespace ringcast::app {
 namespace {
@@ -84,7 +85,13 @@ engine::BackendKind Server::choose_backend() {
 
 // Each enabled seed profile on its configured path; profiles that report /health fields register
 // them here.
-void Server::mount_seed_profiles() {}
+void Server::mount_seed_profiles() {
+  if (cfg_.livemap.mount.enabled) {
+    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_);
+    router_.add(cfg_.livemap.mount.path, false, livemap.get());
+    seed_profiles_.push_back(std::move(livemap));
+  }
+}
 
 bool Server::start_workers() {
   std::vector<int> cpus = usable_cpus();
