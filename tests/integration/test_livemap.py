@@ -881,6 +881,51 @@ class PersistenceTest(LivemapCase):
                          [{"type": "markers_sync", "markers": rec["markers"]}])
         self.stop_clean(srv2)
 
+    def test_store_from_before_the_order_column(self):
+        """A store written before retained state kept its order: its keys come back in key order,
+        and what is added afterwards goes after them, across restarts."""
+        import sqlite3
+        d = self.make_data_dir()
+        db = sqlite3.connect(os.path.join(d, "ringcast.db"))
+        db.executescript(
+            "CREATE TABLE rooms(room TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+            "CREATE TABLE messages(room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
+            " sender INTEGER NOT NULL, user TEXT NOT NULL, payload BLOB NOT NULL, event BLOB NOT NULL,"
+            " PRIMARY KEY(room, seq)) WITHOUT ROWID;"
+            "CREATE TABLE state(room TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+            " PRIMARY KEY(room, key)) WITHOUT ROWID;")
+        old = {"m:b_1": {"type": "x", "user_id": "b", "timestamp": 1, "id": "b_1"},
+               "m:a_1": {"type": "x", "user_id": "a", "timestamp": 1, "id": "a_1"},
+               "p:sq": {"user_id": "q", "x": 1}}
+        for k, v in old.items():
+            db.execute("INSERT INTO state(room, key, value) VALUES(?, ?, ?)",
+                       ("livemap:map", k, json.dumps(v)))
+        db.commit()
+        db.close()
+        srv = self.server(d)
+        markers = [old["m:a_1"], old["m:b_1"]]
+        players = [old["p:sq"]]
+
+        async def go():
+            self.assert_sync(await self.sync_of(srv.port), markers, players)
+            a = await connect_synced(srv.port, "a", n_sync=2)
+            b = await connect_synced(srv.port, "b", n_sync=2)
+            try:
+                t = marker_add_text(desktop_marker("0", "new"))
+                await a.send(t)
+                await a.send(position("p", 1, 1))
+                await b.wait_count(4)
+                markers.append(python_marker(t))
+                players.append(position("p", 1, 1)["player"])
+            finally:
+                await a.close()
+                await b.close()
+        run_async(go(), 20)
+        self.stop_clean(srv)
+        srv2 = self.server(d)
+        self.assert_sync(run_async(self.sync_of(srv2.port), 10), markers, players)
+        self.stop_clean(srv2)
+
     def test_not_persistent_when_configured_off(self):
         d = self.make_data_dir()
         extra = "[profiles.livemap]\npersistent = false\n"
