@@ -204,6 +204,7 @@ void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
 
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs) : hubs_(hubs) {
   room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+  persistent_ = hubs.store().persistent(*room_.get());
 }
 
 void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
@@ -248,7 +249,6 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
   if (!type_value || !type_value->IsString()) return;  // no type: ignored
   std::string_view type(type_value->GetString(), type_value->GetStringLength());
   hub::Hub& hub = hubs_.hub_of(s);
-  const bool persistent = hubs_.store().persistent(*room_.get());
   auto original = [&] {  // the whole message as the client sent it, as a text frame
     return engine::FrameRef(websocket::encode_frame(websocket::Opcode::kText, payload));
   };
@@ -304,7 +304,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.w().EndObject();
     engine::FrameRef event(j.frame());
     engine::FrameRef fail;
-    if (persistent)
+    if (persistent_)
       fail = engine::FrameRef(error_frame("the marker could not be stored; it was not added"));
     thread_local std::string key;
     key.assign(kMarkerPrefix);
@@ -329,7 +329,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.w().EndObject();
     engine::FrameRef event(j.frame());
     engine::FrameRef fail;
-    if (persistent)
+    if (persistent_)
       fail = engine::FrameRef(error_frame("the marker could not be removed (store failure)"));
     thread_local std::string key;
     key.assign(kMarkerPrefix);

@@ -64,7 +64,8 @@ using JoinCallback = std::function<void(websocket::Session&, JoinResult&)>;
 struct StateOptions {
   bool echo = true;  // false: the event does not go to the writer
   // Persistent rooms under strict durability normally deliver a change only after its commit;
-  // true delivers at once and writes behind (for high-rate, last-value-wins streams).
+  // true delivers at once and writes behind (for high-rate, last-value-wins streams). Use one
+  // mode per key: a write-behind could otherwise be applied before an earlier strict write.
   bool write_behind = false;
   engine::SharedFrame* event = nullptr;       // the event, already encoded: used instead of the
                                               // formatter (not sent if a delete finds nothing)

@@ -30,7 +30,8 @@ class LivemapProfile final : public websocket::MessageHandler {
 
  private:
   hub::HubSystem& hubs_;
-  hub::RoomRef room_;  // the room every session joins; all state lives in it
+  hub::RoomRef room_;        // the room every session joins; all state lives in it
+  bool persistent_ = false;  // the room is in the durable store (its writes can fail)
 };
 
 }  // namespace ringcast::profiles
