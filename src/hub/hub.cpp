@@ -25,11 +25,13 @@ int64_t wall_ms() {
 
 void release_envelope(RoomRegistry& rooms, Envelope& e) {
   if (e.frame) e.frame->release();
-  if (e.event) e.event->release();
   if (e.reply_ok) e.reply_ok->release();
   if (e.reply_fail) e.reply_fail->release();
   if (e.room) rooms.release(e.room);
-  delete e.task;
+  if (e.kind == Envelope::Kind::kTask)
+    delete e.task;
+  else if (e.kind == Envelope::Kind::kState && e.event)
+    e.event->release();
   e = Envelope{};
 }
 

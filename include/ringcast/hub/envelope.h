@@ -48,16 +48,19 @@ struct Envelope {
   SharedRoom* room = nullptr;            // counted reference
   engine::SharedFrame* frame = nullptr;  // counted reference
   uint64_t session = 0;
-  Task* task = nullptr;  // kTask
+  union {
+    Task* task = nullptr;        // kTask (owned)
+    engine::SharedFrame* event;  // kState: the event frame, already encoded (counted reference)
+  };
   union {
     EventFormatter formatter = nullptr;  // kPublish
     StateFormatter state_formatter;      // kState (when `event` is null)
   };
-  engine::SharedFrame* event = nullptr;  // kState: the event frame, already encoded (counted)
   // kPublish: sent to the publisher once the message is in effect (stored, where the room is
   // persistent), or if the store refused it. Counted references; either may be null.
   engine::SharedFrame* reply_ok = nullptr;
   engine::SharedFrame* reply_fail = nullptr;
 };
+static_assert(sizeof(Envelope) <= 64, "an envelope fits one cache line");
 
 }  // namespace ringcast::hub
