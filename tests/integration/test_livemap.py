@@ -926,6 +926,44 @@ class PersistenceTest(LivemapCase):
         self.assert_sync(run_async(self.sync_of(srv2.port), 10), markers, players)
         self.stop_clean(srv2)
 
+    def test_sender_gone_before_commit_strict_and_relaxed(self):
+        """A marker whose sender disconnects straight away still reaches the others and the store;
+        under relaxed durability markers too are delivered at once and written behind, and still
+        survive a clean restart."""
+        for extra in ("", "[store]\ndurability = \"relaxed\"\n"):
+            with self.subTest(durability=extra or "strict"):
+                self._sender_gone(extra)
+
+    def _sender_gone(self, extra):
+        d = self.make_data_dir()
+        srv = self.server(d, extra)
+        rec = {}
+
+        async def phase1():
+            b = await connect_synced(srv.port, "b")
+            try:
+                texts = []
+                for i in range(5):
+                    a = await connect_synced(srv.port, "a%d" % i)
+                    t = marker_add_text(desktop_marker("gone%d" % i, iso_now(i)))
+                    texts.append(t)
+                    await a.send(t)
+                    await a.send(position("gone%d" % i, i, i))
+                    await a.ws.close()   # at once, before any commit
+                    a.reader.cancel()
+                await b.wait_count(10)
+                self.assertEqual([m["marker"] for m in b.of_type("marker_added")],
+                                 [python_marker(t) for t in texts])
+                rec["markers"] = [python_marker(t) for t in texts]
+                rec["players"] = [m["player"] for m in b.of_type("position_update")]
+            finally:
+                await b.close()
+        run_async(phase1(), 20)
+        self.stop_clean(srv)
+        srv2 = self.server(d, extra)
+        self.assert_sync(run_async(self.sync_of(srv2.port), 10), rec["markers"], rec["players"])
+        self.stop_clean(srv2)
+
     def test_not_persistent_when_configured_off(self):
         d = self.make_data_dir()
         extra = "[profiles.livemap]\npersistent = false\n"
