@@ -83,7 +83,14 @@ struct JoinTask final : Task {
     res.seq = r->seq;
     if (opts.presence) res.members = r->presence();
     if (opts.snapshot) {
-      opts.snapshot(*r, res.snapshot);
+      auto& cache = r->snapshot_cache;
+      if (cache.formatter != opts.snapshot || cache.version != r->state().version()) {
+        cache.frames.clear();
+        opts.snapshot(*r, cache.frames);
+        cache.formatter = opts.snapshot;
+        cache.version = r->state().version();
+      }
+      res.snapshot = cache.frames;
     } else {
       r->state().for_each([&res](std::string_view k, std::string_view v) {
         res.state.emplace_back(std::string(k), std::string(v));

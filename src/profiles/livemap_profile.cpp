@@ -176,7 +176,7 @@ engine::SharedFrame* error_frame(std::string_view message) {
 }
 
 // On the room's home core, for a joiner: the markers, then the positions, each in insertion
-// order, each only if there is any.
+// order, each only if there is any. (The hub reuses the frames while the state is unchanged.)
 void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
   const hub::RetainedState& state = room.state();
   if (state.empty()) return;

@@ -309,6 +309,35 @@ class SyncTest(LivemapCase):
         run_async(go(), 20)
         self.stop_clean(srv)
 
+    def test_reconnect_storm_and_changed_state(self):
+        """Many clients connecting at once get the same sync; every change (a replaced position
+        too) shows in the sync of the next ones."""
+        srv = self.server()
+
+        async def go():
+            a = await connect_synced(srv.port, "a")
+            try:
+                t = marker_add_text(desktop_marker(1, iso_now(1)))
+                await a.send(t)
+                p = position("u1", 1, 1)
+                await a.send(p)
+                await asyncio.sleep(0.3)
+                markers, players = [python_marker(t)], [p["player"]]
+                for round_ in range(3):
+                    syncs = await asyncio.gather(*[self.sync_of(srv.port, "s%d" % i) for i in range(30)])
+                    for s in syncs:
+                        self.assert_sync(s, markers, players)
+                    p = position("u1", 10 + round_, 0)           # replaced in place
+                    await a.send(p)
+                    await a.barrier()
+                    await asyncio.sleep(0.1)
+                    players = [p["player"]]
+                    self.assert_sync(await self.sync_of(srv.port), markers, players)
+            finally:
+                await a.close()
+        run_async(go(), 30)
+        self.stop_clean(srv)
+
     def test_insertion_order_with_replacement_and_removal(self):
         srv = self.server()
 

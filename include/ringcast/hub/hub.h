@@ -36,10 +36,6 @@ class HubSystem;
 using PresenceFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const PresenceEntry& who,
                                                    bool joined);
 
-// Encodes a room's retained state for a joiner, on the home core, in the profile's own shape:
-// appends frames to `out` (sent to the joiner before any later event of the room).
-using SnapshotFormatter = void (*)(const SharedRoom& room, std::vector<engine::FrameRef>& out);
-
 struct JoinOptions {
   bool presence = false;                        // receive presence events of this room
   PresenceFormatter presence_events = nullptr;  // how this room announces joins and leaves

@@ -28,6 +28,8 @@ class RetainedState {
   size_t size() const { return index_.size(); }
   bool empty() const { return index_.empty(); }
   bool contains(std::string_view key) const { return index_.count(key) != 0; }
+  // Changes with every set and erase: lets a profile reuse what it encoded from an unchanged state.
+  uint64_t version() const { return version_; }
   const std::string* find(std::string_view key) const {
     auto it = index_.find(key);
     return it == index_.end() ? nullptr : &it->second->second.value;
@@ -39,6 +41,7 @@ class RetainedState {
   // Sets a key: an existing key keeps its position (the value is assigned in place, reusing its
   // memory), a new one is placed by `order` (normally at the end).
   void set(std::string_view key, std::string_view value, uint64_t order) {
+    ++version_;
     if (auto it = index_.find(key); it != index_.end()) {
       it->second->second.value.assign(value);
       return;
@@ -56,6 +59,7 @@ class RetainedState {
     auto it = index_.find(key);
     if (it == index_.end()) return false;
     auto pos = it->second;
+    ++version_;
     index_.erase(it);  // before the entry: the index key points into it
     entries_.erase(pos);
     return true;
@@ -72,6 +76,7 @@ class RetainedState {
   Entries entries_;                                                // by order number
   std::unordered_map<std::string_view, Entries::iterator> index_;  // keys point into entries_
   uint64_t next_order_ = 1;
+  uint64_t version_ = 0;
 };
 
 }  // namespace ringcast::hub

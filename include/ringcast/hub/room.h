@@ -29,6 +29,11 @@ struct PresenceEntry {
   Identity identity;
 };
 
+class SharedRoom;
+// Encodes a room's retained state for a joiner, on the home core, in the profile's own shape:
+// appends frames to `out` (sent to the joiner before any later event of the room).
+using SnapshotFormatter = void (*)(const SharedRoom& room, std::vector<engine::FrameRef>& out);
+
 class SharedRoom {
  public:
   SharedRoom(std::string name, int home, int cores, size_t history)
@@ -60,6 +65,13 @@ class SharedRoom {
   RetainedState& state() { return state_; }
   const RetainedState& state() const { return state_; }
   uint32_t state_pending = 0;  // state writes waiting for their commit (strict durability)
+  // The last join snapshot, reused by joiners while the state is unchanged (a reconnect storm
+  // encodes it once).
+  struct SnapshotCache {
+    SnapshotFormatter formatter = nullptr;
+    uint64_t version = 0;
+    std::vector<engine::FrameRef> frames;
+  } snapshot_cache;
   std::vector<int32_t>& core_members() { return core_members_; }
   std::vector<PresenceEntry>& presence() { return presence_; }
 
