@@ -16,6 +16,7 @@
 #include "ringcast/profiles/bridge_profile.h"
 #include "ringcast/profiles/chatroom_profile.h"
 #include "ringcast/profiles/gamechat_profile.h"
+#include "ringcast/profiles/livemap_profile.h"
 #include "ringcast/profiles/relayer_profile.h"
 
 namespace ringcast::app {
@@ -122,6 +123,11 @@ void Server::mount_seed_profiles() {
       router_.add(c.json_path, false, json.get());
       seed_profiles_.push_back(std::move(json));
     }
+  }
+  if (cfg_.livemap.mount.enabled) {
+    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_);
+    router_.add(cfg_.livemap.mount.path, false, livemap.get());
+    seed_profiles_.push_back(std::move(livemap));
   }
 }
 

@@ -28,7 +28,10 @@ void release_envelope(RoomRegistry& rooms, Envelope& e) {
   if (e.reply_ok) e.reply_ok->release();
   if (e.reply_fail) e.reply_fail->release();
   if (e.room) rooms.release(e.room);
-  delete e.task;
+  if (e.kind == Envelope::Kind::kTask)
+    delete e.task;
+  else if (e.kind == Envelope::Kind::kState && e.event)
+    e.event->release();
   e = Envelope{};
 }
 
@@ -79,7 +82,20 @@ struct JoinTask final : Task {
     JoinResult& res = reply->result;
     res.seq = r->seq;
     if (opts.presence && opts.member_list) res.members = r->presence();
-    for (const auto& [k, v] : r->state()) res.state.emplace_back(k, v);
+    if (opts.snapshot) {
+      auto& cache = r->snapshot_cache;
+      if (cache.formatter != opts.snapshot || cache.version != r->state().version()) {
+        cache.frames.clear();
+        opts.snapshot(*r, cache.frames);
+        cache.formatter = opts.snapshot;
+        cache.version = r->state().version();
+      }
+      res.snapshot = cache.frames;
+    } else {
+      r->state().for_each([&res](std::string_view k, std::string_view v) {
+        res.state.emplace_back(std::string(k), std::string(v));
+      });
+    }
     auto keep = [&res](const HistoryRecord& rec) {
       if (rec.event) res.replay.push_back(rec.event);
     };
@@ -87,13 +103,13 @@ struct JoinTask final : Task {
       r->history().since(*opts.since, keep);
     else if (opts.replay)
       r->history().last(opts.replay, keep);
-    // A joiner on the home core itself is added right here, like a remote one whose JoinedTask
-    // is ahead of every later delivery in the ring: whatever this core sends the room next
-    // (inline) already reaches it.
-    if (from == hub.core())
+    if (from == hub.core()) {
+      // The joiner is on this core: in effect now. Queued behind other work, an event of this
+      // room fanned out meanwhile would find it not yet a local member and miss it.
       reply->run(hub);
-    else
-      hub.post(from, reply.release());
+      return;
+    }
+    hub.post(from, reply.release());
   }
 };
 
@@ -238,6 +254,12 @@ void Hub::dispatch(Envelope& e) {
       break;
     case Envelope::Kind::kTask:
       e.task->run(*this);
+      break;
+    case Envelope::Kind::kState:
+      home_state(e);
+      break;
+    case Envelope::Kind::kBroadcast:
+      fanout_home(e.room, e.frame, e.session, false);
       break;
   }
 }
@@ -509,53 +531,137 @@ void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exc
   }
 }
 
-void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string key,
-                    std::optional<std::string> value, StateFormatter formatter,
-                    engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
-  RoomRef ref(&system_.rooms(), room);
+// Retained-state writes travel as one envelope: key and value packed in a pooled frame
+// ([u32 key length][key][value]), so a write allocates nothing once warm.
+void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view key,
+                    std::optional<std::string_view> value, StateFormatter formatter,
+                    const StateOptions& opts) {
+  size_t vlen = value ? value->size() : 0;
+  engine::SharedFrame* data = engine::SharedFrame::allocate(4 + key.size() + vlen);
+  uint32_t klen = static_cast<uint32_t>(key.size());
+  std::memcpy(data->data(), &klen, 4);
+  if (!key.empty()) std::memcpy(data->data() + 4, key.data(), key.size());
+  if (vlen) std::memcpy(data->data() + 4 + key.size(), value->data(), vlen);
+  data->set_size(4 + key.size() + vlen);
+  Envelope e;
+  e.kind = Envelope::Kind::kState;
+  e.flags =
+      static_cast<uint8_t>((opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
+                           (opts.write_behind ? Envelope::kWriteBehind : 0));
   room->add_ref();
-  uint64_t from = s.id();
-  if (reply_ok) reply_ok->add_ref();
-  if (reply_fail) reply_fail->add_ref();
-  engine::FrameRef ok(reply_ok), fail(reply_fail);
-  post_fn(room->home(), [ref, key = std::move(key), value = std::move(value), formatter, from, ok,
-                         fail](Hub& home) mutable {
-    SharedRoom* r = ref.get();
-    if (!value && r->state().find(key) == r->state().end()) {
-      if (ok) home.send_to(from, ok.get());  // deleting what is not there is already done
-      return;
-    }
-    auto apply = [ref, key, value, formatter, from, ok, fail, &home](bool stored) {
-      SharedRoom* rm = ref.get();
-      if (!stored) {
-        if (fail) home.send_to(from, fail.get());
-        return;
-      }
-      if (ok) home.send_to(from, ok.get());
-      if (value) {
-        rm->state()[key] = *value;
-        if (!rm->pinned) {
-          rm->pinned = true;
-          rm->add_ref();  // retained state keeps the room alive
+  e.room = room;
+  e.frame = data;
+  e.session = s.id();
+  e.state_formatter = formatter;
+  if (opts.event) opts.event->add_ref();
+  if (opts.reply_ok) opts.reply_ok->add_ref();
+  if (opts.reply_fail) opts.reply_fail->add_ref();
+  e.event = opts.event;
+  e.reply_ok = opts.reply_ok;
+  e.reply_fail = opts.reply_fail;
+  send(room->home(), e, &s);
+}
+
+void Hub::home_state(Envelope& e) {
+  SharedRoom* room = e.room;
+  const uint8_t* p = e.frame->data();
+  uint32_t klen;
+  std::memcpy(&klen, p, 4);
+  std::string_view key(reinterpret_cast<const char*>(p) + 4, klen);
+  const bool del = e.flags & Envelope::kDelete;
+  const bool echo = !(e.flags & Envelope::kNoEcho);
+  std::optional<std::string_view> value;
+  if (!del) {
+    value =
+        std::string_view(reinterpret_cast<const char*>(p) + 4 + klen, e.frame->size() - 4 - klen);
+  }
+  RetainedState& state = room->state();
+  // Deleting what is not there is already done, unless an earlier write of this room is still
+  // waiting for its commit (it may be the one that adds the key): then the delete queues behind
+  // it and looks again when applied.
+  if (del && room->state_pending == 0 && !state.contains(key)) {
+    if (e.reply_ok) send_to(e.session, e.reply_ok);
+    return;
+  }
+  const uint64_t order = state.reserve_order();
+  RoomStore& store = system_.store();
+  if (!store.persistent(*room)) {
+    apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    return;
+  }
+  if (!store.acknowledge_after_commit() || (e.flags & Envelope::kWriteBehind)) {
+    // Deliver now, write behind. A later write of the same key cannot overtake this one: a
+    // room's writes reach the store in the order they were made.
+    store.put_state(*room, key, value, order, [](bool) {});
+    apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    return;
+  }
+  // Acknowledged means kept: the change (and the writer's reply) is seen only after its commit.
+  ++room->state_pending;
+  room->add_ref();
+  RoomRef ref(&system_.rooms(), room);
+  engine::FrameRef data(e.frame), event(e.event), ok(e.reply_ok), fail(e.reply_fail);
+  e.frame = e.event = e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
+  StateFormatter formatter = e.state_formatter;
+  uint64_t sender = e.session;
+  store.put_state(
+      *room, key, value, order,
+      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order](bool stored) {
+        SharedRoom* r = ref.get();
+        --r->state_pending;
+        if (!stored) {
+          if (fail) send_to(sender, fail.get());
+          return;
         }
-      } else {
-        rm->state().erase(key);
-      }
-      if (engine::SharedFrame* f = formatter(*rm, key, value ? *value : std::string_view(), from)) {
-        home.fanout_home(rm, f, 0, false);
-        f->release();
-      }
-    };
-    RoomStore& store = home.system().store();
-    if (!store.persistent(*r)) {
-      apply(true);
-    } else if (!store.acknowledge_after_commit()) {
-      store.put_state(*r, key, value, [](bool) {});
-      apply(true);
-    } else {
-      store.put_state(*r, key, value, apply);
+        const uint8_t* q = data->data();
+        uint32_t kl;
+        std::memcpy(&kl, q, 4);
+        std::string_view k(reinterpret_cast<const char*>(q) + 4, kl);
+        std::optional<std::string_view> v;
+        if (!del) {
+          v = std::string_view(reinterpret_cast<const char*>(q) + 4 + kl, data->size() - 4 - kl);
+        }
+        apply_state(r, k, v, order, event.get(), formatter, sender, echo, ok.get());
+      });
+}
+
+void Hub::apply_state(SharedRoom* room, std::string_view key, std::optional<std::string_view> value,
+                      uint64_t order, engine::SharedFrame* event, StateFormatter formatter,
+                      uint64_t sender, bool echo, engine::SharedFrame* reply_ok) {
+  if (value) {
+    room->state().set(key, *value, order);
+    if (!room->pinned) {
+      room->pinned = true;
+      room->add_ref();  // retained state keeps the room alive
     }
-  });
+  } else if (!room->state().erase(key)) {
+    if (reply_ok) send_to(sender, reply_ok);  // nothing to delete: done, nothing to announce
+    return;
+  }
+  if (reply_ok) send_to(sender, reply_ok);
+  engine::SharedFrame* f = nullptr;
+  if (event) {
+    event->add_ref();
+    f = event;
+  } else if (formatter) {
+    f = formatter(*room, key, value ? *value : std::string_view(), sender);
+  }
+  if (f) {
+    fanout_home(room, f, echo ? 0 : sender, false);
+    f->release();
+  }
+}
+
+void Hub::broadcast(websocket::Session& s, SharedRoom* room, engine::SharedFrame* frame,
+                    bool echo) {
+  Envelope e;
+  e.kind = Envelope::Kind::kBroadcast;
+  room->add_ref();
+  frame->add_ref();
+  e.room = room;
+  e.frame = frame;
+  e.session = echo ? 0 : s.id();
+  send(room->home(), e, &s);
 }
 
 void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,

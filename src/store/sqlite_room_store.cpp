@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -34,6 +35,7 @@ struct SqliteRoomStore::Op {
   hub::HistoryRecord rec;
   std::string key;
   std::optional<std::string> value;
+  uint64_t order;  // kState: the position of a new key
   Done done;
   bool ok = false;
 };
@@ -118,7 +120,21 @@ void SqliteRoomStore::open() {
       " ts INTEGER NOT NULL, sender INTEGER NOT NULL, user TEXT NOT NULL, payload BLOB NOT NULL,"
       " event BLOB NOT NULL, PRIMARY KEY(room, seq)) WITHOUT ROWID;"
       "CREATE TABLE IF NOT EXISTS state(room TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-      " PRIMARY KEY(room, key)) WITHOUT ROWID;");
+      " ord INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(room, key)) WITHOUT ROWID;");
+  // Stores written before state kept its insertion order: add the column (their keys restore in
+  // key order, then everything new comes after them).
+  {
+    sqlite3_stmt* cols = nullptr;
+    bool has_ord = false;
+    if (sqlite3_prepare_v2(db_, "PRAGMA table_info(state)", -1, &cols, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(cols) == SQLITE_ROW) {
+        const unsigned char* name = sqlite3_column_text(cols, 1);
+        if (name && std::strcmp(reinterpret_cast<const char*>(name), "ord") == 0) has_ord = true;
+      }
+    }
+    sqlite3_finalize(cols);
+    if (!has_ord) exec("ALTER TABLE state ADD COLUMN ord INTEGER NOT NULL DEFAULT 0");
+  }
   auto prepare = [this](const char* sql, sqlite3_stmt** st) {
     if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, st, nullptr) != SQLITE_OK) {
       throw StoreError(path() + ": " + sqlite3_errmsg(db_));
@@ -133,7 +149,11 @@ void SqliteRoomStore::open() {
       "INSERT INTO rooms(room, seq) VALUES(?1, ?2)"
       " ON CONFLICT(room) DO UPDATE SET seq = max(seq, excluded.seq)",
       &upsert_room_);
-  prepare("INSERT OR REPLACE INTO state(room, key, value) VALUES(?1, ?2, ?3)", &upsert_state_);
+  // A key that exists keeps its position (ord); a new one takes the order the hub reserved.
+  prepare(
+      "INSERT INTO state(room, key, value, ord) VALUES(?1, ?2, ?3, ?4)"
+      " ON CONFLICT(room, key) DO UPDATE SET value = excluded.value",
+      &upsert_state_);
   prepare("DELETE FROM state WHERE room = ?1 AND key = ?2", &delete_state_);
 }
 
@@ -157,7 +177,8 @@ void SqliteRoomStore::restore(hub::RoomRegistry& rooms) {
                      " ORDER BY seq DESC LIMIT ?2",
                      -1, &msgs, nullptr);
   sqlite3_stmt* state = nullptr;
-  sqlite3_prepare_v2(db_, "SELECT key, value FROM state WHERE room = ?1", -1, &state, nullptr);
+  sqlite3_prepare_v2(db_, "SELECT key, value, ord FROM state WHERE room = ?1 ORDER BY ord, key", -1,
+                     &state, nullptr);
   size_t messages = 0;
   for (const auto& [name, seq] : names) {
     // Not released: a restored room lives as long as the process (its data is in it).
@@ -188,9 +209,17 @@ void SqliteRoomStore::restore(hub::RoomRegistry& rooms) {
     messages += recs.size();
     for (auto it = recs.rbegin(); it != recs.rend(); ++it) room->history().push(std::move(*it));
     sqlite3_bind_text(state, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+    uint64_t order = 0;
     while (sqlite3_step(state) == SQLITE_ROW) {
-      room->state()[reinterpret_cast<const char*>(sqlite3_column_text(state, 0))] =
-          reinterpret_cast<const char*>(sqlite3_column_text(state, 1));
+      // Stored order numbers where they are distinct (rows of older stores all have 0), so what
+      // the hub reserves next lands after every stored row.
+      order = std::max(order + 1, static_cast<uint64_t>(sqlite3_column_int64(state, 2)));
+      // Lengths from SQLite: a key may contain NUL bytes.
+      auto text = [&](int col) {
+        const char* p = reinterpret_cast<const char*>(sqlite3_column_text(state, col));
+        return std::string_view(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(state, col)));
+      };
+      room->state().set(text(0), text(1), order);
     }
     sqlite3_reset(state);
     room->pinned = true;
@@ -223,7 +252,7 @@ bool SqliteRoomStore::persistent(const hub::SharedRoom& room) const {
 void SqliteRoomStore::append(const hub::SharedRoom& room, const hub::HistoryRecord& rec,
                              Done done) {
   auto* op =
-      new Op{Op::Kind::kAppend, room.home(), room.name(), room.history().capacity(), {}, {}, {},
+      new Op{Op::Kind::kAppend, room.home(), room.name(), room.history().capacity(), {}, {}, {}, 0,
              std::move(done)};
   op->rec.seq = rec.seq;
   op->rec.ts_ms = rec.ts_ms;
@@ -236,9 +265,16 @@ void SqliteRoomStore::append(const hub::SharedRoom& room, const hub::HistoryReco
 }
 
 void SqliteRoomStore::put_state(const hub::SharedRoom& room, std::string_view key,
-                                const std::optional<std::string>& value, Done done) {
-  auto* op = new Op{Op::Kind::kState, room.home(), room.name(),    0, {},
-                    std::string(key), value,       std::move(done)};
+                                std::optional<std::string_view> value, uint64_t order, Done done) {
+  auto* op = new Op{Op::Kind::kState,
+                    room.home(),
+                    room.name(),
+                    0,
+                    {},
+                    std::string(key),
+                    value ? std::optional<std::string>(*value) : std::nullopt,
+                    order,
+                    std::move(done)};
   submit(room.home(), op);
 }
 
@@ -375,6 +411,7 @@ bool SqliteRoomStore::commit(std::vector<Op*>& group) {
       if (op->value) {
         sqlite3_bind_text(st, 3, op->value->data(), static_cast<int>(op->value->size()),
                           SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, static_cast<int64_t>(op->order));
       }
       rc = sqlite3_step(st);
       sqlite3_reset(st);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "ringcast/engine/shared_frame.h"
 
@@ -21,6 +22,9 @@ struct Task {
 
 // Builds the event frame of a sequenced publish (profile-specific shape).
 using EventFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const HistoryRecord& rec);
+// Builds a retained-state event frame (value empty = deleted); `from` is the writer's session.
+using StateFormatter = engine::SharedFrame* (*)(const SharedRoom& room, std::string_view key,
+                                                std::string_view value, uint64_t from);
 
 struct Envelope {
   enum class Kind : uint8_t {
@@ -28,11 +32,15 @@ struct Envelope {
     kPublish,    // to the home core: sequence, record and fan out `frame` (payload) from `session`
     kDirect,     // deliver `frame` to session `session`
     kTask,       // run `task`
+    kState,      // to the home core: set or delete a retained-state key (packed in `frame`)
+    kBroadcast,  // to the home core: fan `frame` out to the room's members, except `session`
   };
   enum Flags : uint8_t {
     kPresenceOnly = 1,  // kRoomFrame: only to members that asked for presence events
     kNoHistory = 2,     // kPublish: sequence and fan out, but keep no record
-    kNoEcho = 4,        // kPublish: not back to the sender
+    kNoEcho = 4,        // kPublish, kState: the event does not go back to the sender
+    kDelete = 8,        // kState: delete the key
+    kWriteBehind = 16,  // kState: deliver at once and store behind, even under strict durability
   };
 
   Kind kind = Kind::kTask;
@@ -40,12 +48,19 @@ struct Envelope {
   SharedRoom* room = nullptr;            // counted reference
   engine::SharedFrame* frame = nullptr;  // counted reference
   uint64_t session = 0;
-  Task* task = nullptr;                // kTask
-  EventFormatter formatter = nullptr;  // kPublish
+  union {
+    Task* task = nullptr;        // kTask (owned)
+    engine::SharedFrame* event;  // kState: the event frame, already encoded (counted reference)
+  };
+  union {
+    EventFormatter formatter = nullptr;  // kPublish
+    StateFormatter state_formatter;      // kState (when `event` is null)
+  };
   // kPublish: sent to the publisher once the message is in effect (stored, where the room is
   // persistent), or if the store refused it. Counted references; either may be null.
   engine::SharedFrame* reply_ok = nullptr;
   engine::SharedFrame* reply_fail = nullptr;
 };
+static_assert(sizeof(Envelope) <= 64, "an envelope fits one cache line");
 
 }  // namespace ringcast::hub

@@ -43,6 +43,7 @@ struct JoinOptions {
   std::optional<uint64_t> since;                // replay every recorded message with seq > since
   size_t replay = 0;                            // or: replay the last N messages
   Identity identity;                            // shown to others in presence lists
+  SnapshotFormatter snapshot = nullptr;  // set: JoinResult::snapshot instead of JoinResult::state
 };
 
 // What a joiner gets back, on its own core, once the home core has added it.
@@ -51,12 +52,23 @@ struct JoinResult {
   std::vector<PresenceEntry> members;  // filled when presence was asked
   std::vector<std::pair<std::string, std::string>> state;  // retained state snapshot
   std::vector<engine::FrameRef> replay;                    // event frames, oldest first
+  std::vector<engine::FrameRef> snapshot;                  // JoinOptions::snapshot's frames
 };
 
 using JoinCallback = std::function<void(websocket::Session&, JoinResult&)>;
-// Builds a retained-state event frame (value empty = deleted).
-using StateFormatter = engine::SharedFrame* (*)(const SharedRoom& room, std::string_view key,
-                                                std::string_view value, uint64_t from);
+
+// How a retained-state change is delivered (see Hub::set_state).
+struct StateOptions {
+  bool echo = true;  // false: the event does not go to the writer
+  // Persistent rooms under strict durability normally deliver a change only after its commit;
+  // true delivers at once and writes behind (for high-rate, last-value-wins streams). Use one
+  // mode per key: a write-behind could otherwise be applied before an earlier strict write.
+  bool write_behind = false;
+  engine::SharedFrame* event = nullptr;       // the event, already encoded: used instead of the
+                                              // formatter (not sent if a delete finds nothing)
+  engine::SharedFrame* reply_ok = nullptr;    // to the writer once the change is in effect
+  engine::SharedFrame* reply_fail = nullptr;  // to the writer if the store refused it
+};
 
 class Hub final : public websocket::LoopHooks {
  public:
@@ -100,11 +112,27 @@ class Hub final : public websocket::LoopHooks {
                std::string_view user, EventFormatter formatter, bool echo, bool record = true,
                engine::SharedFrame* reply_ok = nullptr, engine::SharedFrame* reply_fail = nullptr);
   // Retained state: set (value = JSON text) or delete (value = nullopt) a key, then send
-  // formatter(...) to every member. Runs on the home core.
+  // formatter(...) (or opts.event) to every member. Runs on the home core, ordered with joins,
+  // publishes and broadcasts of the room. The writer need not be a member. Deleting a key that
+  // is not there changes and sends nothing (reply_ok still goes out). No allocation per call
+  // once warm unless the room is persistent or the key is new.
+  void set_state(websocket::Session& s, SharedRoom* room, std::string_view key,
+                 std::optional<std::string_view> value, StateFormatter formatter,
+                 const StateOptions& opts);
   void set_state(websocket::Session& s, SharedRoom* room, std::string key,
                  std::optional<std::string> value, StateFormatter formatter,
                  engine::SharedFrame* reply_ok = nullptr,
-                 engine::SharedFrame* reply_fail = nullptr);
+                 engine::SharedFrame* reply_fail = nullptr) {
+    StateOptions opts;
+    opts.reply_ok = reply_ok;
+    opts.reply_fail = reply_fail;
+    set_state(s, room, std::string_view(key),
+              value ? std::optional<std::string_view>(*value) : std::nullopt, formatter, opts);
+  }
+  // Sends an encoded frame to every member of a sequenced room (except s when echo is false),
+  // through the home core: ordered with the room's joins and state changes, not recorded. The
+  // sender need not be a member.
+  void broadcast(websocket::Session& s, SharedRoom* room, engine::SharedFrame* frame, bool echo);
   // Reads the room on its home core and runs `fn` there; `reply` gets the result on this core.
   void query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
              std::function<void(std::string)> reply);
@@ -165,6 +193,10 @@ class Hub final : public websocket::LoopHooks {
                    bool presence_only);
   void home_publish(Envelope& e);
   void commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record);
+  void home_state(Envelope& e);
+  void apply_state(SharedRoom* room, std::string_view key, std::optional<std::string_view> value,
+                   uint64_t order, engine::SharedFrame* event, StateFormatter formatter,
+                   uint64_t sender, bool echo, engine::SharedFrame* reply_ok);
   void add_local(SharedRoom* room, websocket::Session& s, bool presence);
   void remove_local(SharedRoom* room, websocket::Session& s);
   Membership* find_membership(uint64_t session, const SharedRoom* room);

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +14,7 @@
 
 #include "ringcast/engine/shared_frame.h"
 #include "ringcast/hub/history.h"
+#include "ringcast/hub/retained_state.h"
 
 namespace ringcast::hub {
 
@@ -28,6 +28,11 @@ struct PresenceEntry {
   uint64_t session;
   Identity identity;
 };
+
+class SharedRoom;
+// Encodes a room's retained state for a joiner, on the home core, in the profile's own shape:
+// appends frames to `out` (sent to the joiner before any later event of the room).
+using SnapshotFormatter = void (*)(const SharedRoom& room, std::vector<engine::FrameRef>& out);
 
 class SharedRoom {
  public:
@@ -57,7 +62,16 @@ class SharedRoom {
                                              bool) = nullptr;
   HistoryRing& history() { return history_; }
   const HistoryRing& history() const { return history_; }
-  std::map<std::string, std::string, std::less<>>& state() { return state_; }
+  RetainedState& state() { return state_; }
+  const RetainedState& state() const { return state_; }
+  uint32_t state_pending = 0;  // state writes waiting for their commit (strict durability)
+  // The last join snapshot, reused by joiners while the state is unchanged (a reconnect storm
+  // encodes it once).
+  struct SnapshotCache {
+    SnapshotFormatter formatter = nullptr;
+    uint64_t version = 0;
+    std::vector<engine::FrameRef> frames;
+  } snapshot_cache;
   std::vector<int32_t>& core_members() { return core_members_; }
   std::vector<PresenceEntry>& presence() { return presence_; }
 
@@ -67,8 +81,8 @@ class SharedRoom {
   std::atomic<uint64_t> member_cores_{0};
   std::atomic<int32_t> refs_{1};
   HistoryRing history_;
-  std::map<std::string, std::string, std::less<>> state_;  // key -> JSON value text
-  std::vector<int32_t> core_members_;                      // members per core
+  RetainedState state_;                // key -> JSON value text, in insertion order
+  std::vector<int32_t> core_members_;  // members per core
   std::vector<PresenceEntry> presence_;
 };
 

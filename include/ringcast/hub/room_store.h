@@ -37,9 +37,10 @@ class RoomStore {
     return false;
   }
   virtual void append(const SharedRoom& room, const HistoryRecord& rec, Done done) = 0;
-  // value == nullopt deletes the key.
+  // value == nullopt deletes the key. `order` places a key that is new (see RetainedState): an
+  // existing key keeps its position.
   virtual void put_state(const SharedRoom& room, std::string_view key,
-                         const std::optional<std::string>& value, Done done) = 0;
+                         std::optional<std::string_view> value, uint64_t order, Done done) = 0;
 };
 
 // Keeps nothing beyond the rooms' own memory: every change is "kept" immediately.
@@ -47,7 +48,7 @@ class MemoryRoomStore final : public RoomStore {
  public:
   bool persistent(const SharedRoom&) const override { return false; }
   void append(const SharedRoom&, const HistoryRecord&, Done done) override { done(true); }
-  void put_state(const SharedRoom&, std::string_view, const std::optional<std::string>&,
+  void put_state(const SharedRoom&, std::string_view, std::optional<std::string_view>, uint64_t,
                  Done done) override {
     done(true);
   }

@@ -51,7 +51,7 @@ class SqliteRoomStore final : public hub::RoomStore {
   bool acknowledge_after_commit() const override { return opts_.strict; }
   void append(const hub::SharedRoom& room, const hub::HistoryRecord& rec, Done done) override;
   void put_state(const hub::SharedRoom& room, std::string_view key,
-                 const std::optional<std::string>& value, Done done) override;
+                 std::optional<std::string_view> value, uint64_t order, Done done) override;
   bool poll(int core) override;
   bool has_completions(int core) const override;
 

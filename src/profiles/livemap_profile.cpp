@@ -1,0 +1,369 @@
+#include "ringcast/profiles/livemap_profile.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/python_str.h"
+#include "ringcast/websocket/close_code.h"
+#include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/session.h"
+
+namespace ringcast::profiles {
+
+using rapidjson::Value;
+using websocket::Session;
+
+namespace {
+
+constexpr std::string_view kMarkerPrefix = "m:";
+constexpr std::string_view kPositionPrefix = "p:";
+
+// Parse memory for one message: fixed per-thread buffers, so a typical message allocates nothing.
+struct JsonArena {
+  char values[32 * 1024];
+  char stack[8 * 1024];
+  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
+  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
+};
+using ArenaDocument =
+    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                               rapidjson::MemoryPoolAllocator<>>;
+
+JsonArena& arena() {
+  thread_local JsonArena a;
+  a.value_alloc.Clear();
+  a.stack_alloc.Clear();
+  return a;
+}
+
+// Python's json.loads keeps the last of duplicate keys: so does every lookup here.
+const Value* find_last(const Value& obj, std::string_view name) {
+  const Value* found = nullptr;
+  for (const auto& m : obj.GetObject()) {
+    if (m.name.GetStringLength() == name.size() &&
+        std::memcmp(m.name.GetString(), name.data(), name.size()) == 0)
+      found = &m.value;
+  }
+  return found;
+}
+
+// Python truthiness of a JSON value.
+bool truthy(const Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+    case rapidjson::kFalseType:
+      return false;
+    case rapidjson::kTrueType:
+      return true;
+    case rapidjson::kStringType:
+      return v.GetStringLength() > 0;
+    case rapidjson::kArrayType:
+      return !v.Empty();
+    case rapidjson::kObjectType:
+      return v.MemberCount() > 0;
+    case rapidjson::kNumberType:
+      if (v.IsUint64()) return v.GetUint64() != 0;
+      if (v.IsInt64()) return v.GetInt64() != 0;
+      return v.GetDouble() != 0.0;
+  }
+  return false;
+}
+
+// A position's key: equal Python dict keys give equal text (1, 1.0 and true are one key; "1" is
+// another).
+void append_position_key(std::string& out, const Value& uid) {
+  char buf[64];
+  if (uid.IsString()) {
+    out.push_back('s');
+    out.append(uid.GetString(), uid.GetStringLength());
+    return;
+  }
+  out.push_back('n');
+  std::to_chars_result r;
+  if (uid.IsBool()) {
+    r = std::to_chars(buf, buf + sizeof buf, uid.GetBool() ? 1 : 0);
+  } else if (uid.IsUint64()) {
+    r = std::to_chars(buf, buf + sizeof buf, uid.GetUint64());
+  } else if (uid.IsInt64()) {
+    r = std::to_chars(buf, buf + sizeof buf, uid.GetInt64());
+  } else {
+    double d = uid.GetDouble();
+    if (d == std::trunc(d) && std::fabs(d) < 9.2e18)
+      r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
+    else
+      r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  }
+  out.append(buf, r.ptr);
+}
+
+// Deepest nesting of arrays/objects in JSON text (a cheap scan; strings skipped). The parser is
+// iterative, but writing a value back is recursive: messages nested deeper than kMaxDepth are
+// refused before anything recurses.
+bool too_deep(std::span<const uint8_t> p, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (uint8_t c : p) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// A value written back to JSON text in a per-thread buffer (valid until the next call).
+std::string_view to_json_scratch(const Value& v) {
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+// The stored marker: the client's fields in their order, with "id" set (in place if the client
+// sent one, else last).
+std::string_view marker_json(const Value& marker, std::string_view id) {
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  bool wrote_id = false;
+  for (const auto& m : marker.GetObject()) {
+    std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (name == "id") {
+      if (wrote_id) continue;
+      wrote_id = true;
+      w.Key("id", 2);
+      w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+      continue;
+    }
+    w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    m.value.Accept(w);
+  }
+  if (!wrote_id) {
+    w.Key("id", 2);
+    w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+  }
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+engine::SharedFrame* error_frame(std::string_view message) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "error");
+  j.kv("message", message);
+  j.w().EndObject();
+  return j.frame();
+}
+
+// On the room's home core, for a joiner: the markers, then the positions, each in insertion
+// order, each only if there is any. (The hub reuses the frames while the state is unchanged.)
+void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
+  const hub::RetainedState& state = room.state();
+  if (state.empty()) return;
+  auto list = [&](std::string_view type, std::string_view field, std::string_view prefix) {
+    JsonFrame j;
+    size_t n = 0;
+    j.w().StartObject();
+    j.kv("type", type);
+    j.key(field);
+    j.w().StartArray();
+    state.for_each([&](std::string_view key, std::string_view value) {
+      if (!key.starts_with(prefix)) return;
+      j.raw(value);
+      ++n;
+    });
+    j.w().EndArray();
+    j.w().EndObject();
+    if (n) out.emplace_back(j.frame());
+  };
+  list("markers_sync", "markers", kMarkerPrefix);
+  list("positions_sync", "positions", kPositionPrefix);
+}
+
+}  // namespace
+
+LivemapProfile::LivemapProfile(hub::HubSystem& hubs) : hubs_(hubs) {
+  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+  persistent_ = hubs.store().persistent(*room_.get());
+}
+
+void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
+  hub::JoinOptions opts;
+  opts.snapshot = snapshot;
+  // Runs on this session's core once the join is in effect: the sync messages come before any
+  // event of the room that the snapshot does not already contain.
+  hubs_.hub_of(s).join(s, kRoom, std::move(opts), [](Session& js, hub::JoinResult& res) {
+    for (const auto& f : res.snapshot) js.send_frame(f.get());
+  });
+}
+
+void LivemapProfile::on_close(Session& s) {
+  hubs_.hub_of(s).session_closed(s);
+}
+
+void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
+  if (too_deep(payload, kMaxDepth)) {
+    s.close(websocket::kClosePolicyViolation, "JSON nested too deeply");
+    return;
+  }
+  // The in-situ parse needs a NUL after the text and rewrites strings: it works on a per-thread
+  // copy (no allocation once warm), so the original bytes stay available for forwarding.
+  thread_local std::string text;
+  text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  JsonArena& mem = arena();
+  ArenaDocument doc(&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc);
+  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
+  if (op == websocket::Opcode::kBinary)  // text frames were checked for UTF-8 already
+    doc.ParseInsitu<kFlags | rapidjson::kParseValidateEncodingFlag>(text.data());
+  else
+    doc.ParseInsitu<kFlags>(text.data());
+  if (doc.HasParseError()) {
+    s.close(websocket::kCloseInvalidPayload, "message is not JSON");
+    return;
+  }
+  if (!doc.IsObject()) {
+    s.close(websocket::kCloseUnsupportedData, "message must be a JSON object");
+    return;
+  }
+  const Value* type_value = find_last(doc, "type");
+  if (!type_value || !type_value->IsString()) return;  // no type: ignored
+  std::string_view type(type_value->GetString(), type_value->GetStringLength());
+  hub::Hub& hub = hubs_.hub_of(s);
+  auto original = [&] {  // the whole message as the client sent it, as a text frame
+    return engine::FrameRef(websocket::encode_frame(websocket::Opcode::kText, payload));
+  };
+
+  if (type == "position_update") {
+    const Value* player = find_last(doc, "player");
+    if (!player) return;  // defaults to {}: no user_id, nothing stored or sent
+    if (!player->IsObject()) {
+      s.close(websocket::kClosePolicyViolation, "position_update: \"player\" must be an object");
+      return;
+    }
+    const Value* uid = find_last(*player, "user_id");
+    if (!uid || !truthy(*uid)) return;
+    if (uid->IsObject() || uid->IsArray()) {
+      s.close(websocket::kClosePolicyViolation,
+              "position_update: \"user_id\" must be a string, number or boolean");
+      return;
+    }
+    thread_local std::string key;
+    key.assign(kPositionPrefix);
+    append_position_key(key, *uid);
+    std::string_view value = to_json_scratch(*player);
+    engine::FrameRef event = original();  // encoded once, shared by every recipient
+    hub::StateOptions opts;
+    opts.echo = false;
+    opts.write_behind = true;
+    opts.event = event.get();
+    hub.set_state(s, room_.get(), key, value, nullptr, opts);
+  } else if (type == "marker_add") {
+    const Value* marker = find_last(doc, "marker");
+    if (!marker || !marker->IsObject()) {
+      s.close(websocket::kClosePolicyViolation, "marker_add: \"marker\" must be an object");
+      return;
+    }
+    const Value* uid = find_last(*marker, "user_id");
+    const Value* ts = find_last(*marker, "timestamp");
+    if (!uid || !ts) {
+      s.close(websocket::kClosePolicyViolation,
+              "marker_add: the marker needs \"user_id\" and \"timestamp\"");
+      return;
+    }
+    thread_local std::string id;
+    id.clear();
+    append_python_str(id, *uid);
+    id.push_back('_');
+    append_python_str(id, *ts);
+    std::string_view value = marker_json(*marker, id);
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "marker_added");
+    j.key("marker");
+    j.raw(value);
+    j.w().EndObject();
+    engine::FrameRef event(j.frame());
+    engine::FrameRef fail;
+    if (persistent_)
+      fail = engine::FrameRef(error_frame("the marker could not be stored; it was not added"));
+    thread_local std::string key;
+    key.assign(kMarkerPrefix);
+    key.append(id);
+    hub::StateOptions opts;
+    opts.echo = false;
+    opts.event = event.get();
+    opts.reply_fail = fail.get();
+    hub.set_state(s, room_.get(), key, value, nullptr, opts);
+  } else if (type == "marker_remove") {
+    const Value* mid = find_last(doc, "marker_id");
+    if (!mid || mid->IsObject() || mid->IsArray()) {
+      s.close(websocket::kClosePolicyViolation, "marker_remove: \"marker_id\" must be a marker id");
+      return;
+    }
+    if (!mid->IsString()) return;  // ids are strings: no such marker, nothing to do
+    std::string_view id(mid->GetString(), mid->GetStringLength());
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "marker_removed");
+    j.kv("marker_id", id);
+    j.w().EndObject();
+    engine::FrameRef event(j.frame());
+    engine::FrameRef fail;
+    if (persistent_)
+      fail = engine::FrameRef(error_frame("the marker could not be removed (store failure)"));
+    thread_local std::string key;
+    key.assign(kMarkerPrefix);
+    key.append(id);
+    hub::StateOptions opts;
+    opts.echo = false;
+    opts.event = event.get();  // sent only if the marker was there
+    opts.reply_fail = fail.get();
+    hub.set_state(s, room_.get(), key, std::nullopt, nullptr, opts);
+  } else if (type == "chat_message") {
+    engine::FrameRef event = original();
+    hub.broadcast(s, room_.get(), event.get(), false);
+  } else if (type == "ping") {
+    const Value* ts = find_last(doc, "timestamp");
+    JsonFrame j;
+    j.w().StartObject();
+    j.kv("type", "pong");
+    j.key("timestamp");
+    if (ts)
+      ts->Accept(j.w());
+    else
+      j.w().Null();
+    j.w().EndObject();
+    engine::FrameRef f(j.frame());
+    if (hub.joined_room(s, kRoom)) {
+      s.send_frame(f.get());
+    } else {
+      // Connected a moment ago: the sync messages are still on their way from the room's home
+      // core. The pong goes the same way, so it cannot overtake them.
+      uint64_t id = s.id();
+      hub.post_fn(room_->home(), [f, id](hub::Hub& home) { home.send_to(id, f.get()); });
+    }
+  }
+  // Any other type: ignored, the connection stays open.
+}
+
+}  // namespace ringcast::profiles
