@@ -97,6 +97,8 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"ping_timeout_ms", integer(path, L.ping_timeout_ms, 50, kMaxMs)},
         {"drain_timeout_ms", integer(path, L.drain_timeout_ms, 0, kMaxMs)},
         {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)},
+        {"max_messages_per_second", integer(path, L.max_messages_per_second, 0, 100000000)},
+        {"message_burst", integer(path, L.message_burst, 0, 100000000)},
         {"slow_consumer",
          [&path, &L](const std::string& key, const toml::node& node) {
            std::string v;

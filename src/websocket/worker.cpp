@@ -184,6 +184,26 @@ Session* Worker::find_session(uint64_t id) const {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
+// Token bucket per session (in thousandths of a message, refilled from the loop's cached clock):
+// no syscall and no allocation per message.
+bool Worker::take_message_token(Session& s) {
+  const Limits& L = settings_->limits;
+  if (L.max_messages_per_second == 0) return true;
+  const uint64_t cap =
+      uint64_t{L.message_burst ? L.message_burst : L.max_messages_per_second} * 1000;
+  uint64_t tokens = s.rate_tokens_ == UINT32_MAX ? cap : s.rate_tokens_;
+  if (s.rate_refill_ms_ == 0) s.rate_refill_ms_ = now_ms_;
+  const int64_t dt = now_ms_ - s.rate_refill_ms_;
+  if (dt > 0) {
+    tokens =
+        std::min<uint64_t>(cap, tokens + static_cast<uint64_t>(dt) * L.max_messages_per_second);
+    s.rate_refill_ms_ = now_ms_;
+  }
+  if (tokens < 1000) return false;
+  s.rate_tokens_ = static_cast<uint32_t>(std::min<uint64_t>(tokens - 1000, UINT32_MAX - 1));
+  return true;
+}
+
 void Worker::refresh_settings() {
   settings_generation_ = shared_.settings->generation();
   settings_ = shared_.settings->get();
@@ -849,6 +869,8 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
         if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;
       } else {
         if (s.in_message_) return fail(s, kCloseProtocolError, "expected continuation"), false;
+        if (!take_message_token(s))
+          return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
         s.in_message_ = true;
         s.message_opcode_ = c.opcode;
         s.message_size_ = 0;

@@ -409,5 +409,39 @@ class KeepaliveTest(WsCase):
                              "client %d: %r (last item: pongs sent = pings received)" % (i, r))
 
 
+class MessageRateLimitTest(WsCase):
+    # 20 messages/s with bursts of 10: a flood is closed with 1008, a client within the rate is not.
+    CONFIG = {"limits": {"max_messages_per_second": 20, "message_burst": 10}}
+
+    def test_flood_closed_1008(self):
+        ws = self.ws()
+        ws.send(b"".join(build_frame(OP_TEXT, b"m%d" % i) for i in range(50)))
+        echoed = 0
+        try:
+            while True:
+                op, _ = ws.read_message(timeout=5)
+                echoed += 1
+        except harness.ConnectionClosedByServer as e:
+            self.assertEqual(e.code, 1008, e.reason)
+        except Closed:
+            self.fail("TCP closed without a close frame (expected 1008)")
+        self.assertIn(echoed, (10, 11), "the burst is 10 messages")
+        self.finish_close(ws)
+
+    def test_within_rate_stays_open(self):
+        ws = self.ws()
+        for i in range(25):  # 25 messages at ~12/s: under the rate, beyond one burst
+            self.assertEqual(ws.echo(OP_TEXT, b"ok %d" % i), (OP_TEXT, b"ok %d" % i))
+            time.sleep(0.08)
+
+    def test_fragments_count_once(self):
+        ws = self.ws()
+        for i in range(8):  # one message of 30 fragments, 8 times: 8 messages, within the burst
+            frames = [build_frame(OP_TEXT if k == 0 else OP_CONT, b"f", fin=(k == 29))
+                      for k in range(30)]
+            ws.send(b"".join(frames))
+            self.assertEqual(ws.read_message(timeout=5), (OP_TEXT, b"f" * 30))
+
+
 if __name__ == "__main__":
     harness.main()

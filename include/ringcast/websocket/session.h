@@ -87,6 +87,8 @@ class Session : public engine::Socket {
   uint32_t inflight_bytes_ = 0;  // their bytes
   uint32_t send_pass_ = 0;       // loop pass in which that send was submitted
   uint64_t message_size_ = 0;
+  uint32_t rate_tokens_ = UINT32_MAX;  // message-rate bucket, in thousandths of a message
+  int64_t rate_refill_ms_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;
   int64_t message_deadline_ms_ = 0;  // close_unless_message_within(); 0 = none

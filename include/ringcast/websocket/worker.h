@@ -106,6 +106,7 @@ class Worker final : public engine::BackendEvents {
  private:
   void loop();
   void refresh_settings();
+  bool take_message_token(Session& s);
   void begin_stop();
   void flush();
   void mark_dirty(Session& s);
