@@ -3,49 +3,41 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include <cmath>
-#include <limits>
 #include <string>
 
 using namespace ringcast::profiles;
 
 namespace {
+// The value JSON text parses to, as the profiles parse it (full precision; NaN and Infinity as
+// Python's json.loads accepts them), passed to f.
+template <typename F>
+auto with_json(const char* json, F f) {
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(json);
+  EXPECT_FALSE(d.HasParseError()) << json;
+  return f(static_cast<const rapidjson::Value&>(d));
+}
+std::string py_str(const char* json) {
+  return with_json(json, [](const rapidjson::Value& v) {
+    std::string s;
+    append_py_str(s, v);
+    return s;
+  });
+}
+std::string key_of(const char* json) {
+  return with_json(json, [](const rapidjson::Value& v) {
+    std::string s;
+    append_py_key(s, v);
+    return s;
+  });
+}
+bool truthy_of(const char* json) {
+  return with_json(json, [](const rapidjson::Value& v) { return py_truthy(&v); });
+}
 std::string py_float(double d) {
   std::string s;
   append_py_float(s, d);
   return s;
-}
-// str() of JSON as the relayer and bridge parse it (NaN and Infinity accepted).
-std::string py_str(const char* json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseNanAndInfFlag>(json);
-  EXPECT_FALSE(d.HasParseError()) << json;
-  std::string s;
-  append_py_str(s, d);
-  return s;
-}
-// str() of JSON parsed at full precision (the live map).
-std::string py_str_full(const char* json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(json);
-  EXPECT_FALSE(d.HasParseError()) << json;
-  std::string s;
-  append_py_str(s, d);
-  return s;
-}
-std::string key_of(const char* json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag>(json);
-  EXPECT_FALSE(d.HasParseError()) << json;
-  std::string s;
-  append_py_key(s, d);
-  return s;
-}
-bool truthy_of(const char* json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseNanAndInfFlag>(json);
-  EXPECT_FALSE(d.HasParseError()) << json;
-  return py_truthy(&d);
 }
 }  // namespace
 
@@ -89,27 +81,27 @@ TEST(PythonJson, StrAndReprOfJsonValues) {
 }
 
 TEST(PythonJson, StrScalars) {
-  EXPECT_EQ(py_str_full("\"abc\""), "abc");
-  EXPECT_EQ(py_str_full("\"caf\\u00e9 'x'\""), "caf\xc3\xa9 'x'");
-  EXPECT_EQ(py_str_full("1704110400"), "1704110400");
-  EXPECT_EQ(py_str_full("-42"), "-42");
-  EXPECT_EQ(py_str_full("18446744073709551615"), "18446744073709551615");
-  EXPECT_EQ(py_str_full("true"), "True");
-  EXPECT_EQ(py_str_full("false"), "False");
-  EXPECT_EQ(py_str_full("null"), "None");
+  EXPECT_EQ(py_str("\"abc\""), "abc");
+  EXPECT_EQ(py_str("\"caf\\u00e9 'x'\""), "caf\xc3\xa9 'x'");
+  EXPECT_EQ(py_str("1704110400"), "1704110400");
+  EXPECT_EQ(py_str("-42"), "-42");
+  EXPECT_EQ(py_str("18446744073709551615"), "18446744073709551615");
+  EXPECT_EQ(py_str("true"), "True");
+  EXPECT_EQ(py_str("false"), "False");
+  EXPECT_EQ(py_str("null"), "None");
 }
 
 TEST(PythonJson, StrFloatsAsPythonRepr) {
-  EXPECT_EQ(py_str_full("1.5"), "1.5");
-  EXPECT_EQ(py_str_full("1704110400.5"), "1704110400.5");
-  EXPECT_EQ(py_str_full("1e16"), "1e+16");
-  EXPECT_EQ(py_str_full("1.0"), "1.0");
-  EXPECT_EQ(py_str_full("-0.0"), "-0.0");
-  EXPECT_EQ(py_str_full("0.1"), "0.1");
-  EXPECT_EQ(py_str_full("0.0001"), "0.0001");
-  EXPECT_EQ(py_str_full("0.00001"), "1e-05");
-  EXPECT_EQ(py_str_full("1.5e-7"), "1.5e-07");
-  EXPECT_EQ(py_str_full("123456789012345678901234567890"), "1.2345678901234568e+29");
+  EXPECT_EQ(py_str("1.5"), "1.5");
+  EXPECT_EQ(py_str("1704110400.5"), "1704110400.5");
+  EXPECT_EQ(py_str("1e16"), "1e+16");
+  EXPECT_EQ(py_str("1.0"), "1.0");
+  EXPECT_EQ(py_str("-0.0"), "-0.0");
+  EXPECT_EQ(py_str("0.1"), "0.1");
+  EXPECT_EQ(py_str("0.0001"), "0.0001");
+  EXPECT_EQ(py_str("0.00001"), "1e-05");
+  EXPECT_EQ(py_str("1.5e-7"), "1.5e-07");
+  EXPECT_EQ(py_str("123456789012345678901234567890"), "1.2345678901234568e+29");
   EXPECT_EQ(py_float(1e15), "1000000000000000.0");
   EXPECT_EQ(py_float(9999999999999998.0), "9999999999999998.0");
   EXPECT_EQ(py_float(1e22), "1e+22");
@@ -121,13 +113,13 @@ TEST(PythonJson, StrFloatsAsPythonRepr) {
 }
 
 TEST(PythonJson, StrContainers) {
-  EXPECT_EQ(py_str_full("[1, \"a\", null, true, 1.5]"), "[1, 'a', None, True, 1.5]");
-  EXPECT_EQ(py_str_full("{\"k\": \"v\", \"n\": [ ]}"), "{'k': 'v', 'n': []}");
-  EXPECT_EQ(py_str_full("[\"it's\"]"), "[\"it's\"]");
-  EXPECT_EQ(py_str_full("[\"a'b\\\"c\"]"), "['a\\'b\"c']");
-  EXPECT_EQ(py_str_full("[\"t\\tn\\nb\\\\\"]"), "['t\\tn\\nb\\\\']");
-  EXPECT_EQ(py_str_full("[\"\\u0001\\u00a0\\u00e9\\u2028\"]"), "['\\x01\\xa0\xc3\xa9\\u2028']");
-  EXPECT_EQ(py_str_full("{}"), "{}");
+  EXPECT_EQ(py_str("[1, \"a\", null, true, 1.5]"), "[1, 'a', None, True, 1.5]");
+  EXPECT_EQ(py_str("{\"k\": \"v\", \"n\": [ ]}"), "{'k': 'v', 'n': []}");
+  EXPECT_EQ(py_str("[\"it's\"]"), "[\"it's\"]");
+  EXPECT_EQ(py_str("[\"a'b\\\"c\"]"), "['a\\'b\"c']");
+  EXPECT_EQ(py_str("[\"t\\tn\\nb\\\\\"]"), "['t\\tn\\nb\\\\']");
+  EXPECT_EQ(py_str("[\"\\u0001\\u00a0\\u00e9\\u2028\"]"), "['\\x01\\xa0\xc3\xa9\\u2028']");
+  EXPECT_EQ(py_str("{}"), "{}");
 }
 
 TEST(PythonJson, ReprOfStringsEscapesWhatPythonCannotPrint) {
