@@ -4,7 +4,8 @@
 The profiles' tests differ only in small ways, passed as parameters:
   decode(m)      turns each received frame into the inbox item (default: kept as is; see
                  json_decoder for "JSON text, Binary for binary frames, a marker for junk");
-  on_message(x)  is called with each item as it arrives (counters);
+  on_message(x)  is called with each item as it arrives (counters); returning True keeps the item
+                 out of the inbox (swallowed);
   check(x)       is called on each item `next` returns, in the test's task (shape assertions).
 """
 
@@ -27,12 +28,12 @@ class Binary:
         return "<Binary %d %r>" % (len(self.data), self.data[:40])
 
 
-def json_decoder(unparseable):
+def json_decoder(unparseable, binary=Binary):
     """decode: text frames parsed as JSON (unparseable(m) when they are not), binary frames as
-    Binary."""
+    binary(m)."""
     def decode(m):
         if isinstance(m, bytes):
-            return Binary(m)
+            return binary(m)
         try:
             return json.loads(m)
         except ValueError:
@@ -70,8 +71,8 @@ class WsInbox:
         try:
             async for m in self.ws:
                 item = self._decode(m) if self._decode else m
-                if self._on_message:
-                    self._on_message(item)
+                if self._on_message and self._on_message(item):
+                    continue
                 self.inbox.append(item)
                 self._event.set()
         except websockets.ConnectionClosed:
