@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include <string>
+#include <utility>
 
 using namespace ringcast::profiles;
 
@@ -42,84 +43,87 @@ std::string py_float(double d) {
 }  // namespace
 
 TEST(PythonJson, FloatReprMatchesPython) {
-  EXPECT_EQ(py_float(1.0), "1.0");
-  EXPECT_EQ(py_float(-2.5), "-2.5");
-  EXPECT_EQ(py_float(0.0), "0.0");
-  EXPECT_EQ(py_float(-0.0), "-0.0");
-  EXPECT_EQ(py_float(0.1), "0.1");
-  EXPECT_EQ(py_float(0.0001), "0.0001");
-  EXPECT_EQ(py_float(0.00001), "1e-05");
-  EXPECT_EQ(py_float(1.5e-7), "1.5e-07");
-  EXPECT_EQ(py_float(123456789.0), "123456789.0");
-  EXPECT_EQ(py_float(1e15), "1000000000000000.0");
-  EXPECT_EQ(py_float(1e16), "1e+16");
-  EXPECT_EQ(py_float(1.5e20), "1.5e+20");
-  EXPECT_EQ(py_float(1e300), "1e+300");
-  EXPECT_EQ(py_float(1.0 / 3), "0.3333333333333333");
+  const std::pair<double, const char*> cases[] = {
+      {1.0, "1.0"},
+      {-2.5, "-2.5"},
+      {0.0, "0.0"},
+      {-0.0, "-0.0"},
+      {0.1, "0.1"},
+      {0.0001, "0.0001"},
+      {0.00001, "1e-05"},
+      {1.5e-7, "1.5e-07"},
+      {123456789.0, "123456789.0"},
+      {450.0, "450.0"},
+      {1e15, "1000000000000000.0"},
+      {9999999999999998.0, "9999999999999998.0"},
+      {1e16, "1e+16"},
+      {1.5e20, "1.5e+20"},
+      {1e22, "1e+22"},
+      {-2.5e100, "-2.5e+100"},
+      {1e300, "1e+300"},
+      {1.7976931348623157e308, "1.7976931348623157e+308"},
+      {5e-324, "5e-324"},
+      {1.0 / 3, "0.3333333333333333"},
+      {0.1 + 0.2, "0.30000000000000004"},
+  };
+  for (const auto& [d, want] : cases) EXPECT_EQ(py_float(d), want) << d;
 }
 
-TEST(PythonJson, StrAndReprOfJsonValues) {
-  EXPECT_EQ(py_str("\"booth_001\""), "booth_001");
-  EXPECT_EQ(py_str("null"), "None");
-  EXPECT_EQ(py_str("true"), "True");
-  EXPECT_EQ(py_str("false"), "False");
-  EXPECT_EQ(py_str("5"), "5");
-  EXPECT_EQ(py_str("-7"), "-7");
-  EXPECT_EQ(py_str("2.0"), "2.0");
-  EXPECT_EQ(py_str("NaN"), "nan");
-  EXPECT_EQ(py_str("-Infinity"), "-inf");
-  EXPECT_EQ(py_str("[]"), "[]");
-  EXPECT_EQ(py_str("{}"), "{}");
-  EXPECT_EQ(py_str("[1, \"a\", null, [true]]"), "[1, 'a', None, [True]]");
-  EXPECT_EQ(py_str("{\"k\": \"it's\", \"q\": \"say \\\"hi\\\"\"}"),
-            "{'k': \"it's\", 'q': 'say \"hi\"'}");
-  EXPECT_EQ(py_str("[\"both ' and \\\"\"]"), "['both \\' and \"']");
-  EXPECT_EQ(py_str("[\"tab\\tnl\\n\\u0001\\\\\"]"), "['tab\\tnl\\n\\x01\\\\']");
-  EXPECT_EQ(py_str("[\"\\u00e9\\u00a0\\u2028\"]"), "['\xc3\xa9\\xa0\\u2028']");
-  // a repeated key keeps its first position and takes its last value, as json.loads does
-  EXPECT_EQ(py_str("{\"a\": 1, \"b\": 2, \"a\": 3}"), "{'a': 3, 'b': 2}");
+// str() of JSON text: {json, what Python prints}.
+using StrCase = std::pair<const char*, const char*>;
+
+TEST(PythonJson, StrOfScalars) {
+  const StrCase cases[] = {
+      {"\"booth_001\"", "booth_001"},
+      {"\"abc\"", "abc"},
+      {"\"caf\\u00e9 'x'\"", "caf\xc3\xa9 'x'"},
+      {"null", "None"},
+      {"true", "True"},
+      {"false", "False"},
+      {"5", "5"},
+      {"-7", "-7"},
+      {"-42", "-42"},
+      {"1704110400", "1704110400"},
+      {"18446744073709551615", "18446744073709551615"},
+      // floats as Python's repr
+      {"2.0", "2.0"},
+      {"1.0", "1.0"},
+      {"-0.0", "-0.0"},
+      {"1.5", "1.5"},
+      {"1704110400.5", "1704110400.5"},
+      {"1e16", "1e+16"},
+      {"0.1", "0.1"},
+      {"0.0001", "0.0001"},
+      {"0.00001", "1e-05"},
+      {"1.5e-7", "1.5e-07"},
+      {"123456789012345678901234567890", "1.2345678901234568e+29"},
+      {"NaN", "nan"},
+      {"-Infinity", "-inf"},
+  };
+  for (const auto& [json, want] : cases) EXPECT_EQ(py_str(json), want) << json;
 }
 
-TEST(PythonJson, StrScalars) {
-  EXPECT_EQ(py_str("\"abc\""), "abc");
-  EXPECT_EQ(py_str("\"caf\\u00e9 'x'\""), "caf\xc3\xa9 'x'");
-  EXPECT_EQ(py_str("1704110400"), "1704110400");
-  EXPECT_EQ(py_str("-42"), "-42");
-  EXPECT_EQ(py_str("18446744073709551615"), "18446744073709551615");
-  EXPECT_EQ(py_str("true"), "True");
-  EXPECT_EQ(py_str("false"), "False");
-  EXPECT_EQ(py_str("null"), "None");
-}
-
-TEST(PythonJson, StrFloatsAsPythonRepr) {
-  EXPECT_EQ(py_str("1.5"), "1.5");
-  EXPECT_EQ(py_str("1704110400.5"), "1704110400.5");
-  EXPECT_EQ(py_str("1e16"), "1e+16");
-  EXPECT_EQ(py_str("1.0"), "1.0");
-  EXPECT_EQ(py_str("-0.0"), "-0.0");
-  EXPECT_EQ(py_str("0.1"), "0.1");
-  EXPECT_EQ(py_str("0.0001"), "0.0001");
-  EXPECT_EQ(py_str("0.00001"), "1e-05");
-  EXPECT_EQ(py_str("1.5e-7"), "1.5e-07");
-  EXPECT_EQ(py_str("123456789012345678901234567890"), "1.2345678901234568e+29");
-  EXPECT_EQ(py_float(1e15), "1000000000000000.0");
-  EXPECT_EQ(py_float(9999999999999998.0), "9999999999999998.0");
-  EXPECT_EQ(py_float(1e22), "1e+22");
-  EXPECT_EQ(py_float(1.7976931348623157e308), "1.7976931348623157e+308");
-  EXPECT_EQ(py_float(5e-324), "5e-324");
-  EXPECT_EQ(py_float(0.1 + 0.2), "0.30000000000000004");
-  EXPECT_EQ(py_float(450.0), "450.0");
-  EXPECT_EQ(py_float(-2.5e100), "-2.5e+100");
-}
-
-TEST(PythonJson, StrContainers) {
-  EXPECT_EQ(py_str("[1, \"a\", null, true, 1.5]"), "[1, 'a', None, True, 1.5]");
-  EXPECT_EQ(py_str("{\"k\": \"v\", \"n\": [ ]}"), "{'k': 'v', 'n': []}");
-  EXPECT_EQ(py_str("[\"it's\"]"), "[\"it's\"]");
-  EXPECT_EQ(py_str("[\"a'b\\\"c\"]"), "['a\\'b\"c']");
-  EXPECT_EQ(py_str("[\"t\\tn\\nb\\\\\"]"), "['t\\tn\\nb\\\\']");
-  EXPECT_EQ(py_str("[\"\\u0001\\u00a0\\u00e9\\u2028\"]"), "['\\x01\\xa0\xc3\xa9\\u2028']");
-  EXPECT_EQ(py_str("{}"), "{}");
+TEST(PythonJson, StrOfContainers) {
+  const StrCase cases[] = {
+      {"[]", "[]"},
+      {"{}", "{}"},
+      {"[1, \"a\", null, [true]]", "[1, 'a', None, [True]]"},
+      {"[1, \"a\", null, true, 1.5]", "[1, 'a', None, True, 1.5]"},
+      {"{\"k\": \"v\", \"n\": [ ]}", "{'k': 'v', 'n': []}"},
+      // quotes as Python picks them
+      {"{\"k\": \"it's\", \"q\": \"say \\\"hi\\\"\"}", "{'k': \"it's\", 'q': 'say \"hi\"'}"},
+      {"[\"it's\"]", "[\"it's\"]"},
+      {"[\"both ' and \\\"\"]", "['both \\' and \"']"},
+      {"[\"a'b\\\"c\"]", "['a\\'b\"c']"},
+      // escapes
+      {"[\"tab\\tnl\\n\\u0001\\\\\"]", "['tab\\tnl\\n\\x01\\\\']"},
+      {"[\"t\\tn\\nb\\\\\"]", "['t\\tn\\nb\\\\']"},
+      {"[\"\\u00e9\\u00a0\\u2028\"]", "['\xc3\xa9\\xa0\\u2028']"},
+      {"[\"\\u0001\\u00a0\\u00e9\\u2028\"]", "['\\x01\\xa0\xc3\xa9\\u2028']"},
+      // a repeated key keeps its first position and takes its last value, as json.loads does
+      {"{\"a\": 1, \"b\": 2, \"a\": 3}", "{'a': 3, 'b': 2}"},
+  };
+  for (const auto& [json, want] : cases) EXPECT_EQ(py_str(json), want) << json;
 }
 
 TEST(PythonJson, ReprOfStringsEscapesWhatPythonCannotPrint) {
