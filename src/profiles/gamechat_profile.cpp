@@ -12,8 +12,8 @@
 //  get
 //    {"error": "invalid JSON..."}; a binary frame gets {"error": "binary frames are not
 //    supported..."}. The connection stays open in every case (the real server dropped it).
-//  - `channel` other than a string becomes the text Python's str() gives numbers and booleans
-//    (5 -> "5", 2.5 -> "2.5", true -> "True"); an object or array becomes its compact JSON text.
+//  - `channel` other than a string becomes the text Python's str() gives it (5 -> "5",
+//    2.5 -> "2.5", true -> "True", [1, "a"] -> "[1, 'a']").
 //  - a repeated key counts once, with its last value, at its first position (Python's json).
 //  - history: `limit` absent = 10, an integer <= 0 = everything kept, anything else (null, a
 //    fraction, a string, a boolean) is an error reply; `offset` (absent or null = 0) skips the
@@ -21,15 +21,11 @@
 #include "ringcast/profiles/gamechat_profile.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -37,6 +33,7 @@
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/jwt_hs256.h"
+#include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/session.h"
 #include "ringcast/websocket/worker.h"
@@ -93,134 +90,12 @@ std::string_view name_of(const Value& v) {
   return {v.GetString(), v.GetStringLength()};
 }
 
-// What Python's dict.get() sees: the last value of a repeated key.
-const Value* find_last(const Value& obj, std::string_view name) {
-  const Value* found = nullptr;
-  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
-    if (name_of(it->name) == name) found = &it->value;
-  return found;
-}
-
-// Every key once, in order of first appearance, with its last value (Python's json.loads).
-template <typename Fn>
-void for_each_member(const Value& obj, Fn&& fn) {
-  auto m = obj.MemberBegin();
-  const size_t n = obj.MemberCount();
-  if (n <= 32) {
-    for (size_t i = 0; i < n; ++i) {
-      std::string_view name = name_of(m[i].name);
-      bool seen = false;
-      for (size_t j = 0; j < i && !seen; ++j) seen = name_of(m[j].name) == name;
-      if (seen) continue;
-      size_t last = i;
-      for (size_t k = i + 1; k < n; ++k)
-        if (name_of(m[k].name) == name) last = k;
-      fn(name, m[last].value);
-    }
-    return;
-  }
-  std::unordered_map<std::string_view, size_t> last;  // big objects only
-  last.reserve(n);
-  for (size_t i = 0; i < n; ++i) last[name_of(m[i].name)] = i;
-  for (size_t i = 0; i < n; ++i) {
-    auto it = last.find(name_of(m[i].name));
-    if (it->second == SIZE_MAX) continue;  // emitted at its first position
-    fn(it->first, m[it->second].value);
-    it->second = SIZE_MAX;
-  }
-}
-
-// Python truthiness of a JSON value (absent = None).
-bool truthy(const Value* v) {
-  if (!v) return false;
-  switch (v->GetType()) {
-    case rapidjson::kNullType:
-    case rapidjson::kFalseType:
-      return false;
-    case rapidjson::kTrueType:
-      return true;
-    case rapidjson::kNumberType:
-      if (v->IsInt64()) return v->GetInt64() != 0;
-      if (v->IsUint64()) return v->GetUint64() != 0;
-      return v->GetDouble() != 0.0;
-    case rapidjson::kStringType:
-      return v->GetStringLength() > 0;
-    case rapidjson::kArrayType:
-      return !v->Empty();
-    case rapidjson::kObjectType:
-      return v->MemberCount() > 0;
-  }
-  return false;
-}
-
-// Python's str(float): the shortest digits that round-trip; fixed notation for exponents -4..15
-// (whole numbers keep ".0"), otherwise d.ddde+XX.
-std::string python_float(double d) {
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
-  std::string_view s(buf, static_cast<size_t>(r.ptr - buf));
-  std::string out;
-  if (!s.empty() && s[0] == '-') {
-    out += '-';
-    s.remove_prefix(1);
-  }
-  size_t e = s.find('e');
-  if (e == std::string_view::npos) return std::string(buf, r.ptr);  // inf/nan: not from JSON
-  std::string digits(1, s[0]);
-  if (e > 2) digits.append(s.substr(2, e - 2));
-  int exp = std::atoi(std::string(s.substr(e + 1)).c_str());
-  if (exp >= -4 && exp < 16) {
-    if (exp >= 0) {
-      size_t whole = static_cast<size_t>(exp) + 1;
-      if (digits.size() <= whole) {
-        out += digits;
-        out.append(whole - digits.size(), '0');
-        out += ".0";
-      } else {
-        out += digits.substr(0, whole);
-        out += '.';
-        out += digits.substr(whole);
-      }
-    } else {
-      out += "0.";
-      out.append(static_cast<size_t>(-exp - 1), '0');
-      out += digits;
-    }
-    return out;
-  }
-  out += digits[0];
-  if (digits.size() > 1) {
-    out += '.';
-    out += digits.substr(1);
-  }
-  out += exp < 0 ? "e-" : "e+";
-  int a = std::abs(exp);
-  if (a < 10) out += '0';
-  out += std::to_string(a);
-  return out;
-}
-
 // `channel` as the real server's str() leaves it.
 void write_channel(JsonFrame& j, const Value& v) {
-  char buf[32];
-  if (v.IsString()) {
-    j.str(name_of(v));
-  } else if (v.IsBool()) {
-    j.str(v.GetBool() ? "True" : "False");
-  } else if (v.IsInt64()) {
-    auto r = std::to_chars(buf, buf + sizeof buf, v.GetInt64());
-    j.str({buf, static_cast<size_t>(r.ptr - buf)});
-  } else if (v.IsUint64()) {
-    auto r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
-    j.str({buf, static_cast<size_t>(r.ptr - buf)});
-  } else if (v.IsNumber()) {
-    j.str(python_float(v.GetDouble()));
-  } else {
-    rapidjson::StringBuffer sb;
-    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-    v.Accept(w);
-    j.str({sb.GetString(), sb.GetSize()});
-  }
+  thread_local std::string text;
+  text.clear();
+  append_py_str(text, v);
+  j.str(text);
 }
 
 // The broadcast and the history record are the same bytes: the chat object as a text frame.
@@ -293,7 +168,7 @@ void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) 
     s.send_text(kNotAnObject);
     return;
   }
-  const Value* action = find_last(r.doc, "action");
+  const Value* action = py_get(r.doc, "action");
   auto is = [action](std::string_view name) {
     return action && action->IsString() && name_of(*action) == name;
   };
@@ -313,10 +188,10 @@ void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) 
 
 void GamechatProfile::login(Session& s, Request& r) {
   GamechatState& st = *state_of(s);
-  const Value* token = find_last(r.doc, "token");
+  const Value* token = py_get(r.doc, "token");
   const bool credentials =
-      truthy(find_last(r.doc, "username")) && truthy(find_last(r.doc, "password"));
-  if (!truthy(token)) {
+      py_truthy(py_get(r.doc, "username")) && py_truthy(py_get(r.doc, "password"));
+  if (!py_truthy(token)) {
     // The real server reports the missing fields, then still tries a credential login (which
     // fails): one or two errors. Without a password backend that login always fails here.
     if (!credentials) s.send_text(kNoCredentials);
@@ -387,7 +262,7 @@ void GamechatProfile::chat(Session& s, Request& r) {
   j.kv("user_id", st.user_id);
   j.key("timestamp");
   w.Int64(now_seconds());
-  for_each_member(r.doc, [&](std::string_view name, const Value& v) {
+  py_for_each_member(r.doc, [&](std::string_view name, const Value& v) {
     // The server's user_id, timestamp and nickname win over the client's.
     if (name == "action" || name == "user_id" || name == "timestamp" || name == "nickname") return;
     j.key(name);
@@ -415,7 +290,7 @@ void GamechatProfile::history(Session& s, Request& r) {
   GamechatState& st = *state_of(s);
   if (!st.room) return;
   size_t limit = kDefaultHistoryLimit;
-  if (const Value* v = find_last(r.doc, "limit")) {
+  if (const Value* v = py_get(r.doc, "limit")) {
     if (v->IsInt64())
       limit = v->GetInt64() <= 0 ? SIZE_MAX : static_cast<size_t>(v->GetInt64());
     else if (v->IsUint64())
@@ -424,7 +299,7 @@ void GamechatProfile::history(Session& s, Request& r) {
       return s.send_text(kBadLimit);
   }
   size_t offset = 0;
-  if (const Value* v = find_last(r.doc, "offset"); v && !v->IsNull()) {
+  if (const Value* v = py_get(r.doc, "offset"); v && !v->IsNull()) {
     if (v->IsInt64() && v->GetInt64() >= 0)
       offset = static_cast<size_t>(v->GetInt64());
     else if (v->IsUint64())

@@ -4,12 +4,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <charconv>
-#include <cmath>
-#include <cstring>
-
+#include "ringcast/profiles/json_arena.h"
+#include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
-#include "ringcast/profiles/python_str.h"
+#include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/session.h"
@@ -23,111 +21,6 @@ namespace {
 
 constexpr std::string_view kMarkerPrefix = "m:";
 constexpr std::string_view kPositionPrefix = "p:";
-
-// Parse memory for one message: fixed per-thread buffers, so a typical message allocates nothing.
-struct JsonArena {
-  char values[32 * 1024];
-  char stack[8 * 1024];
-  rapidjson::MemoryPoolAllocator<> value_alloc{values, sizeof values};
-  rapidjson::MemoryPoolAllocator<> stack_alloc{stack, sizeof stack};
-};
-using ArenaDocument =
-    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                               rapidjson::MemoryPoolAllocator<>>;
-
-JsonArena& arena() {
-  thread_local JsonArena a;
-  a.value_alloc.Clear();
-  a.stack_alloc.Clear();
-  return a;
-}
-
-// Python's json.loads keeps the last of duplicate keys: so does every lookup here.
-const Value* find_last(const Value& obj, std::string_view name) {
-  const Value* found = nullptr;
-  for (const auto& m : obj.GetObject()) {
-    if (m.name.GetStringLength() == name.size() &&
-        std::memcmp(m.name.GetString(), name.data(), name.size()) == 0)
-      found = &m.value;
-  }
-  return found;
-}
-
-// Python truthiness of a JSON value.
-bool truthy(const Value& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-    case rapidjson::kFalseType:
-      return false;
-    case rapidjson::kTrueType:
-      return true;
-    case rapidjson::kStringType:
-      return v.GetStringLength() > 0;
-    case rapidjson::kArrayType:
-      return !v.Empty();
-    case rapidjson::kObjectType:
-      return v.MemberCount() > 0;
-    case rapidjson::kNumberType:
-      if (v.IsUint64()) return v.GetUint64() != 0;
-      if (v.IsInt64()) return v.GetInt64() != 0;
-      return v.GetDouble() != 0.0;
-  }
-  return false;
-}
-
-// A position's key: equal Python dict keys give equal text (1, 1.0 and true are one key; "1" is
-// another).
-void append_position_key(std::string& out, const Value& uid) {
-  char buf[64];
-  if (uid.IsString()) {
-    out.push_back('s');
-    out.append(uid.GetString(), uid.GetStringLength());
-    return;
-  }
-  out.push_back('n');
-  std::to_chars_result r;
-  if (uid.IsBool()) {
-    r = std::to_chars(buf, buf + sizeof buf, uid.GetBool() ? 1 : 0);
-  } else if (uid.IsUint64()) {
-    r = std::to_chars(buf, buf + sizeof buf, uid.GetUint64());
-  } else if (uid.IsInt64()) {
-    r = std::to_chars(buf, buf + sizeof buf, uid.GetInt64());
-  } else {
-    double d = uid.GetDouble();
-    if (d == std::trunc(d) && std::fabs(d) < 9.2e18)
-      r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
-    else
-      r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
-  }
-  out.append(buf, r.ptr);
-}
-
-// Deepest nesting of arrays/objects in JSON text (a cheap scan; strings skipped). The parser is
-// iterative, but writing a value back is recursive: messages nested deeper than kMaxDepth are
-// refused before anything recurses.
-bool too_deep(std::span<const uint8_t> p, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (uint8_t c : p) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
 
 // A value written back to JSON text in a per-thread buffer (valid until the next call).
 std::string_view to_json_scratch(const Value& v) {
@@ -222,7 +115,8 @@ void LivemapProfile::on_close(Session& s) {
 }
 
 void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
-  if (too_deep(payload, kMaxDepth)) {
+  if (nested_deeper_than({reinterpret_cast<const char*>(payload.data()), payload.size()},
+                         kMaxDepth)) {
     s.close(websocket::kClosePolicyViolation, "JSON nested too deeply");
     return;
   }
@@ -230,7 +124,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
   // copy (no allocation once warm), so the original bytes stay available for forwarding.
   thread_local std::string text;
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
-  JsonArena& mem = arena();
+  JsonArena& mem = json_arena();
   ArenaDocument doc(&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc);
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
   if (op == websocket::Opcode::kBinary)  // text frames were checked for UTF-8 already
@@ -245,7 +139,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     s.close(websocket::kCloseUnsupportedData, "message must be a JSON object");
     return;
   }
-  const Value* type_value = find_last(doc, "type");
+  const Value* type_value = py_get(doc, "type");
   if (!type_value || !type_value->IsString()) return;  // no type: ignored
   std::string_view type(type_value->GetString(), type_value->GetStringLength());
   hub::Hub& hub = hubs_.hub_of(s);
@@ -254,14 +148,14 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
   };
 
   if (type == "position_update") {
-    const Value* player = find_last(doc, "player");
+    const Value* player = py_get(doc, "player");
     if (!player) return;  // defaults to {}: no user_id, nothing stored or sent
     if (!player->IsObject()) {
       s.close(websocket::kClosePolicyViolation, "position_update: \"player\" must be an object");
       return;
     }
-    const Value* uid = find_last(*player, "user_id");
-    if (!uid || !truthy(*uid)) return;
+    const Value* uid = py_get(*player, "user_id");
+    if (!py_truthy(uid)) return;
     if (uid->IsObject() || uid->IsArray()) {
       s.close(websocket::kClosePolicyViolation,
               "position_update: \"user_id\" must be a string, number or boolean");
@@ -269,7 +163,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     }
     thread_local std::string key;
     key.assign(kPositionPrefix);
-    append_position_key(key, *uid);
+    append_py_key(key, *uid);
     std::string_view value = to_json_scratch(*player);
     engine::FrameRef event = original();  // encoded once, shared by every recipient
     hub::StateOptions opts;
@@ -278,13 +172,13 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     opts.event = event.get();
     hub.set_state(s, room_.get(), key, value, nullptr, opts);
   } else if (type == "marker_add") {
-    const Value* marker = find_last(doc, "marker");
+    const Value* marker = py_get(doc, "marker");
     if (!marker || !marker->IsObject()) {
       s.close(websocket::kClosePolicyViolation, "marker_add: \"marker\" must be an object");
       return;
     }
-    const Value* uid = find_last(*marker, "user_id");
-    const Value* ts = find_last(*marker, "timestamp");
+    const Value* uid = py_get(*marker, "user_id");
+    const Value* ts = py_get(*marker, "timestamp");
     if (!uid || !ts) {
       s.close(websocket::kClosePolicyViolation,
               "marker_add: the marker needs \"user_id\" and \"timestamp\"");
@@ -292,9 +186,9 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     }
     thread_local std::string id;
     id.clear();
-    append_python_str(id, *uid);
+    append_py_str(id, *uid);
     id.push_back('_');
-    append_python_str(id, *ts);
+    append_py_str(id, *ts);
     std::string_view value = marker_json(*marker, id);
     JsonFrame j;
     j.w().StartObject();
@@ -315,7 +209,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     opts.reply_fail = fail.get();
     hub.set_state(s, room_.get(), key, value, nullptr, opts);
   } else if (type == "marker_remove") {
-    const Value* mid = find_last(doc, "marker_id");
+    const Value* mid = py_get(doc, "marker_id");
     if (!mid || mid->IsObject() || mid->IsArray()) {
       s.close(websocket::kClosePolicyViolation, "marker_remove: \"marker_id\" must be a marker id");
       return;
@@ -343,7 +237,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     engine::FrameRef event = original();
     hub.broadcast(s, room_.get(), event.get(), false);
   } else if (type == "ping") {
-    const Value* ts = find_last(doc, "timestamp");
+    const Value* ts = py_get(doc, "timestamp");
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "pong");

@@ -6,9 +6,6 @@
 #include <rapidjson/writer.h>
 #include <time.h>
 
-#include <atomic>
-#include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -19,7 +16,7 @@
 
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
-#include "ringcast/profiles/python_text.h"
+#include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
 
@@ -164,64 +161,11 @@ std::string to_json(const Value& v) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// Python truthiness of a JSON value.
-bool truthy(const Value& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-    case rapidjson::kFalseType:
-      return false;
-    case rapidjson::kTrueType:
-      return true;
-    case rapidjson::kStringType:
-      return v.GetStringLength() > 0;
-    case rapidjson::kArrayType:
-      return !v.Empty();
-    case rapidjson::kObjectType:
-      return v.MemberCount() > 0;
-    case rapidjson::kNumberType:
-      if (v.IsUint64()) return v.GetUint64() != 0;
-      if (v.IsInt64()) return v.GetInt64() != 0;
-      return v.GetDouble() != 0;  // NaN is truthy
-  }
-  return false;
-}
-
-bool hashable(const Value& v) {
-  return !v.IsArray() && !v.IsObject();
-}
-
-// The seed keys its dicts by the booth id value, so ids are the same key under Python equality:
-// 1, 1.0 and true are one id; "1" is another. Every NaN is a new key (nan != nan).
+// The id's dict key under Python equality (1, 1.0 and true are one id; "1" is another).
 std::string canon_key(const Value& v) {
-  char buf[400];
-  std::to_chars_result r{};
-  if (v.IsString()) {
-    std::string k = "s";
-    k.append(v.GetString(), v.GetStringLength());
-    return k;
-  }
-  if (v.IsBool()) return v.GetBool() ? "n1" : "n0";
-  if (v.IsUint64()) {
-    r = std::to_chars(buf, buf + sizeof buf, v.GetUint64());
-  } else if (v.IsInt64()) {
-    r = std::to_chars(buf, buf + sizeof buf, v.GetInt64());
-  } else {
-    double d = v.GetDouble();
-    if (std::isnan(d)) {
-      static std::atomic<uint64_t> nans{0};
-      return "x" + std::to_string(nans.fetch_add(1));
-    }
-    if (std::isinf(d)) return d > 0 ? "finf" : "f-inf";
-    if (std::floor(d) == d) {
-      r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 0);  // exact integer
-    } else {
-      r = std::to_chars(buf, buf + sizeof buf, d);
-      return "f" + std::string(buf, r.ptr);
-    }
-  }
-  std::string_view digits(buf, static_cast<size_t>(r.ptr - buf));
-  if (digits == "-0") digits = "0";
-  return "n" + std::string(digits);
+  std::string k;
+  append_py_key(k, v);
+  return k;
 }
 
 }  // namespace
@@ -279,13 +223,7 @@ struct RelayerProfile::Request {
   JsonArena& mem = json_arena();
   ArenaDocument doc{&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc};
 
-  // dict.get(): the last member of that name wins, as in json.loads.
-  const Value* get(std::string_view name) const {
-    const Value* found = nullptr;
-    for (const auto& m : doc.GetObject())
-      if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) found = &m.value;
-    return found;
-  }
+  const Value* get(std::string_view name) const { return py_get(doc, name); }
 };
 
 RelayerProfile::RelayerProfile(hub::HubSystem& hubs)
@@ -344,8 +282,8 @@ void RelayerProfile::handle(Session& s, Request& r) {
 void RelayerProfile::register_booth(Session& s, Request& r) {
   RelaySession& st = *state_of(s);
   const Value* id = r.get("booth_id");
-  if (!id || !truthy(*id)) return reply(s, st, error_frame("Missing booth_id in registration"));
-  if (!hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  if (!py_truthy(id)) return reply(s, st, error_frame("Missing booth_id in registration"));
+  if (!py_hashable(*id)) return reply(s, st, error_frame("Internal server error"));
   std::string json = to_json(*id);
   std::string canon = canon_key(*id);
   {
@@ -369,9 +307,8 @@ void RelayerProfile::register_booth(Session& s, Request& r) {
 void RelayerProfile::connect_scanner(Session& s, Request& r) {
   RelaySession& st = *state_of(s);
   const Value* id = r.get("booth_id");
-  if (!id || !truthy(*id))
-    return reply(s, st, error_frame("Missing booth_id for scanner connection"));
-  if (!hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  if (!py_truthy(id)) return reply(s, st, error_frame("Missing booth_id for scanner connection"));
+  if (!py_hashable(*id)) return reply(s, st, error_frame("Internal server error"));
   std::string canon = canon_key(*id);
   std::string json = to_json(*id);
   uint64_t owner = 0;

@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import HandshakeFailed, RawWebSocket  # noqa: E402
+from ws_inbox import WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -26,63 +27,11 @@ RECV_TIMEOUT = 5.0
 QUIET = 0.3  # how long "nothing arrives" is watched
 
 
-class Client:
-    """A websockets connection whose reader task appends every message to `inbox`."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.inbox = []
-        self.closed_code = None
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                self.inbox.append(m)
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        self.closed_code = self.ws.close_code if self.ws.close_code is not None else -1
-        self._event.set()
-
-    async def next(self, timeout=RECV_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while not self.inbox:
-            if self.closed_code is not None:
-                raise AssertionError("connection closed (%s) while a message was expected"
-                                     % self.closed_code)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no message within %.1fs" % timeout)
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), left)
-            except asyncio.TimeoutError:
-                pass
-        return self.inbox.pop(0)
+class Client(WsInbox):
+    """A websockets connection whose reader task appends every message, as received, to `inbox`."""
 
     async def quiet(self, t=QUIET):
-        await asyncio.sleep(t)
-        got, self.inbox = self.inbox, []
-        return got
-
-    async def wait_closed(self, timeout=RECV_TIMEOUT):
-        await asyncio.wait_for(asyncio.shield(self.reader), timeout)
-        return self.closed_code
-
-    async def send(self, m):
-        await self.ws.send(m if isinstance(m, (str, bytes)) else json.dumps(m))
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        try:
-            await asyncio.wait_for(asyncio.shield(self.reader), 3)
-        except Exception:  # noqa: BLE001
-            self.reader.cancel()
+        return await self.drain(t)
 
 
 def payload(cid, n_fireworks=2, png_bytes=100):

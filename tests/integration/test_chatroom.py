@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from ws_inbox import WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -34,34 +35,20 @@ JSON_HELP = TEXT_HELP + ", !pm"
 ABOUT = ("This is a websocket-based, in-memory, chatroom created by Rafi Bayer "
          "(github.com/rafibayer)")
 GOODBYE = "Server is shutting down... goodbye."
-_CLOSED = object()
 
 
 def run(coro, timeout=40):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-class Client:
+class Client(WsInbox):
     """One chatroom connection; a reader task queues every frame. For the JSON version every frame
-    is checked for the exact shape (body, origin, sentAt) on arrival."""
+    is checked for the exact shape (body, origin, sentAt) when it is taken."""
 
     def __init__(self, ws, path, json_version):
-        self.ws = ws
+        super().__init__(ws, name=None)
         self.path = path
         self.json = json_version
-        self.queue = asyncio.Queue()
-        self.name = None
-        self.close_code = None
-        self.task = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                await self.queue.put(m)
-        except websockets.ConnectionClosed:
-            pass
-        self.close_code = self.ws.close_code
-        await self.queue.put(_CLOSED)
 
     def decode(self, m):
         """(body, origin); origin is None for the text version."""
@@ -78,20 +65,12 @@ class Client:
         return d["body"], d["origin"]
 
     async def next(self, timeout=5.0):
-        m = await asyncio.wait_for(self.queue.get(), timeout)
-        if m is _CLOSED:
-            await self.queue.put(_CLOSED)
-            raise AssertionError("%s closed (code %r) while a message was expected"
-                                 % (self.name, self.close_code))
-        return self.decode(m)
+        return self.decode(await super().next(timeout))
 
     async def expect(self, body, origin="SERVER", timeout=5.0):
         got = await self.next(timeout)
         want = (body, origin if self.json else None)
         assert got == want, "%s: expected %r, got %r" % (self.name, want, got)
-
-    async def send(self, text):
-        await self.ws.send(text)
 
     async def quiet(self):
         """Nothing was sent to this client before: the next frame answers our !ping."""
@@ -106,24 +85,9 @@ class Client:
 
     async def closed(self, timeout=5.0):
         """Frames received until the server closed the connection, and the close code."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            m = await asyncio.wait_for(self.queue.get(), max(0.01, deadline - time.monotonic()))
-            if m is _CLOSED:
-                await self.queue.put(_CLOSED)
-                return got, self.close_code
-            got.append(self.decode(m))
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        try:
-            await asyncio.wait_for(self.task, 3)
-        except Exception:  # noqa: BLE001
-            self.task.cancel()
+        await self.wait_closed(timeout)
+        got, self.inbox[:] = list(self.inbox), []
+        return [self.decode(m) for m in got], self.close_code
 
 
 async def connect(port, path, greet=True, json_version=None):

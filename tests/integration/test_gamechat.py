@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from ws_inbox import WsInbox, json_decoder, short  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -69,121 +70,39 @@ def make_jwt(claims, secret=SECRET, header=None):
     return signing + "." + b64url(sig)
 
 
-class Binary:
-    def __init__(self, data):
-        self.data = data
-
-    def __repr__(self):
-        return "<Binary %d>" % len(self.data)
-
-
-class GClient:
+class GClient(WsInbox):
     """A /chat connection; a reader task parses every frame into `inbox` in arrival order."""
 
     def __init__(self, ws, name):
-        self.ws = ws
-        self.name = name
-        self.inbox = []
-        self.closed_code = None
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                if isinstance(m, bytes):
-                    self.inbox.append(Binary(m))
-                else:
-                    try:
-                        self.inbox.append(json.loads(m))
-                    except ValueError:
-                        self.inbox.append({"<unparseable>": m})
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        self.closed_code = self.ws.close_code if self.ws.close_code is not None else -1
-        self._event.set()
-
-    async def send(self, obj):
-        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj, ensure_ascii=False))
-
-    async def next(self, timeout=5.0, what="a message"):
-        deadline = time.monotonic() + timeout
-        while not self.inbox:
-            if self.closed_code is not None:
-                raise AssertionError("%s: closed (code %r) while waiting for %s"
-                                     % (self.name, self.closed_code, what))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s within %.1fs" % (self.name, what, timeout))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-        return self.inbox.pop(0)
-
-    async def take(self, pred, timeout=5.0, what="message"):
-        """The first message matching pred (others stay in the inbox)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, m in enumerate(self.inbox):
-                try:
-                    ok = pred(m)
-                except (KeyError, TypeError, AttributeError):
-                    ok = False
-                if ok:
-                    return self.inbox.pop(i)
-            if self.closed_code is not None:
-                raise AssertionError("%s: closed (code %r) while waiting for %s; inbox %r"
-                                     % (self.name, self.closed_code, what, _short(self.inbox[-5:])))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s within %.1fs; inbox tail %r"
-                                     % (self.name, what, timeout, _short(self.inbox[-5:])))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+        super().__init__(ws, name, decode=json_decoder(lambda m: {"<unparseable>": m}),
+                         ensure_ascii=False)
 
     async def quiet(self, seconds=0.3):
         """Asserts nothing arrives within `seconds`."""
         await asyncio.sleep(seconds)
         if self.inbox:
-            raise AssertionError("%s: expected silence, got %s" % (self.name, _short(self.inbox)))
+            raise AssertionError("%s: expected silence, got %s" % (self.name, short(self.inbox)))
 
     async def login(self, token="tok-a"):
         await self.send({"action": "login", "token": token})
         r = await self.next(what="the login reply")
         if r != CONNECTED:
-            raise AssertionError("%s: login with %s: %s" % (self.name, _short(token), _short(r)))
+            raise AssertionError("%s: login with %s: %s" % (self.name, short(token), short(r)))
 
     async def chat(self, **fields):
         """Sends a message and returns its echo (the broadcast chat object)."""
         msg = {"action": "message"}
         msg.update(fields)
         await self.send(msg)
-        return await self.next(what="the echo of %s" % _short(fields))
+        return await self.next(what="the echo of %s" % short(fields))
 
     async def history(self, timeout=5.0, **fields):
         req = {"action": "history"}
         req.update(fields)
         await self.send(req)
-        r = await self.next(timeout, "the history reply to %s" % _short(fields))
+        r = await self.next(timeout, "the history reply to %s" % short(fields))
         return r
 
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        self.reader.cancel()
-
-
-def _short(obj, limit=300):
-    s = repr(obj)
-    return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
 
 
 async def gconnect(port, name="c", path="/chat"):
@@ -575,7 +494,8 @@ class MessageTest(ChatCase):
                 ({"message": "huge", "channel": 1e16}, {"message": "huge", "channel": "1e+16"}),
                 ({"message": "bool", "channel": True}, {"message": "bool", "channel": "True"}),
                 ({"message": "null", "channel": None}, {"message": "null", "channel": None}),
-                ({"message": "list", "channel": [1, "a"]}, {"message": "list", "channel": '[1,"a"]'}),
+                ({"message": "list", "channel": [1, "a"]}, {"message": "list", "channel": "[1, 'a']"}),
+                ({"message": "dict", "channel": {"k": None, "q": "it's"}}, {"message": "dict", "channel": "{'k': None, 'q': \"it's\"}"}),
                 ({}, {}),
                 ({"message": 42}, {"message": 42}),
                 ({"message": None, "extra": {"x": [1, 2]}, "z": True},

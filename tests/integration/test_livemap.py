@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from ws_inbox import WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -35,61 +36,20 @@ PATH = "/map"
 # client
 # --------------------------------------------------------------------------
 
-class MapClient:
-    """A /map connection; a reader task appends every message (parsed JSON) to `inbox`."""
+class MapClient(WsInbox):
+    """A /map connection; a reader task appends every message (parsed JSON) to `inbox`, and the
+    frame as received to `raw`."""
 
     def __init__(self, ws, name):
-        self.ws = ws
-        self.name = name
-        self.inbox = []
         self.raw = []
-        self.closed = False
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
+        super().__init__(ws, name, decode=self._decode)
 
-    async def _read(self):
+    def _decode(self, m):
+        self.raw.append(m)
         try:
-            async for m in self.ws:
-                self.raw.append(m)
-                try:
-                    obj = json.loads(m)
-                except (ValueError, TypeError):
-                    obj = {"type": "<unparseable>", "text": m}
-                self.inbox.append(obj)
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        except Exception as e:  # noqa: BLE001 - the test sees it in the inbox
-            self.inbox.append({"type": "<reader-error>", "error": repr(e)})
-        self.closed = True
-        self._event.set()
-
-    @property
-    def close_code(self):
-        return self.ws.close_code
-
-    async def send(self, obj):
-        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
-
-    async def wait_for(self, pred, timeout=5.0, what="message"):
-        """Wait until pred(inbox) is true; returns its value."""
-        deadline = time.monotonic() + timeout
-        while True:
-            v = pred(self.inbox)
-            if v:
-                return v
-            if self.closed:
-                raise AssertionError("%s: closed (%r) while waiting for %s; inbox %s"
-                                     % (self.name, self.close_code, what, _short(self.inbox)))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s within %.1fs; inbox %s"
-                                     % (self.name, what, timeout, _short(self.inbox)))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+            return json.loads(m)
+        except (ValueError, TypeError):
+            return {"type": "<unparseable>", "text": m}
 
     async def wait_count(self, n, timeout=5.0):
         await self.wait_for(lambda box: len(box) >= n, timeout, "%d messages" % n)
@@ -106,26 +66,11 @@ class MapClient:
         del self.inbox[i]
 
     async def wait_closed(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while not self.closed:
-            if time.monotonic() >= deadline:
-                raise AssertionError("%s: still open after %.1fs" % (self.name, timeout))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                pass
+        await super().wait_closed(timeout)
         return self.close_code
 
     def of_type(self, t):
         return [m for m in self.inbox if isinstance(m, dict) and m.get("type") == t]
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        self.reader.cancel()
 
 
 def _short(obj, limit=800):

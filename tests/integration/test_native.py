@@ -19,6 +19,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from ws_inbox import Binary, WsInbox, json_decoder  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -37,51 +38,21 @@ def worker_of(sid):
     return int(sid) >> 48
 
 
-class Binary:
-    def __init__(self, data):
-        self.data = data
-
-    def __repr__(self):
-        return "<Binary %d %r>" % (len(self.data), self.data[:40])
-
-
-class NClient:
+class NClient(WsInbox):
     """A /ws connection. A reader task parses every text frame into `inbox` (binary frames as
     Binary); `take` removes and returns the first message matching a predicate."""
 
     def __init__(self, ws, name):
-        self.ws = ws
-        self.name = name
-        self.inbox = []
         self.nmsg = 0                 # "message" events received so far
-        self.closed_code = None
         self.sid = None
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
+        super().__init__(ws, name, on_message=self._count,
+                         decode=json_decoder(lambda m: {"type": "<unparseable>", "text": m}))
 
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                if isinstance(m, bytes):
-                    self.inbox.append(Binary(m))
-                else:
-                    try:
-                        obj = json.loads(m)
-                    except ValueError:
-                        obj = {"type": "<unparseable>", "text": m}
-                    if isinstance(obj, dict) and obj.get("type") == "message":
-                        self.nmsg += 1
-                    self.inbox.append(obj)
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        self.closed_code = self.ws.close_code if self.ws.close_code is not None else -1
-        self._event.set()
+    def _count(self, m):
+        if isinstance(m, dict) and m.get("type") == "message":
+            self.nmsg += 1
 
     # -- sending ----------------------------------------------------------
-
-    async def send(self, obj):
-        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
 
     async def req(self, op, timeout=5.0, **fields):
         """Send {"op":op, "id":<unique>, **fields}; return the reply carrying that id."""
@@ -94,35 +65,6 @@ class NClient:
                                "reply to %s id %d" % (op, rid))
 
     # -- receiving --------------------------------------------------------
-
-    def _find(self, pred):
-        for i, m in enumerate(self.inbox):
-            try:
-                ok = pred(m)
-            except (KeyError, TypeError, AttributeError):
-                ok = False
-            if ok:
-                return i
-        return None
-
-    async def take(self, pred, timeout=5.0, what="message"):
-        deadline = time.monotonic() + timeout
-        while True:
-            i = self._find(pred)
-            if i is not None:
-                return self.inbox.pop(i)
-            if self.closed_code is not None:
-                raise AssertionError("%s: connection closed (code %r) while waiting for %s; inbox %r"
-                                     % (self.name, self.closed_code, what, self.inbox[-5:]))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s within %.1fs; inbox tail %r"
-                                     % (self.name, what, timeout, self.inbox[-5:]))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
 
     async def take_type(self, typ, timeout=5.0, **match):
         def pred(m):
@@ -169,13 +111,6 @@ class NClient:
             if left.get("type") != "left":
                 raise AssertionError("leave: %r" % left)
         return self.sid
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        self.reader.cancel()
 
     async def drop(self):
         """Abrupt disconnect: TCP closed without a close handshake."""

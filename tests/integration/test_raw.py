@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (OP_BINARY, OP_CONT, OP_TEXT, Closed,  # noqa: E402
                      HandshakeFailed, RawWebSocket)
+from ws_inbox import WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -31,23 +32,9 @@ KiB = 1024
 # asyncio client (websockets) that records every message it receives
 # --------------------------------------------------------------------------
 
-class AClient:
-    """A websockets connection whose reader task appends every message to `inbox`."""
-
-    def __init__(self, ws, name):
-        self.ws = ws
-        self.name = name
-        self.inbox = []            # str (text) or bytes (binary), in arrival order
-        self.closed_code = None
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                self.inbox.append(m)
-        except websockets.ConnectionClosed:
-            pass
-        self.closed_code = self.ws.close_code if self.ws.close_code is not None else -1
+class AClient(WsInbox):
+    """A websockets connection whose reader task appends every message to `inbox`: str (text) or
+    bytes (binary), in arrival order."""
 
     def data(self):
         """Messages except sync frames."""
@@ -56,13 +43,6 @@ class AClient:
     def synced_from(self, tag):
         want = "S|%s|" % tag
         return any(isinstance(m, str) and m.startswith(want) for m in self.inbox)
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        self.reader.cancel()
 
 
 def _is_sync(m):

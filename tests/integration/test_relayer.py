@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import RawWebSocket  # noqa: E402
+from ws_inbox import WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -35,44 +36,13 @@ def uid(prefix="booth"):
     return "%s_%03d_%d" % (prefix, next(_ids), os.getpid())
 
 
-class Client:
-    """A /relay connection; a reader task parses every message into `inbox`."""
+class Client(WsInbox):
+    """A /relay connection; a reader task parses every message into `inbox`; `next` checks each
+    message's shape."""
 
     def __init__(self, ws, test):
-        self.ws = ws
+        super().__init__(ws, decode=json.loads, check=test.check_shape)
         self.test = test
-        self.inbox = []
-        self.closed_code = None
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                self.inbox.append(json.loads(m))
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        self.closed_code = self.ws.close_code if self.ws.close_code is not None else -1
-        self._event.set()
-
-    async def next(self, timeout=RECV_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while not self.inbox:
-            if self.closed_code is not None:
-                raise AssertionError("connection closed (%s) while a message was expected"
-                                     % self.closed_code)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no message within %.1fs" % timeout)
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), left)
-            except asyncio.TimeoutError:
-                pass
-        m = self.inbox.pop(0)
-        self.test.check_shape(m)
-        return m
 
     async def expect(self, type_, **fields):
         m = await self.next()
@@ -88,32 +58,13 @@ class Client:
         return m
 
     async def quiet(self, t=QUIET):
-        await asyncio.sleep(t)
-        got, self.inbox = self.inbox, []
-        return got
-
-    async def send(self, m):
-        await self.ws.send(m if isinstance(m, (str, bytes)) else json.dumps(m))
+        return await self.drain(t)
 
     async def ping(self):
         """A relayer-level ping: its pong proves every earlier message was handled."""
         await self.send({"type": "ping"})
         m = await self.next()
         self.test.assertEqual(m["type"], "pong", m)
-
-    async def wait_closed(self, timeout=RECV_TIMEOUT):
-        await asyncio.wait_for(asyncio.shield(self.reader), timeout)
-        return self.closed_code
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        try:
-            await asyncio.wait_for(asyncio.shield(self.reader), 3)
-        except Exception:  # noqa: BLE001
-            self.reader.cancel()
 
 
 SHAPES = {

@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from ws_inbox import WsInbox, json_decoder  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -75,43 +76,17 @@ def file_stamp(path):
 # /ws client
 # --------------------------------------------------------------------------
 
-class Client:
+class Client(WsInbox):
     """A /ws connection. A reader task parses every text frame; `hook(obj)` (if set) sees it first
     and swallows it by returning True, everything else goes to `inbox`."""
 
     def __init__(self, ws, name):
-        self.ws = ws
-        self.name = name
-        self.inbox = []
         self.hook = None
-        self.closed = False
         self.last_id = None
-        self._event = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for m in self.ws:
-                if isinstance(m, bytes):
-                    obj = {"type": "<binary>", "len": len(m)}
-                else:
-                    try:
-                        obj = json.loads(m)
-                    except ValueError:
-                        obj = {"type": "<unparseable>", "text": m}
-                if self.hook is not None and self.hook(obj):
-                    continue
-                self.inbox.append(obj)
-                self._event.set()
-        except websockets.ConnectionClosed:
-            pass
-        except Exception as e:  # noqa: BLE001 - recorded, the test sees it in the inbox
-            self.inbox.append({"type": "<reader-error>", "error": repr(e)})
-        self.closed = True
-        self._event.set()
-
-    async def send(self, obj):
-        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
+        super().__init__(ws, name, decode=json_decoder(
+            lambda m: {"type": "<unparseable>", "text": m},
+            binary=lambda m: {"type": "<binary>", "len": len(m)}),
+            on_message=lambda obj: self.hook is not None and self.hook(obj))
 
     async def req(self, op, timeout=5.0, **fields):
         rid = new_id()
@@ -121,34 +96,6 @@ class Client:
         await self.send(msg)
         return await self.take(lambda m: isinstance(m, dict) and m.get("id") == rid, timeout,
                                "reply to %s id %d" % (op, rid))
-
-    def _find(self, pred):
-        for i, m in enumerate(self.inbox):
-            try:
-                if pred(m):
-                    return i
-            except (KeyError, TypeError, AttributeError):
-                pass
-        return None
-
-    async def take(self, pred, timeout=5.0, what="message"):
-        deadline = time.monotonic() + timeout
-        while True:
-            i = self._find(pred)
-            if i is not None:
-                return self.inbox.pop(i)
-            if self.closed:
-                raise AssertionError("%s: connection closed while waiting for %s; inbox tail %r"
-                                     % (self.name, what, _short(self.inbox[-5:])))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s within %.1fs; inbox tail %r"
-                                     % (self.name, what, timeout, _short(self.inbox[-5:])))
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
 
     async def join(self, room, **fields):
         r = await self.req("join", room=room, **fields)
@@ -171,13 +118,6 @@ class Client:
                 raise AssertionError("%s: %d of %d message events of %s within %.1fs; inbox tail %r"
                                      % (self.name, len(got), n, room, timeout, _short(self.inbox[-5:])))
             await asyncio.sleep(0.02)
-
-    async def close(self):
-        try:
-            await asyncio.wait_for(self.ws.close(), 3)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        self.reader.cancel()
 
 
 def _short(obj, limit=600):
