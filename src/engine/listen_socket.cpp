@@ -42,7 +42,8 @@ int bind_socket(const std::string& host, uint16_t port, bool reuse_port, int bac
       int zero = 0;  // "::" serves IPv4 too
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     }
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (backlog < 0 || ::listen(fd, backlog) == 0)) {
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        (backlog < 0 || ::listen(fd, backlog) == 0)) {
       freeaddrinfo(res);
       return fd;
     }
