@@ -18,6 +18,7 @@ PACKAGES=(
   liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-websockets systemd curl
+  chromium fonts-liberation
 )
 
 deps() {
