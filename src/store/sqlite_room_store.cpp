@@ -349,8 +349,10 @@ void SqliteRoomStore::run() {
         op->ok = ok;
         // The return ring has the same capacity as the outgoing one, which bounds what is in
         // flight per core, so this push cannot fail for long.
-        while (!per_core_[op->core]->from_store.push(op)) std::this_thread::yield();
-        woken[op->core] = 1;
+        // Read the core first: once pushed, the op belongs to that core's loop (which frees it).
+        const int core = op->core;
+        while (!per_core_[core]->from_store.push(op)) std::this_thread::yield();
+        woken[core] = 1;
       }
       for (int c = 0; c < cores_; ++c)
         if (woken[c] && wake_) wake_(c);
