@@ -134,6 +134,7 @@ class BridgeTest(BridgeBase):
                '{"type": "connection", "deep": ' + "[" * 5000 + "]" * 5000 + "}"]
 
         async def go():
+            await self.no_clients()  # clients of earlier tests may still be closing
             before = self.clients_count()
             conns = [await self.connect() for _ in bad]
             for c, m in zip(conns, bad):

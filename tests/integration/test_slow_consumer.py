@@ -150,9 +150,9 @@ class SlowConsumerCase(harness.ServerTestCase):
     def run_room(self):
         """Stalled clients + 20 subscribers + a publisher (echo=0) sending N_MSGS x 4 KiB.
         Returns (stalled clients, max server RSS in kB seen)."""
-        base = self.raw_conns()
         harness.wait_until(lambda: self.server.health()["connections"]["total"] == 1, timeout=5,
                            what="an idle server (only the /health request's own connection)")
+        base = self.raw_conns()
         stalled = open_on_both_workers(self, lambda: StalledClient(self.port, ROOM), MIN_STALLED, MAX_STALLED, 1)
         n_stalled = len(stalled)
         pid = self.server.proc.pid
