@@ -67,22 +67,6 @@ std::optional<uint64_t> parse_sid(const Value& v) {
 }
 
 // Serialises a parsed value back to JSON text (the in-situ parse consumed the original).
-std::string to_json(const Value& v) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
-// The same into a per-thread buffer, for the message path: valid until the next call.
-std::string_view to_json_scratch(const Value& v) {
-  thread_local rapidjson::StringBuffer buf;
-  buf.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return {buf.GetString(), buf.GetSize()};
-}
-
 void write_identity(JsonFrame& j, uint64_t session, const hub::Identity& id) {
   j.w().StartObject();
   j.kv("session", Sid(session));

@@ -16,6 +16,7 @@
 
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
+#include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
@@ -153,13 +154,6 @@ engine::SharedFrame* booth_event(std::string_view type, std::string_view booth_j
 }
 
 // ---- JSON input ---------------------------------------------------------------------------------
-
-std::string to_json(const Value& v) {
-  rapidjson::StringBuffer buf;
-  Reply::Writer w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
 
 // The id's dict key under Python equality (1, 1.0 and true are one id; "1" is another).
 std::string canon_key(const Value& v) {

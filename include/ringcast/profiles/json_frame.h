@@ -2,15 +2,34 @@
 // and rapidjson's writer, then one copy into a pooled SharedFrame.
 #pragma once
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <string>
 #include <string_view>
 
 #include "ringcast/engine/shared_frame.h"
 #include "ringcast/websocket/frame_encoder.h"
 
 namespace ringcast::profiles {
+
+// A parsed value written back as JSON text (control paths: an owned string).
+inline std::string to_json(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// The same into a per-thread buffer, for the message path: valid until the next call.
+inline std::string_view to_json_scratch(const rapidjson::Value& v) {
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
 
 class JsonFrame {
  public:
