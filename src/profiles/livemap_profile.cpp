@@ -22,15 +22,6 @@ namespace {
 constexpr std::string_view kMarkerPrefix = "m:";
 constexpr std::string_view kPositionPrefix = "p:";
 
-// A value written back to JSON text in a per-thread buffer (valid until the next call).
-std::string_view to_json_scratch(const Value& v) {
-  thread_local rapidjson::StringBuffer buf;
-  buf.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return {buf.GetString(), buf.GetSize()};
-}
-
 // The stored marker: the client's fields in their order, with "id" set (in place if the client
 // sent one, else last).
 std::string_view marker_json(const Value& marker, std::string_view id) {
@@ -196,18 +187,8 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.key("marker");
     j.raw(value);
     j.w().EndObject();
-    engine::FrameRef event(j.frame());
-    engine::FrameRef fail;
-    if (persistent_)
-      fail = engine::FrameRef(error_frame("the marker could not be stored; it was not added"));
-    thread_local std::string key;
-    key.assign(kMarkerPrefix);
-    key.append(id);
-    hub::StateOptions opts;
-    opts.echo = false;
-    opts.event = event.get();
-    opts.reply_fail = fail.get();
-    hub.set_state(s, room_.get(), key, value, nullptr, opts);
+    write_marker(s, id, value, engine::FrameRef(j.frame()),
+                 "the marker could not be stored; it was not added");
   } else if (type == "marker_remove") {
     const Value* mid = py_get(doc, "marker_id");
     if (!mid || mid->IsObject() || mid->IsArray()) {
@@ -221,18 +202,9 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.kv("type", "marker_removed");
     j.kv("marker_id", id);
     j.w().EndObject();
-    engine::FrameRef event(j.frame());
-    engine::FrameRef fail;
-    if (persistent_)
-      fail = engine::FrameRef(error_frame("the marker could not be removed (store failure)"));
-    thread_local std::string key;
-    key.assign(kMarkerPrefix);
-    key.append(id);
-    hub::StateOptions opts;
-    opts.echo = false;
-    opts.event = event.get();  // sent only if the marker was there
-    opts.reply_fail = fail.get();
-    hub.set_state(s, room_.get(), key, std::nullopt, nullptr, opts);
+    // The event goes out only if the marker was there.
+    write_marker(s, id, std::nullopt, engine::FrameRef(j.frame()),
+                 "the marker could not be removed (store failure)");
   } else if (type == "chat_message") {
     engine::FrameRef event = original();
     hub.broadcast(s, room_.get(), event.get(), false);
@@ -258,6 +230,23 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     }
   }
   // Any other type: ignored, the connection stays open.
+}
+
+// Sets (value) or deletes (nullopt) marker `id` in the room; `event` goes to everyone else once
+// it is in effect, and the sender gets `fail_text` as an error if the store refuses it.
+void LivemapProfile::write_marker(Session& s, std::string_view id,
+                                  std::optional<std::string_view> value, engine::FrameRef event,
+                                  const char* fail_text) {
+  engine::FrameRef fail;
+  if (persistent_) fail = engine::FrameRef(error_frame(fail_text));
+  thread_local std::string key;
+  key.assign(kMarkerPrefix);
+  key.append(id);
+  hub::StateOptions opts;
+  opts.echo = false;
+  opts.event = event.get();
+  opts.reply_fail = fail.get();
+  hubs_.hub_of(s).set_state(s, room_.get(), key, value, nullptr, opts);
 }
 
 }  // namespace ringcast::profiles

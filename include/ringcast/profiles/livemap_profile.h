@@ -11,6 +11,7 @@
 // the last few positions, never a marker).
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include "ringcast/hub/hub.h"
@@ -29,6 +30,9 @@ class LivemapProfile final : public websocket::MessageHandler {
   void on_close(websocket::Session& s) override;
 
  private:
+  void write_marker(websocket::Session& s, std::string_view id,
+                    std::optional<std::string_view> value, engine::FrameRef event,
+                    const char* fail_text);
   hub::HubSystem& hubs_;
   hub::RoomRef room_;        // the room every session joins; all state lives in it
   bool persistent_ = false;  // the room is in the durable store (its writes can fail)
