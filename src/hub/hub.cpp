@@ -10,6 +10,19 @@ namespace ringcast::hub {
 
 namespace {
 
+// An envelope carrying counted references to `room` and `frame` (both taken here).
+Envelope counted_envelope(Envelope::Kind kind, SharedRoom* room, engine::SharedFrame* frame,
+                          uint64_t session) {
+  Envelope e;
+  e.kind = kind;
+  room->add_ref();
+  frame->add_ref();
+  e.room = room;
+  e.frame = frame;
+  e.session = session;
+  return e;
+}
+
 constexpr size_t kDrainPerRing = 4096;  // per ring per pass, so one busy peer can't starve I/O
 constexpr size_t kSelfQueuePerPass = 65536;
 
@@ -361,14 +374,7 @@ void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t e
       deliver_local(room, frame, exclude, false);
       continue;
     }
-    Envelope e;
-    e.kind = Envelope::Kind::kRoomFrame;
-    room->add_ref();
-    frame->add_ref();
-    e.room = room;
-    e.frame = frame;
-    e.session = exclude;
-    send(c, e, origin);
+    send(c, counted_envelope(Envelope::Kind::kRoomFrame, room, frame, exclude), origin);
   }
 }
 
@@ -519,14 +525,8 @@ void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exc
       deliver_local(room, frame, exclude, presence_only);
       continue;
     }
-    Envelope e;
-    e.kind = Envelope::Kind::kRoomFrame;
+    Envelope e = counted_envelope(Envelope::Kind::kRoomFrame, room, frame, exclude);
     e.flags = presence_only ? Envelope::kPresenceOnly : 0;
-    room->add_ref();
-    frame->add_ref();
-    e.room = room;
-    e.frame = frame;
-    e.session = exclude;
     send(c, e);
   }
 }
@@ -654,14 +654,8 @@ void Hub::apply_state(SharedRoom* room, std::string_view key, std::optional<std:
 
 void Hub::broadcast(websocket::Session& s, SharedRoom* room, engine::SharedFrame* frame,
                     bool echo) {
-  Envelope e;
-  e.kind = Envelope::Kind::kBroadcast;
-  room->add_ref();
-  frame->add_ref();
-  e.room = room;
-  e.frame = frame;
-  e.session = echo ? 0 : s.id();
-  send(room->home(), e, &s);
+  send(room->home(), counted_envelope(Envelope::Kind::kBroadcast, room, frame, echo ? 0 : s.id()),
+       &s);
 }
 
 void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
