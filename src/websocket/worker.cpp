@@ -146,25 +146,38 @@ void Worker::loop() {
     if (stopping_) timeout = timeout < 0 ? 50 : std::min<int64_t>(timeout, 50);
     // Wake at least once a second even when idle: the watchdog reads loop_passes as a heartbeat.
     timeout = timeout < 0 ? 1000 : std::min<int64_t>(timeout, 1000);
-    bool announced = false;
-    if (hooks_ && timeout > 0) {
-      announced = true;
-      if (!hooks_->prepare_sleep()) timeout = 0;
-    }
-    backend_->poll(static_cast<int>(timeout));
-    if (announced) hooks_->end_sleep();
-    now_ms_ = mono_ms();
-    ++pass_;
-    stats_.loop_passes.store(pass_, std::memory_order_relaxed);  // a plain store: no locked RMW
-    if (shared_.settings->generation() != settings_generation_) refresh_settings();
-    timers_.advance(now_ms_, [this](engine::TimerNode* node) {
-      on_timer(*static_cast<Session*>(node->owner));
-    });
-    if (hooks_) hooks_->on_pass();
-    flush();
-    notify_peers();
-    stats_.queued_bytes.store(queued_bytes_, std::memory_order_relaxed);
+    run_pass(static_cast<int>(timeout));
   }
+}
+
+void Worker::run_pass(int timeout_ms) {
+  bool announced = false;
+  if (hooks_ && timeout_ms > 0) {
+    announced = true;
+    if (!hooks_->prepare_sleep()) timeout_ms = 0;
+  }
+  backend_->poll(timeout_ms);
+  if (announced) hooks_->end_sleep();
+  now_ms_ = mono_ms();
+  ++pass_;
+  stats_.loop_passes.store(pass_, std::memory_order_relaxed);  // a plain store: no locked RMW
+  if (shared_.settings->generation() != settings_generation_) refresh_settings();
+  timers_.advance(
+      now_ms_, [this](engine::TimerNode* node) { on_timer(*static_cast<Session*>(node->owner)); });
+  if (hooks_) hooks_->on_pass();
+  flush();
+  notify_peers();
+  stats_.queued_bytes.store(queued_bytes_, std::memory_order_relaxed);
+}
+
+void Worker::start_with(std::unique_ptr<engine::Backend> backend) {
+  backend_ = std::move(backend);
+  backend_kind_ = backend_->kind();
+  if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
+  refresh_settings();
+  now_ms_ = mono_ms();
+  wake_target_.store(backend_.get(), std::memory_order_release);
+  start_state_.store(1, std::memory_order_release);
 }
 
 void Worker::notify_peers() {

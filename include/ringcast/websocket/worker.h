@@ -76,6 +76,11 @@ class Worker final : public engine::BackendEvents {
   const std::string& error() const { return error_; }
   // Thread-safe: makes the loop look at the shared stop flag and settings.
   void wake();
+  // Test seam (fuzzers): instead of run(), drives this worker from the calling thread around an
+  // injected backend; no listener is opened and no thread pinned. Connections come in through
+  // on_accept, and each run_pass() is one turn of the loop (poll, timers, hub hooks, flush).
+  void start_with(std::unique_ptr<engine::Backend> backend);
+  void run_pass(int timeout_ms);
   int index() const { return index_; }
   // Sessions by id, on this worker only.
   Session* find_session(uint64_t id) const;
