@@ -1,6 +1,7 @@
 // HTTP request heads and the WebSocket handshake checks: parse_http_request over a buffer holding
 // any number of pipelined requests (as Worker::handle_http walks it), then every accessor and the
 // upgrade validation on each complete head.
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -12,12 +13,19 @@ using namespace ringcast::websocket;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+// An invariant of the code under test; a failure names its line.
+#define require(ok)                                                 \
+  do {                                                              \
+    if (!(ok)) {                                                    \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #ok); \
+      std::abort();                                                 \
+    }                                                               \
+  } while (0)
 
+// Every view points into the request head (an absolute-form target without a path becomes the
+// literal "/").
 bool inside(std::string_view part, std::string_view whole) {
-  return part.empty() ||
+  return part.empty() || part == "/" ||
          (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
 

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -19,9 +20,14 @@ namespace {
 constexpr std::string_view kSecret = "fuzz-secret";
 constexpr int64_t kNow = 1700000000;
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+// An invariant of the code under test; a failure names its line.
+#define require(ok)                                                 \
+  do {                                                              \
+    if (!(ok)) {                                                    \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #ok); \
+      std::abort();                                                 \
+    }                                                               \
+  } while (0)
 
 std::string sign(std::string_view signing_input) {
   unsigned char mac[EVP_MAX_MD_SIZE];

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,9 +17,14 @@ using namespace ringcast::profiles;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+// An invariant of the code under test; a failure names its line.
+#define require(ok)                                                 \
+  do {                                                              \
+    if (!(ok)) {                                                    \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #ok); \
+      std::abort();                                                 \
+    }                                                               \
+  } while (0)
 
 bool utf8(const std::string& s) {
   return ringcast::websocket::is_valid_utf8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
