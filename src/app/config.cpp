@@ -99,6 +99,7 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)},
         {"max_messages_per_second", integer(path, L.max_messages_per_second, 0, 100000000)},
         {"message_burst", integer(path, L.message_burst, 0, 100000000)},
+        {"stall_timeout_ms", integer(path, L.stall_timeout_ms, 100, kMaxMs)},
         {"slow_consumer",
          [&path, &L](const std::string& key, const toml::node& node) {
            std::string v;
@@ -107,8 +108,22 @@ void load_config_file(const std::string& path, Config& cfg) {
              L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
            else if (v == "drop_oldest")
              L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
+           else if (v == "pace")
+             L.slow_consumer = websocket::Limits::SlowConsumer::kPace;
            else
-             throw ConfigError(where(path, node) + ": '" + key + "' must be close or drop_oldest");
+             throw ConfigError(where(path, node) + ": '" + key +
+                               "' must be close, drop_oldest or pace");
+         }},
+        {"relay_slow_consumer",
+         [&path, &L](const std::string& key, const toml::node& node) {
+           std::string v;
+           string(path, v)(key, node);
+           if (v == "pace")
+             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kPace;
+           else if (v == "close")
+             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kClose;
+           else
+             throw ConfigError(where(path, node) + ": '" + key + "' must be pace or close");
          }}}},
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},

@@ -228,7 +228,7 @@ void GamechatProfile::login(Session& s, Request& r) {
   opts.identity.user_id = st.user_id;
   opts.identity.nickname = st.nickname;
   // Until the join is in effect, frames wait: reading pauses, and what was already read is kept.
-  s.worker().pause_reading(s);
+  s.hold_input();
   if (!hubs_.hub_of(s).join(s, kRoom, std::move(opts),
                             [this](Session& js, hub::JoinResult&) { joined(js); })) {
     joined(s);  // already a member (cannot happen from kAnon, but never leave it hanging)
@@ -243,7 +243,7 @@ void GamechatProfile::joined(Session& s) {
   st->room = hub.joined_room(s, kRoom);
   st->persistent = st->room && hubs_.store().persistent(*st->room);
   s.send_text(kConnected);
-  s.worker().resume_reading(s);
+  s.release_input();
   auto pending = std::move(st->pending);
   st->pending.clear();
   for (auto& [binary, bytes] : pending) {

@@ -97,6 +97,7 @@ void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
   // Runs on this session's core once the join is in effect: the sync messages come before any
   // event of the room that the snapshot does not already contain.
   hubs_.hub_of(s).join(s, kRoom, std::move(opts), [](Session& js, hub::JoinResult& res) {
+    Session::SnapshotScope snapshot(js);  // the map a joiner must get, not slow-consumer backlog
     for (const auto& f : res.snapshot) js.send_frame(f.get());
   });
 }

@@ -9,6 +9,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
 
@@ -384,6 +385,8 @@ void NativeProfile::handle(Session& s, Request& r) {
                          }
                          j.w().EndObject();
                          engine::FrameRef f(j.frame());
+                         // What a joiner must receive: not slow-consumer backlog.
+                         Session::SnapshotScope snapshot(js);
                          js.send_frame(f.get());
                          for (const auto& ev : res.replay) js.send_frame(ev.get());
                        });
@@ -605,6 +608,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     data->Accept(j.w());
     j.w().EndObject();
     engine::FrameRef f(j.frame());
+    pace_relay(s, f.get());
     // An endpoint owner relays to its peers (one, or all); a peer relays to the endpoint.
     if (name && std::find(st.owned.begin(), st.owned.end(), *name) != st.owned.end()) {
       auto ep = hubs_.endpoints().find(*name);

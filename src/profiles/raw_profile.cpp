@@ -1,5 +1,6 @@
 #include "ringcast/profiles/raw_profile.h"
 
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -34,6 +35,7 @@ void RawProfile::on_message(websocket::Session& s, websocket::Opcode op,
   auto* st = static_cast<RawState*>(s.user);
   if (!st) return;
   engine::SharedFrame* frame = websocket::encode_frame(op, payload);  // once, for every recipient
+  pace_room(s, frame);
   hubs_.hub_of(s).fanout_direct(st->room, frame, st->echo ? 0 : s.id(), &s);
   frame->release();
 }

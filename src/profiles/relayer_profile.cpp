@@ -18,6 +18,7 @@
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/python_json.h"
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
 
@@ -387,6 +388,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
     m.value("data", data);
     m.kv("original_type", "relay_message");
     engine::FrameRef f(m.frame());
+    pace_relay(s, f.get());
     deliver(hub, s, st, target, f.get());
     return;
   }
@@ -397,6 +399,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
   m.kv("original_type", "relay_message");
   m.raw("booth_id", booth_json);
   engine::FrameRef f(m.frame());
+  pace_relay(s, f.get());
   deliver(hub, s, st, target, f.get());
 }
 
