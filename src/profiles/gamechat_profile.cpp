@@ -1,4 +1,4 @@
-// The game chat (seed 003) on the hub. Rulings taken where SEEDS.md section 4 leaves a choice:
+// The game chat (seed 003) on the hub. Rulings taken where the original service leaves a choice (docs/profiles/gamechat.md):
 //  - login tokens: the [tokens] table first, then an HS256 JWT ([profiles.gamechat] hs256_secret).
 //    A token that is not a string, or not a table token and not three base64url segments with a
 //    JSON header and payload, is "error parsing the access token"; a JWT with a bad signature,
