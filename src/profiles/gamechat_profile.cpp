@@ -1,4 +1,5 @@
-// The game chat (seed 003) on the hub. Rulings taken where the original service leaves a choice (docs/profiles/gamechat.md):
+// The game chat (seed 003, docs/profiles/gamechat.md) on the hub. Rulings taken where the original
+// service leaves a choice:
 //  - login tokens: the [tokens] table first, then an HS256 JWT ([profiles.gamechat] hs256_secret).
 //    A token that is not a string, or not a table token and not three base64url segments with a
 //    JSON header and payload, is "error parsing the access token"; a JWT with a bad signature,
