@@ -11,7 +11,10 @@ Run: /usr/bin/python3 tests/integration/test_livemap_limits.py --binary build/ri
 import asyncio
 import json
 import os
+import shutil
+import signal
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -121,6 +124,41 @@ class MaxMarkersTest(LimitsCase):
                 await c.close()
 
         run_async(go(), 60)
+
+
+class PersistentTest(LimitsCase):
+    def test_limit_counts_markers_restored_from_the_store(self):
+        data_dir = tempfile.mkdtemp(prefix="ringcast-limits-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        text = "[server]\ndata_dir = %s\n[profiles.livemap]\nmax_markers = 3\n" % json.dumps(data_dir)
+
+        async def fill(port):
+            adder = await connect(port, "adder")
+            observer = await connect(port, "observer")
+            await self.settle([adder, observer])
+            for i in range(3):
+                await adder.send(add(marker(1, i)))
+            await observer.wait_for(lambda box: len(box) >= 3, 10, "3 marker_added")
+            for c in (adder, observer):
+                await c.close()
+
+        async def after_restart(port):
+            adder = await connect(port, "adder")
+            await adder.barrier()
+            self.assertEqual(len(adder.of_type("markers_sync")[0]["markers"]), 3)
+            await adder.send(add(marker(1, 3)))
+            err = await adder.take(lambda m: m["type"] == "error", 5, "the error reply")
+            self.assertIn("maximum of 3 markers", err["message"])
+            await adder.send(add(marker(1, 0, "edited")))   # a stored id may still change
+            await adder.barrier("after")
+            self.assertEqual(self.errors(adder), [])
+            await adder.close()
+
+        srv = self.new_server(config_text=text)
+        run_async(fill(srv.port), 30)
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.stderr_text())
+        srv = self.new_server(config_text=text)
+        run_async(after_restart(srv.port), 30)
 
 
 class MaxMarkerBytesTest(LimitsCase):
