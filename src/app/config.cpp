@@ -6,6 +6,8 @@
 #include <map>
 
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/display_name.h"
+#include "ringcast/profiles/livemap_profile.h"
 
 namespace ringcast::app {
 namespace {
@@ -162,7 +164,9 @@ void load_config_file(const std::string& path, Config& cfg) {
       {"profiles.livemap",
        {{"enabled", boolean(path, cfg.livemap.mount.enabled)},
         {"path", string(path, cfg.livemap.mount.path)},
-        {"persistent", boolean(path, cfg.livemap.persistent)}}},
+        {"persistent", boolean(path, cfg.livemap.persistent)},
+        {"max_markers", integer(path, cfg.livemap.max_markers, 1, 1000000)},
+        {"max_marker_bytes", integer(path, cfg.livemap.max_marker_bytes, 64, 1 << 20)}}},
       {"profiles.gamechat",
        {{"enabled", boolean(path, cfg.gamechat.mount.enabled)},
         {"path", string(path, cfg.gamechat.mount.path)},
@@ -214,6 +218,10 @@ void load_config_file(const std::string& path, Config& cfg) {
           if (!target)
             throw ConfigError(where(path, fv) + ": unknown key '" + key + "." + fname + "'");
           string(path, *target)(key + "." + fname, fv);
+          // Identities are shown to other users (presence, chat objects, nicknames).
+          if (!profiles::is_display_safe(*target))
+            throw ConfigError(where(path, fv) + ": '" + key + "." + fname + "' " +
+                              std::string(profiles::kDisplayNameRule));
         }
         if (id.user_id.empty())
           throw ConfigError(where(path, value) + ": '" + key + "' needs a user_id");
@@ -270,6 +278,18 @@ void validate_config(const Config& cfg) {
     for (size_t j = i + 1; j < paths.size(); ++j)
       if (paths[i] == paths[j])
         throw ConfigError("profiles: path '" + paths[i] + "' is mounted twice");
+  // A joiner gets every marker in one markers_sync; the seed's clients accept at most 1 MiB.
+  const size_t worst =
+      profiles::markers_sync_worst_case(static_cast<size_t>(cfg.livemap.max_markers),
+                                        static_cast<size_t>(cfg.livemap.max_marker_bytes));
+  if (cfg.livemap.mount.enabled && worst > profiles::kMaxClientMessageBytes) {
+    throw ConfigError(
+        "profiles.livemap: max_markers = " + std::to_string(cfg.livemap.max_markers) +
+        " markers of max_marker_bytes = " + std::to_string(cfg.livemap.max_marker_bytes) +
+        " make a markers_sync of up to " + std::to_string(worst) +
+        " bytes; a default client refuses messages above 1048576 (need " +
+        "36 + max_markers * (max_marker_bytes + 1) - 1 <= 1048576)");
+  }
   websocket::OriginPolicy policy;
   std::string error;
   if (!policy.set(cfg.allowed_origins, cfg.origin_check, error)) {

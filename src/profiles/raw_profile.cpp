@@ -1,5 +1,6 @@
 #include "ringcast/profiles/raw_profile.h"
 
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/close_code.h"
@@ -18,6 +19,13 @@ void RawProfile::on_open(websocket::Session& s, const websocket::HttpRequest& re
   std::string_view name = req.path.substr(kPrefix.size());
   if (name.empty() || name.size() > kMaxRoomName) {
     s.close(websocket::kClosePolicyViolation, "room name must be 1-256 bytes");
+    return;
+  }
+  // The path is not percent-decoded: these are the bytes as sent (the HTTP parser already refused
+  // C0 controls and DEL; UTF-8 bidi controls and C1 would otherwise pass).
+  if (!is_display_safe(name)) {
+    s.close(websocket::kClosePolicyViolation,
+            "room name must not contain control or bidi characters");
     return;
   }
   if (reserved_room_name(name)) {
