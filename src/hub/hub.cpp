@@ -275,7 +275,7 @@ void Hub::dispatch(Envelope& e) {
       fanout_home(e.room, e.frame, e.session, false);
       break;
     case Envelope::Kind::kRelease:
-      worker_->release_input(e.session);
+      worker_->release_ordered(e.session, e.bytes);
       break;
   }
 }
@@ -442,23 +442,26 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
 // after its commit is on its way, nothing a later message of the same connection causes (a reply,
 // a broadcast, a query) may overtake it. So its input waits until the home core reports the
 // write in effect (or refused). Writes seen at once need no hold: the home core orders them.
-bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room) {
+bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes) {
   RoomStore& store = system_.store();
   if (!store.acknowledge_after_commit() || !store.persistent(*room)) return false;
-  worker_->hold_input(s);
+  // Ordered: a later durable write of the same room may pass (the home core and the store keep
+  // their order), so pipelined writes are not one commit each.
+  worker_->hold_ordered(s, room, bytes);
   return true;
 }
 
-void Hub::release_hold(uint64_t session) {
+void Hub::release_hold(uint64_t session, size_t bytes) {
   int c = core_of(session);
   if (c == core_) {
-    worker_->release_input(session);
+    worker_->release_ordered(session, bytes);
     return;
   }
   if (c < 0 || c >= system_.cores()) return;
   Envelope e;
   e.kind = Envelope::Kind::kRelease;
   e.session = session;
+  e.bytes = bytes;
   send(c, e);  // behind the reply to the same session, if any: the ring keeps the order
 }
 
@@ -476,7 +479,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.kind = Envelope::Kind::kPublish;
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
-  if (record && hold_for_commit(s, room)) e.flags |= Envelope::kHeld;
+  if (record && hold_for_commit(s, room, f->size())) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = f;
@@ -509,7 +512,7 @@ void Hub::home_publish(Envelope& e) {
   if (!record || !store.persistent(*room)) {
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
-    if (held) release_hold(e.session);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   if (!store.acknowledge_after_commit()) {
@@ -517,7 +520,7 @@ void Hub::home_publish(Envelope& e) {
     store.append(*room, rec, [](bool) {});
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
-    if (held) release_hold(e.session);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   // Acknowledged means kept: members (and the publisher's ack) see the message only after the
@@ -527,16 +530,18 @@ void Hub::home_publish(Envelope& e) {
   RoomRef ref(&system_.rooms(), room);
   engine::FrameRef ok(e.reply_ok), fail(e.reply_fail);
   e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
-  store.append(*ref.get(), *rec_held, [this, ref, rec_held, echo, ok, fail, held](bool stored) {
-    uint64_t sender = rec_held->sender;
-    if (!stored) {
-      if (fail) send_to(sender, fail.get());
-    } else {
-      commit_publish(ref.get(), std::move(*rec_held), echo, true);
-      if (ok) send_to(sender, ok.get());
-    }
-    if (held) release_hold(sender);
-  });
+  const size_t bytes = payload->size();
+  store.append(*ref.get(), *rec_held,
+               [this, ref, rec_held, echo, ok, fail, held, bytes](bool stored) {
+                 uint64_t sender = rec_held->sender;
+                 if (!stored) {
+                   if (fail) send_to(sender, fail.get());
+                 } else {
+                   commit_publish(ref.get(), std::move(*rec_held), echo, true);
+                   if (ok) send_to(sender, ok.get());
+                 }
+                 if (held) release_hold(sender, bytes);
+               });
 }
 
 void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
@@ -580,7 +585,7 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   e.flags =
       static_cast<uint8_t>((opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
                            (opts.write_behind ? Envelope::kWriteBehind : 0));
-  if (!opts.write_behind && hold_for_commit(s, room)) e.flags |= Envelope::kHeld;
+  if (!opts.write_behind && hold_for_commit(s, room, data->size())) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = data;
@@ -615,14 +620,14 @@ void Hub::home_state(Envelope& e) {
   // it and looks again when applied.
   if (del && room->state_pending == 0 && !state.contains(key)) {
     if (e.reply_ok) send_to(e.session, e.reply_ok);
-    if (held) release_hold(e.session);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   const uint64_t order = state.reserve_order();
   RoomStore& store = system_.store();
   if (!store.persistent(*room)) {
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
-    if (held) release_hold(e.session);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   if (!store.acknowledge_after_commit() || (e.flags & Envelope::kWriteBehind)) {
@@ -630,7 +635,7 @@ void Hub::home_state(Envelope& e) {
     // room's writes reach the store in the order they were made.
     store.put_state(*room, key, value, order, [](bool) {});
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
-    if (held) release_hold(e.session);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   // Acknowledged means kept: the change (and the writer's reply) is seen only after its commit.
@@ -648,7 +653,7 @@ void Hub::home_state(Envelope& e) {
         --r->state_pending;
         if (!stored) {
           if (fail) send_to(sender, fail.get());
-          if (held) release_hold(sender);
+          if (held) release_hold(sender, data->size());
           return;
         }
         const uint8_t* q = data->data();
@@ -660,7 +665,7 @@ void Hub::home_state(Envelope& e) {
           v = std::string_view(reinterpret_cast<const char*>(q) + 4 + kl, data->size() - 4 - kl);
         }
         apply_state(r, k, v, order, event.get(), formatter, sender, echo, ok.get());
-        if (held) release_hold(sender);
+        if (held) release_hold(sender, data->size());
       });
 }
 

@@ -36,6 +36,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/jwt_hs256.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -152,6 +153,17 @@ void GamechatProfile::on_message(Session& s, websocket::Opcode op, std::span<uin
     return;
   }
   handle_text(s, payload);
+}
+
+// A chat message while earlier ones are being committed: it too only publishes to the chat room,
+// where it is ordered behind them, so it need not wait (pipelined messages are not one commit
+// each). Anything else waits.
+const void* GamechatProfile::order_key(Session& s, websocket::Opcode op,
+                                       std::span<const uint8_t> payload) {
+  GamechatState* st = state_of(s);
+  if (!st || st->phase != GamechatState::Phase::kIn || !st->room || op != websocket::Opcode::kText)
+    return nullptr;
+  return JsonPeek(payload).string("action") == "message" ? st->room : nullptr;
 }
 
 void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) {

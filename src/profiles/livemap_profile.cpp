@@ -12,6 +12,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -169,6 +170,15 @@ void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
 
 void LivemapProfile::on_close(Session& s) {
   hubs_.hub_of(s).session_closed(s);
+}
+
+// Marker writes while earlier ones are being committed: they go to the same room, ordered behind
+// them, so they need not wait. Anything else (a ping, a position, chat) waits for the commits.
+const void* LivemapProfile::order_key(Session&, websocket::Opcode,
+                                      std::span<const uint8_t> payload) {
+  if (!persistent_) return nullptr;
+  std::string_view type = JsonPeek(payload).string("type");
+  return type == "marker_add" || type == "marker_remove" ? room_.get() : nullptr;
 }
 
 void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {

@@ -10,6 +10,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
@@ -290,6 +291,18 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
   }
   r.op = *op_name;
   handle(s, r);
+}
+
+// Durable writes to the room the pending ones went to need not wait for them: the room's home
+// core keeps their order. Anything else waits.
+const void* NativeProfile::order_key(Session& s, websocket::Opcode op,
+                                     std::span<const uint8_t> payload) {
+  if (op != websocket::Opcode::kText) return nullptr;
+  JsonPeek peek(payload);
+  std::string_view o = peek.string("op");
+  if (o != "publish" && o != "state.set" && o != "state.del") return nullptr;
+  std::string_view room = peek.string("room");
+  return room.empty() ? nullptr : hubs_.hub_of(s).joined_room(s, room);
 }
 
 void NativeProfile::handle(Session& s, Request& r) {

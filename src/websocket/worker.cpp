@@ -17,8 +17,27 @@
 
 namespace ringcast::websocket {
 
+// Ordered holds of one session (see Worker::hold_ordered), and the replies its passing messages
+// made while earlier writes were still pending. Allocated only while pipelining.
+struct Pipeline {
+  struct HeldReply {
+    engine::SharedFrame* frame;
+    uint32_t after;  // goes out once this many ordered holds have been released
+    HeldReply* next;
+  };
+  const void* key = nullptr;  // what passing messages must write to; nullptr once keys differ
+  uint32_t ordered = 0;       // ordered holds now
+  uint32_t taken = 0;         // ordered holds ever taken
+  uint32_t released = 0;      // ... and released (they are released in the order taken)
+  uint32_t entry = 0;         // `taken` when the passing message now handled arrived
+  size_t bytes = 0;           // size of the writes held for
+  HeldReply* head = nullptr;
+  HeldReply* tail = nullptr;
+};
+
 namespace {
 
+constexpr uint32_t kMaxPipeline = 4096;     // durable writes in flight per connection
 constexpr int64_t kCloseLingerMs = 2000;    // wait for the peer after our close frame
 constexpr size_t kMaxBatchBytes = 1 << 20;  // bytes per vectored send
 constexpr size_t kMaxIdleBuffers = 256;
@@ -321,6 +340,7 @@ void Worker::on_closed(engine::Socket* sock) {
   give_buffer(s.assembly_);
   give_buffer(s.http_buf_);
   give_buffer(s.held_in_);
+  drop_pipeline(s);
   if (s.credit_) {
     // Frames still queued elsewhere keep the credit alive; they just wake nobody now.
     s.credit_->detach();
@@ -441,6 +461,20 @@ size_t Worker::capped_backlog(const Session& s) const {
 
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
   if (s.state_ == Session::State::kDead || s.close_sent_) return;
+  if (s.passing_ && s.pipe_ && (s.pipe_->head || s.pipe_->released < s.pipe_->entry)) {
+    // A reply to a message that passed earlier writes: it waits until they are in effect (and
+    // behind any reply already waiting). What others send this session meanwhile (the effects
+    // of those earlier writes among them) is not held.
+    Pipeline& p = *s.pipe_;
+    f->add_ref();
+    auto* r = new Pipeline::HeldReply{f, p.entry, nullptr};
+    if (p.tail)
+      p.tail->next = r;
+    else
+      p.head = r;
+    p.tail = r;
+    return;
+  }
   if (s.state_ == Session::State::kHttp) {
     enqueue(s, f, OutItem::kKeep);  // a response head: never dropped
     return;
@@ -758,7 +792,7 @@ void Worker::on_data(engine::Socket* sock, std::span<const uint8_t> data) {
 void Worker::handle_ws(Session& s, std::span<const uint8_t> data) {
   if (s.discard_input_) return;
   // Held, or held input still waiting to be decoded: this goes behind it.
-  if (s.holds_ > 0 || s.held_in_) {
+  if (s.held_in_ || (s.holds_ > 0 && !passes_holds(s))) {
     stash_input(s, data);
     return;
   }
@@ -777,8 +811,10 @@ void Worker::feed_ws(Session& s, std::span<const uint8_t> data) {
   s.reader_ = reader;
   FrameReader::Result res = reader->feed(data, [&](const FrameChunk& c) { return on_chunk(s, c); });
   if (res == FrameReader::Result::kStopped && s.state_ == Session::State::kOpen && s.holds_ > 0) {
-    // A message took a hold: the rest waits, in order, until it is released (run_resumes).
-    stash_input(s, reader->take_unread());
+    // A message took a hold or was deferred: everything after it waits, in order, until the holds
+    // are released (run_resumes).
+    stash_input(s, reader->take_rest());
+    backend_->pause_read(&s);  // ordered holds leave reading on until something must wait
     if (reader->at_boundary()) {
       readers_.release(reader);
       s.reader_ = nullptr;
@@ -824,7 +860,9 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
         if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;
       } else {
         if (s.in_message_) return fail(s, kCloseProtocolError, "expected continuation"), false;
-        if (!take_message_token(s))
+        if (s.skip_token_)
+          s.skip_token_ = false;
+        else if (!take_message_token(s))
           return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
         s.in_message_ = true;
         s.message_opcode_ = c.opcode;
@@ -872,8 +910,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     // Whole message in one chunk: hand the reader's buffer over without copying.
     s.in_message_ = false;
     s.message_deadline_ms_ = 0;
-    s.route_->handler->on_message(s, op, c.data);
-    return after_message(s);
+    return deliver_message(s, op, c.data);
   }
   if (!s.assembly_) s.assembly_ = take_buffer();
   s.assembly_->append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
@@ -881,9 +918,9 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     s.in_message_ = false;
     s.message_deadline_ms_ = 0;
     std::string* a = s.assembly_;
-    s.route_->handler->on_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
+    bool go = deliver_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
     if (s.assembly_ == a) give_buffer(s.assembly_);
-    return after_message(s);
+    return go;
   }
   return s.state_ == Session::State::kOpen;
 }
@@ -964,7 +1001,106 @@ bool Worker::after_message(Session& s) {
       hold_input(s);
     }
   }
-  return s.holds_ == 0;
+  return s.holds_ == 0 || passes_holds(s);
+}
+
+bool Worker::passes_holds(const Session& s) const {
+  // Only ordered holds, all for one key, and not too many in flight.
+  return s.pipe_ && s.pipe_->key && s.holds_ == s.pipe_->ordered &&
+         s.pipe_->ordered < kMaxPipeline && s.pipe_->bytes < settings_->limits.outbound_cap;
+}
+
+bool Worker::deliver_message(Session& s, Opcode op, std::span<uint8_t> payload) {
+  MessageHandler* h = s.route_->handler;
+  if (s.holds_ == 0) {
+    h->on_message(s, op, payload);
+    return after_message(s);
+  }
+  if (!passes_holds(s) || h->order_key(s, op, payload) != s.pipe_->key) {
+    defer_message(s, op, payload);
+    return false;
+  }
+  // Ordered behind the pending writes by their home core; its direct replies wait for them.
+  s.pipe_->entry = s.pipe_->taken;
+  s.passing_ = true;
+  h->on_message(s, op, payload);
+  s.passing_ = false;
+  return after_message(s);
+}
+
+void Worker::defer_message(Session& s, Opcode op, std::span<const uint8_t> payload) {
+  // The message is decoded already: it goes back in front of the held input as a frame of its
+  // own (masked with a zero key, so the payload bytes are unchanged) and is decoded again once the
+  // holds are released. It was counted against the rate limit once.
+  uint8_t head[14];
+  size_t n = 0;
+  const uint64_t len = payload.size();
+  head[n++] = static_cast<uint8_t>(0x80 | static_cast<uint8_t>(op));
+  if (len < 126) {
+    head[n++] = static_cast<uint8_t>(0x80 | len);
+  } else if (len < 65536) {
+    head[n++] = 0x80 | 126;
+    head[n++] = static_cast<uint8_t>(len >> 8);
+    head[n++] = static_cast<uint8_t>(len);
+  } else {
+    head[n++] = 0x80 | 127;
+    for (int i = 7; i >= 0; --i) head[n++] = static_cast<uint8_t>(len >> (8 * i));
+  }
+  for (int i = 0; i < 4; ++i) head[n++] = 0;
+  if (!s.held_in_) s.held_in_ = take_buffer();
+  s.held_in_->append(reinterpret_cast<const char*>(head), n);
+  s.held_in_->append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  s.skip_token_ = true;
+  backend_->pause_read(&s);
+}
+
+void Worker::hold_ordered(Session& s, const void* key, size_t bytes) {
+  if (!s.pipe_) s.pipe_ = new Pipeline();
+  Pipeline& p = *s.pipe_;
+  if (p.ordered == 0)
+    p.key = key;
+  else if (p.key != key)
+    p.key = nullptr;  // writes to two places: nothing passes until all are done
+  ++p.ordered;
+  ++p.taken;
+  p.bytes += bytes;
+  ++s.holds_;  // reading goes on: a passing message may follow (deliver_message)
+}
+
+void Worker::release_ordered(uint64_t session_id, size_t bytes) {
+  Session* s = find_session(session_id);
+  if (!s || !s->pipe_ || s->pipe_->ordered == 0) return;
+  Pipeline& p = *s->pipe_;
+  p.bytes -= std::min(bytes, p.bytes);
+  --p.ordered;
+  ++p.released;
+  if (p.ordered == 0) p.key = nullptr;
+  flush_held_replies(*s);  // kept until the session goes: a pipelining client needs it again
+  release_input(*s);
+}
+
+void Worker::flush_held_replies(Session& s) {
+  Pipeline& p = *s.pipe_;
+  while (p.head && p.head->after <= p.released) {
+    Pipeline::HeldReply* r = p.head;
+    p.head = r->next;
+    if (!p.head) p.tail = nullptr;
+    send_frame(s, r->frame);  // the head moved on: this one is not held again
+    r->frame->release();
+    delete r;
+  }
+}
+
+void Worker::drop_pipeline(Session& s) {
+  if (!s.pipe_) return;
+  for (Pipeline::HeldReply* r = s.pipe_->head; r;) {
+    Pipeline::HeldReply* next = r->next;
+    r->frame->release();
+    delete r;
+    r = next;
+  }
+  delete s.pipe_;
+  s.pipe_ = nullptr;
 }
 
 void Worker::check_paced() {

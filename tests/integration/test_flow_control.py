@@ -395,6 +395,38 @@ durability = "strict"
             self.assertEqual(late, [], "rep %d: markers arrived after the sync" % i)
             b.close()
 
+    def test_livemap_pipelined_mix_keeps_order(self):
+        """Marker writes (waiting for their commit) and positions (written behind) pipelined in one
+        write reach another client in the order they were sent; the sender's pong comes last."""
+        a = RawWebSocket(self.port, "/map")
+        c = RawWebSocket(self.port, "/map")
+        self.addCleanup(a.close)
+        self.addCleanup(c.close)
+        for conn, tag in ((a, "a0"), (c, "c0")):
+            conn.send(text_frame({"type": "ping", "timestamp": tag}))
+            read_json_until(conn, lambda m: m.get("type") == "pong", "pong " + tag)
+        for i in range(self.REPS // 4):
+            frames, want = b"", []
+            for k in range(6):
+                if k % 2 == 0:
+                    mk = {"type": "enemy", "x": k, "y": i, "user_id": 2, "timestamp": "m%d-%d" % (i, k)}
+                    frames += text_frame({"type": "marker_add", "marker": mk})
+                    want.append(("marker_added", "2_m%d-%d" % (i, k)))
+                else:
+                    pos = {"type": "position_update",
+                           "player": {"user_id": "p%d" % k, "x": i, "y": k, "timestamp": "t"}}
+                    frames += text_frame(pos)
+                    want.append(("position_update", "p%d" % k))
+            a.send(frames + text_frame({"type": "ping", "timestamp": "done%d" % i}))
+            read_json_until(a, lambda m: m.get("type") == "pong" and m.get("timestamp") == "done%d" % i,
+                            "pong done%d" % i)
+            c.send(text_frame({"type": "ping", "timestamp": "c%d" % i}))
+            got = read_json_until(c, lambda m: m.get("type") == "pong" and m.get("timestamp") == "c%d" % i,
+                                  "c's pong %d" % i)
+            seen = [(m["type"], m["marker"]["id"] if m["type"] == "marker_added" else m["player"]["user_id"])
+                    for m in got if m.get("type") in ("marker_added", "position_update")]
+            self.assertEqual(seen, want, "rep %d" % i)
+
     def test_gamechat_message_then_history(self):
         a = RawWebSocket(self.port, "/chat")
         self.addCleanup(a.close)

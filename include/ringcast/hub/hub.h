@@ -186,8 +186,8 @@ class Hub final : public websocket::LoopHooks {
 
   void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
   // Holds s's input until the durable write being sent is in effect (see publish, set_state).
-  bool hold_for_commit(websocket::Session& s, SharedRoom* room);
-  void release_hold(uint64_t session);
+  bool hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes);
+  void release_hold(uint64_t session, size_t bytes);
   void retry_overflow();
   void dispatch(Envelope& e);
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,

@@ -86,6 +86,12 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void hold_input(Session& s);
   void release_input(Session& s);
   void release_input(uint64_t session_id);
+  // An ordered hold: like hold_input, but a later message whose handler's order_key() is `key` is
+  // handled at once (it is ordered behind the write anyway); see MessageHandler::order_key.
+  // Released in the order taken, by release_ordered. `bytes`: the write's size, which bounds how
+  // much a connection may have in flight (outbound_cap) before its input waits after all.
+  void hold_ordered(Session& s, const void* key, size_t bytes);
+  void release_ordered(uint64_t session_id, size_t bytes);
   // Paces `s` by `frame` (see Session::pace).
   void pace(Session& s, engine::SharedFrame* frame);
   WorkerStats& stats() { return stats_; }
@@ -121,6 +127,11 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void feed_ws(Session& s, std::span<const uint8_t> data);
   void stash_input(Session& s, std::span<const uint8_t> data);
   bool after_message(Session& s);  // false: stop decoding this session's input
+  bool deliver_message(Session& s, Opcode op, std::span<uint8_t> payload);
+  bool passes_holds(const Session& s) const;
+  void defer_message(Session& s, Opcode op, std::span<const uint8_t> payload);
+  void flush_held_replies(Session& s);
+  void drop_pipeline(Session& s);
   void run_resumes();
   void check_paced();
   void check_stalls();
