@@ -87,7 +87,7 @@ void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
 }  // namespace
 
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs) : hubs_(hubs) {
-  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
   persistent_ = hubs.store().persistent(*room_.get());
 }
 
