@@ -294,5 +294,112 @@ class RoomLimitTest(harness.ServerTestCase):
             self.assertEqual(h["messages"], [])
 
 
+
+class BurstMemoryTest(harness.ServerTestCase):
+    """A burst of 16 KiB messages fanned out across cores, with stalled readers, then everyone
+    leaves: the buffers the consumer core collected must go back (pools capped and trimmed)."""
+
+    CONFIG_TEXT = '[limits]\nslow_consumer = "close"\n'
+    N_MSGS = 3000
+    SIZE = 16 * 1024
+    WIRE = SIZE + 4          # server frame: 2-byte header + 2-byte extended length
+    FAST = 6
+    STALLED = 2
+
+    def open_raw(self, path, rcvbuf=None):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", self.port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                   % (path, harness.ws_key())).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)  # byte by byte: nothing after the head may be consumed here
+            if not chunk:
+                raise AssertionError("closed during the handshake")
+            head += chunk
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head[:60])
+        self.addCleanup(s.close)
+        return s
+
+    def spread_over_workers(self, conns, factory):
+        """Opens more connections until both workers have some (per_thread also counts the /health
+        request's own connection, and perhaps the previous one's)."""
+        while True:
+            pt = self.server.health()["connections"]["per_thread"]
+            if min(pt) >= 3:
+                return
+            self.assertLess(len(conns), 40, "connections not on both workers: %r" % pt)
+            conns.append(factory())
+
+    def fill_receive_buffers(self):
+        """io_uring's provided receive buffers (1024 x 16 KiB per worker) are a fixed region that
+        stays resident once the kernel has written to every buffer: cycle them on both workers
+        (into rooms nobody else is in) so the baseline already includes them."""
+        conns = [self.open_raw("/raw/sink-%d?echo=0" % i) for i in range(4)]
+        self.spread_over_workers(conns, lambda: self.open_raw("/raw/sink-%d?echo=0" % len(conns)))
+        mib = harness.build_frame(harness.OP_BINARY, b"\0" * self.SIZE, mask_key=b"\0\0\0\0") * 64
+        for c in conns:
+            for _ in range(20):
+                c.sendall(mib)
+
+    def burst(self, room, n):
+        for _ in range(self.STALLED):
+            self.open_raw("/raw/" + room, rcvbuf=4096)
+        pub = self.open_raw("/raw/%s?echo=0" % room)
+        fast = [self.open_raw("/raw/" + room) for _ in range(self.FAST)]
+        self.spread_over_workers(fast, lambda: self.open_raw("/raw/" + room))
+        got = [0] * len(fast)
+
+        def reader(k):
+            while got[k] < n * self.WIRE:
+                chunk = fast[k].recv(1 << 20)
+                if not chunk:
+                    raise AssertionError("fast reader %d closed after %d bytes" % (k, got[k]))
+                got[k] += len(chunk)
+
+        threads = [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(len(fast))]
+        for t in threads:
+            t.start()
+        frame = harness.build_frame(harness.OP_BINARY, b"\x5a" * self.SIZE, mask_key=b"\0\0\0\0")
+        deadline = time.monotonic() + 120
+        for i in range(n):
+            # Readers stay within 32 messages (512 KiB, under outbound_cap) of the publisher.
+            while min(got) < (i - 32) * self.WIRE:
+                self.assertLess(time.monotonic(), deadline, "readers stalled at %r" % got)
+                time.sleep(0.001)
+            pub.sendall(frame)
+        for t in threads:
+            t.join(max(1, deadline - time.monotonic()))
+        self.assertEqual(got, [n * self.WIRE] * len(fast))
+
+    def test_memory_returns_after_a_cross_core_burst(self):
+        pid = self.server.proc.pid
+        self.fill_receive_buffers()
+        self.burst("warm", 200)
+        self.doCleanups()  # close every connection
+        harness.wait_until(lambda: self.server.health()["connections"]["websocket"] == 0,
+                           timeout=10, what="connections gone")
+        time.sleep(3)  # the warm-up's own pooled buffers are trimmed too
+        base = rss_kb(pid)
+        self.burst("burst", self.N_MSGS)
+        peak = rss_kb(pid)
+        self.doCleanups()
+        harness.wait_until(lambda: self.server.health()["connections"]["websocket"] == 0,
+                           timeout=10, what="connections gone")
+        t0 = time.monotonic()
+        try:
+            harness.wait_until(lambda: rss_kb(pid) - base < RSS_SLACK_KB, timeout=10, interval=0.2,
+                               what="RSS back near %d kB" % base)
+        finally:
+            sys.stderr.write("burst of %d x %d B: RSS %d kB before, %d kB at the end of it, %d kB "
+                             "%.1fs after everyone left\n"
+                             % (self.N_MSGS, self.SIZE, base, peak, rss_kb(pid),
+                                time.monotonic() - t0))
+
+
 if __name__ == "__main__":
     harness.main()
