@@ -133,7 +133,10 @@ void Server::mount_seed_profiles() {
     }
   }
   if (cfg_.livemap.mount.enabled) {
-    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_);
+    profiles::LivemapLimits limits;
+    limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
+    limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
+    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
     router_.add(cfg_.livemap.mount.path, false, livemap.get());
     seed_profiles_.push_back(std::move(livemap));
   }

@@ -94,6 +94,11 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
 void SharedFrame::release() {
   // acq_rel: the thread that frees must see every other holder's reads as finished.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (credit_) {
+    credit_->refund(size_);
+    credit_->release();
+    credit_ = nullptr;
+  }
   if (size_class_ != 0xff) {
     FramePool& pool = t_pool;
     if (pool.count[size_class_] < class_cap(size_class_)) {

@@ -199,7 +199,7 @@ void Hub::send(int core, const Envelope& e, websocket::Session* origin) {
   overflow_[core].push_back(e);
   ++overflow_count_;
   if (origin && origin->open()) {
-    worker_->pause_reading(*origin);
+    worker_->hold_input(*origin);
     paused_.push_back(origin->id());
   }
 }
@@ -215,7 +215,7 @@ void Hub::retry_overflow() {
   }
   if (overflow_count_ == 0 && !paused_.empty()) {
     for (uint64_t id : paused_)
-      if (websocket::Session* s = worker_->find_session(id)) worker_->resume_reading(*s);
+      if (websocket::Session* s = worker_->find_session(id)) worker_->release_input(*s);
     paused_.clear();
   }
 }
@@ -281,6 +281,9 @@ void Hub::dispatch(Envelope& e) {
       break;
     case Envelope::Kind::kBroadcast:
       fanout_home(e.room, e.frame, e.session, false);
+      break;
+    case Envelope::Kind::kRelease:
+      worker_->release_input(e.session);
       break;
   }
 }
@@ -450,6 +453,30 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
   return out;
 }
 
+// A connection's messages are sequential, as in the seeds: while a write that members see only
+// after its commit is on its way, nothing a later message of the same connection causes (a reply,
+// a broadcast, a query) may overtake it. So its input waits until the home core reports the
+// write in effect (or refused). Writes seen at once need no hold: the home core orders them.
+bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room) {
+  RoomStore& store = system_.store();
+  if (!store.acknowledge_after_commit() || !store.persistent(*room)) return false;
+  worker_->hold_input(s);
+  return true;
+}
+
+void Hub::release_hold(uint64_t session) {
+  int c = core_of(session);
+  if (c == core_) {
+    worker_->release_input(session);
+    return;
+  }
+  if (c < 0 || c >= system_.cores()) return;
+  Envelope e;
+  e.kind = Envelope::Kind::kRelease;
+  e.session = session;
+  send(c, e);  // behind the reply to the same session, if any: the ring keeps the order
+}
+
 void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
                   std::string_view user, EventFormatter formatter, bool echo, bool record,
                   engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
@@ -464,6 +491,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.kind = Envelope::Kind::kPublish;
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
+  if (record && hold_for_commit(s, room)) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = f;
@@ -481,6 +509,7 @@ void Hub::home_publish(Envelope& e) {
   engine::SharedFrame* payload = e.frame;
   const bool echo = !(e.flags & Envelope::kNoEcho);
   const bool record = !(e.flags & Envelope::kNoHistory);
+  const bool held = e.flags & Envelope::kHeld;
   HistoryRecord rec;
   rec.seq = ++room->seq;
   rec.ts_ms = wall_ms();
@@ -495,6 +524,7 @@ void Hub::home_publish(Envelope& e) {
   if (!record || !store.persistent(*room)) {
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session);
     return;
   }
   if (!store.acknowledge_after_commit()) {
@@ -502,23 +532,25 @@ void Hub::home_publish(Envelope& e) {
     store.append(*room, rec, [](bool) {});
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session);
     return;
   }
   // Acknowledged means kept: members (and the publisher's ack) see the message only after the
   // store has committed it.
-  auto held = std::make_shared<HistoryRecord>(std::move(rec));
+  auto rec_held = std::make_shared<HistoryRecord>(std::move(rec));
   room->add_ref();
   RoomRef ref(&system_.rooms(), room);
   engine::FrameRef ok(e.reply_ok), fail(e.reply_fail);
   e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
-  store.append(*ref.get(), *held, [this, ref, held, echo, ok, fail](bool stored) {
+  store.append(*ref.get(), *rec_held, [this, ref, rec_held, echo, ok, fail, held](bool stored) {
+    uint64_t sender = rec_held->sender;
     if (!stored) {
-      if (fail) send_to(held->sender, fail.get());
-      return;
+      if (fail) send_to(sender, fail.get());
+    } else {
+      commit_publish(ref.get(), std::move(*rec_held), echo, true);
+      if (ok) send_to(sender, ok.get());
     }
-    uint64_t sender = held->sender;
-    commit_publish(ref.get(), std::move(*held), echo, true);
-    if (ok) send_to(sender, ok.get());
+    if (held) release_hold(sender);
   });
 }
 
@@ -568,6 +600,7 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   e.flags =
       static_cast<uint8_t>((opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
                            (opts.write_behind ? Envelope::kWriteBehind : 0));
+  if (!opts.write_behind && hold_for_commit(s, room)) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = data;
@@ -590,6 +623,7 @@ void Hub::home_state(Envelope& e) {
   std::string_view key(reinterpret_cast<const char*>(p) + 4, klen);
   const bool del = e.flags & Envelope::kDelete;
   const bool echo = !(e.flags & Envelope::kNoEcho);
+  const bool held = e.flags & Envelope::kHeld;
   std::optional<std::string_view> value;
   if (!del) {
     value =
@@ -601,12 +635,14 @@ void Hub::home_state(Envelope& e) {
   // it and looks again when applied.
   if (del && room->state_pending == 0 && !state.contains(key)) {
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session);
     return;
   }
   const uint64_t order = state.reserve_order();
   RoomStore& store = system_.store();
   if (!store.persistent(*room)) {
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    if (held) release_hold(e.session);
     return;
   }
   if (!store.acknowledge_after_commit() || (e.flags & Envelope::kWriteBehind)) {
@@ -614,6 +650,7 @@ void Hub::home_state(Envelope& e) {
     // room's writes reach the store in the order they were made.
     store.put_state(*room, key, value, order, [](bool) {});
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    if (held) release_hold(e.session);
     return;
   }
   // Acknowledged means kept: the change (and the writer's reply) is seen only after its commit.
@@ -626,11 +663,12 @@ void Hub::home_state(Envelope& e) {
   uint64_t sender = e.session;
   store.put_state(
       *room, key, value, order,
-      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order](bool stored) {
+      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order, held](bool stored) {
         SharedRoom* r = ref.get();
         --r->state_pending;
         if (!stored) {
           if (fail) send_to(sender, fail.get());
+          if (held) release_hold(sender);
           return;
         }
         const uint8_t* q = data->data();
@@ -642,6 +680,7 @@ void Hub::home_state(Envelope& e) {
           v = std::string_view(reinterpret_cast<const char*>(q) + 4 + kl, data->size() - 4 - kl);
         }
         apply_state(r, k, v, order, event.get(), formatter, sender, echo, ok.get());
+        if (held) release_hold(sender);
       });
 }
 

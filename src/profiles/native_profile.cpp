@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <charconv>
 
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/python_json.h"
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
 
@@ -139,11 +142,9 @@ struct NativeProfile::Request {
   const Value* id = nullptr;
   std::string_view op;
 
-  const Value* get(const char* name) const {
-    auto it = doc.FindMember(name);
-    return it == doc.MemberEnd() ? nullptr : &it->value;
-  }
-  std::optional<std::string_view> string(const char* name) const {
+  // A repeated key counts with its last value, as in every profile (Python's json.loads).
+  const Value* get(std::string_view name) const { return py_get(doc, name); }
+  std::optional<std::string_view> string(std::string_view name) const {
     const Value* v = get(name);
     if (!v || !v->IsString()) return std::nullopt;
     return std::string_view(v->GetString(), v->GetStringLength());
@@ -301,6 +302,11 @@ void NativeProfile::handle(Session& s, Request& r) {
       send_error(s, id, "bad_request", "\"room\" must be a string of 1-128 bytes");
       return std::nullopt;
     }
+    // Room names are shown to every member (presence, events, lists).
+    if (!is_display_safe(*room)) {
+      send_error(s, id, "bad_request", "\"room\" " + std::string(kDisplayNameRule));
+      return std::nullopt;
+    }
     if (reserved_room_name(*room)) {
       send_error(s, id, "forbidden",
                  "rooms named gamechat:..., livemap:..., chatroom:... belong to "
@@ -384,6 +390,8 @@ void NativeProfile::handle(Session& s, Request& r) {
                                         }
                                         j.w().EndObject();
                                         engine::FrameRef f(j.frame());
+                                        // What a joiner must receive: not slow-consumer backlog.
+                                        Session::SnapshotScope snapshot(js);
                                         js.send_frame(f.get());
                                         for (const auto& ev : res.replay) js.send_frame(ev.get());
                                       });
@@ -571,6 +579,9 @@ void NativeProfile::handle(Session& s, Request& r) {
     auto name = r.string("name");
     if (!name || name->empty() || name->size() > 128)
       return send_error(s, id, "bad_request", "\"name\" must be a string of 1-128 bytes");
+    // Endpoint names reach every peer that attaches.
+    if (!is_display_safe(*name))
+      return send_error(s, id, "bad_request", "\"name\" " + std::string(kDisplayNameRule));
     if (!hubs_.endpoints().register_name(*name, s.id()))
       return send_error(s, id, "name_taken", "an endpoint with this name exists");
     if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end())
@@ -621,6 +632,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     data->Accept(j.w());
     j.w().EndObject();
     engine::FrameRef f(j.frame());
+    pace_relay(s, f.get());
     // An endpoint owner relays to its peers (one, or all); a peer relays to the endpoint.
     if (name && std::find(st.owned.begin(), st.owned.end(), *name) != st.owned.end()) {
       auto ep = hubs_.endpoints().find(*name);

@@ -68,6 +68,15 @@ void Session::close(uint16_t code, std::string_view reason) {
 void Session::close_unless_message_within(int64_t ms) {
   worker_->set_message_deadline(*this, ms);
 }
+void Session::hold_input() {
+  worker_->hold_input(*this);
+}
+void Session::release_input() {
+  worker_->release_input(*this);
+}
+void Session::pace(engine::SharedFrame* frame) {
+  worker_->pace(*this, frame);
+}
 
 // ---- Worker lifecycle ---------------------------------------------------------------------------
 
@@ -150,6 +159,8 @@ void Worker::loop() {
     }
     int64_t timeout = timers_.next_timeout_ms(now_ms_);
     if (stopping_) timeout = timeout < 0 ? 50 : std::min<int64_t>(timeout, 50);
+    if (!stall_watch_.empty()) timeout = timeout < 0 ? 100 : std::min<int64_t>(timeout, 100);
+    if (!resumes_.empty()) timeout = 0;  // held input to decode
     // Wake at least once a second even when idle: the watchdog reads loop_passes as a heartbeat.
     timeout = timeout < 0 ? 1000 : std::min<int64_t>(timeout, 1000);
     bool announced = false;
@@ -166,7 +177,11 @@ void Worker::loop() {
     timers_.advance(now_ms_, [this](engine::TimerNode* node) {
       on_timer(*static_cast<Session*>(node->owner));
     });
+    // Before the hooks: what resumed sessions send reaches other cores in this same pass.
+    if (!pace_waits_.empty()) check_paced();
+    if (!resumes_.empty()) run_resumes();
     if (hooks_) hooks_->on_pass();
+    if (!stall_watch_.empty() && now_ms_ >= next_stall_check_ms_) check_stalls();
     flush();
     notify_peers();
     trim_idle_pools();
@@ -312,6 +327,13 @@ void Worker::on_closed(engine::Socket* sock) {
   }
   give_buffer(s.assembly_);
   give_buffer(s.http_buf_);
+  give_buffer(s.held_in_);
+  if (s.credit_) {
+    // Frames still queued elsewhere keep the credit alive; they just wake nobody now.
+    s.credit_->detach();
+    s.credit_->release();
+    s.credit_ = nullptr;
+  }
   if (s.dirty_) {
     // Unlink from the flush list.
     Session* prev = nullptr;
@@ -444,6 +466,7 @@ void Worker::drop_queue(Session& s) {
   s.out_head_ = s.out_tail_ = nullptr;
   queued_bytes_ -= s.out_bytes_;
   s.out_bytes_ = 0;
+  s.uncapped_bytes_ = 0;
 }
 
 void Worker::mark_dirty(Session& s) {
@@ -459,14 +482,32 @@ void Worker::mark_dirty(Session& s) {
   dirty_tail_ = &s;
 }
 
+size_t Worker::capped_backlog(const Session& s) const {
+  // What the kernel has not taken, less what the cap does not judge (snapshots, paced frames).
+  // Approximate while a send covering uncapped items is in flight: it errs towards leniency by at
+  // most one batch.
+  const size_t exempt = size_t{s.inflight_bytes_} + s.uncapped_bytes_;
+  return s.out_bytes_ > exempt ? s.out_bytes_ - exempt : 0;
+}
+
 void Worker::send_frame(Session& s, engine::SharedFrame* f) {
   if (s.state_ == Session::State::kDead || s.close_sent_) return;
+  if (s.state_ == Session::State::kHttp) {
+    enqueue(s, f, OutItem::kKeep);  // a response head: never dropped
+    return;
+  }
+  // A join's snapshot is what the joiner must get, and a paced frame is bounded by its sender's
+  // credit: neither is slow-consumer backlog (a reader stuck on them is closed by check_stalls).
+  if (s.snapshot_ || f->paced()) {
+    enqueue(s, f, OutItem::kUncapped);
+    return;
+  }
   // The outbound cap is judged at flush time, against what the kernel has not taken (see
   // enforce_cap): one loop pass may legitimately queue a burst larger than the cap for a reader
   // that keeps up. Within a pass the queue is still bounded, at twice the cap.
-  if (s.state_ == Session::State::kOpen && s.out_bytes_ > s.inflight_bytes_ &&
-      s.out_bytes_ - s.inflight_bytes_ + f->size() > 2 * settings_->limits.outbound_cap &&
-      !enforce_cap(s, f->size())) {
+  const size_t backlog = capped_backlog(s);
+  if (s.state_ == Session::State::kOpen && backlog > 0 &&
+      backlog + f->size() > 2 * settings_->limits.outbound_cap && !enforce_cap(s, f->size())) {
     return;
   }
   enqueue(s, f);
@@ -486,66 +527,89 @@ bool Worker::enforce_cap(Session& s, size_t incoming) {
   return false;
 }
 
+void Worker::unlink_item(Session& s, OutItem* it) {
+  // `it` is the item after `prev` in s's queue (prev is found by the callers' walk).
+  s.out_bytes_ -= it->length;
+  queued_bytes_ -= it->length;
+  if (it->flags & OutItem::kUncapped) s.uncapped_bytes_ -= it->length;
+  it->frame->release();
+  free_item(it);
+}
+
 bool Worker::drop_oldest(Session& s, size_t incoming) {
   // Items covered by the send in flight belong to the kernel until it completes; the ones after
-  // them are fair game, oldest first. Only whole messages are dropped, never part of a frame.
+  // them are fair game, oldest first. Only whole capped messages are dropped: never part of a
+  // frame, the HTTP response, a snapshot or a paced frame.
   const size_t cap = settings_->limits.outbound_cap;
-  OutItem* keep_tail = nullptr;
+  OutItem* prev = nullptr;
   OutItem* it = s.out_head_;
   for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
-    keep_tail = it;
+    prev = it;
     it = it->next;
   }
   uint64_t dropped = 0;
-  while (it && s.out_bytes_ - s.inflight_bytes_ + incoming > cap) {
-    if (it->offset != 0) break;  // partly sent: must finish
+  while (it && capped_backlog(s) + incoming > cap) {
     OutItem* next = it->next;
-    s.out_bytes_ -= it->length;
-    queued_bytes_ -= it->length;
-    it->frame->release();
-    free_item(it);
+    if (it->flags || it->offset != 0) {
+      prev = it;
+      it = next;
+      continue;
+    }
+    if (prev)
+      prev->next = next;
+    else
+      s.out_head_ = next;
+    if (s.out_tail_ == it) s.out_tail_ = prev;
+    unlink_item(s, it);
     ++dropped;
     it = next;
   }
-  if (keep_tail)
-    keep_tail->next = it;
-  else
-    s.out_head_ = it;
-  if (!it) s.out_tail_ = keep_tail;
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
-  return s.out_bytes_ - s.inflight_bytes_ + incoming <= cap;
+  return capped_backlog(s) + incoming <= cap;
 }
 
 void Worker::drop_unsent(Session& s) {
-  // Frees every queued item that no send in flight refers to.
+  // Frees every queued item that no send in flight refers to, but the HTTP response: a close
+  // frame queued next must never reach the client ahead of the 101.
+  OutItem* prev = nullptr;
   OutItem* it = s.out_head_;
-  OutItem* keep_tail = nullptr;
   for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
-    keep_tail = it;
+    prev = it;
     it = it->next;
   }
   while (it) {
     OutItem* next = it->next;
-    s.out_bytes_ -= it->length;
-    queued_bytes_ -= it->length;
-    it->frame->release();
-    free_item(it);
+    if (it->flags & OutItem::kKeep) {
+      prev = it;
+      it = next;
+      continue;
+    }
+    if (prev)
+      prev->next = next;
+    else
+      s.out_head_ = next;
+    unlink_item(s, it);
     it = next;
   }
-  if (keep_tail)
-    keep_tail->next = nullptr;
-  else
-    s.out_head_ = nullptr;
-  s.out_tail_ = keep_tail;
+  s.out_tail_ = prev;
 }
 
-void Worker::enqueue(Session& s, engine::SharedFrame* f) {
+void Worker::enqueue(Session& s, engine::SharedFrame* f, uint8_t flags) {
   f->add_ref();
   OutItem* it = new_item();
   it->frame = f;
   it->offset = 0;
   it->length = static_cast<uint32_t>(f->size());
+  it->flags = flags;
   it->next = nullptr;
+  if (flags & OutItem::kUncapped) {
+    s.uncapped_bytes_ += it->length;
+    if (!s.stall_watched_) {
+      s.stall_watched_ = true;
+      s.progress_ms_ = now_ms_;
+      stall_watch_.push_back(s.id_);
+    }
+  }
   if (s.out_tail_)
     s.out_tail_->next = it;
   else
@@ -574,7 +638,7 @@ void Worker::flush() {
       // completes by the next pass) and the backlog behind it is over the cap: this reader is not
       // keeping up.
       if (s->state_ == Session::State::kOpen && pass_ - s->send_pass_ >= 2 &&
-          s->out_bytes_ - s->inflight_bytes_ > settings_->limits.outbound_cap) {
+          capped_backlog(*s) > settings_->limits.outbound_cap) {
         enforce_cap(*s, 0);
       }
       continue;
@@ -614,19 +678,18 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     return;
   }
   size_t left = static_cast<size_t>(res);
+  if (left > 0) s.progress_ms_ = now_ms_;
   while (left > 0 && s.out_head_) {
     OutItem* it = s.out_head_;
     if (left >= it->length) {
       left -= it->length;
-      s.out_bytes_ -= it->length;
-      queued_bytes_ -= it->length;
       s.out_head_ = it->next;
-      it->frame->release();
-      free_item(it);
+      unlink_item(s, it);
     } else {
       it->offset += static_cast<uint32_t>(left);
       it->length -= static_cast<uint32_t>(left);
       s.out_bytes_ -= static_cast<uint32_t>(left);
+      if (it->flags & OutItem::kUncapped) s.uncapped_bytes_ -= static_cast<uint32_t>(left);
       queued_bytes_ -= static_cast<int64_t>(left);
       left = 0;
     }
@@ -745,9 +808,34 @@ void Worker::on_data(engine::Socket* sock, std::span<const uint8_t> data) {
 
 void Worker::handle_ws(Session& s, std::span<const uint8_t> data) {
   if (s.discard_input_) return;
+  // Held, or held input still waiting to be decoded: this goes behind it.
+  if (s.holds_ > 0 || s.held_in_) {
+    stash_input(s, data);
+    return;
+  }
+  feed_ws(s, data);
+}
+
+void Worker::stash_input(Session& s, std::span<const uint8_t> data) {
+  if (data.empty()) return;
+  // Bounded: the socket is not read while held; only receives already completed land here.
+  if (!s.held_in_) s.held_in_ = take_buffer();
+  s.held_in_->append(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+void Worker::feed_ws(Session& s, std::span<const uint8_t> data) {
   FrameReader* reader = s.reader_ ? s.reader_ : readers_.acquire();
   s.reader_ = reader;
   FrameReader::Result res = reader->feed(data, [&](const FrameChunk& c) { return on_chunk(s, c); });
+  if (res == FrameReader::Result::kStopped && s.state_ == Session::State::kOpen && s.holds_ > 0) {
+    // A message took a hold: the rest waits, in order, until it is released (run_resumes).
+    stash_input(s, reader->take_unread());
+    if (reader->at_boundary()) {
+      readers_.release(reader);
+      s.reader_ = nullptr;
+    }
+    return;
+  }
   if (res == FrameReader::Result::kProtocolError) fail(s, kCloseProtocolError, "protocol error");
   if (res != FrameReader::Result::kNeedMore) {
     // Decoding stopped mid-input (close or error): the rest of the stream is not worth parsing.
@@ -836,7 +924,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     s.in_message_ = false;
     s.message_deadline_ms_ = 0;
     s.route_->handler->on_message(s, op, c.data);
-    return s.state_ == Session::State::kOpen;
+    return after_message(s);
   }
   if (!s.assembly_) s.assembly_ = take_buffer();
   s.assembly_->append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
@@ -846,6 +934,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     std::string* a = s.assembly_;
     s.route_->handler->on_message(s, op, {reinterpret_cast<uint8_t*>(a->data()), a->size()});
     if (s.assembly_ == a) give_buffer(s.assembly_);
+    return after_message(s);
   }
   return s.state_ == Session::State::kOpen;
 }
@@ -888,6 +977,107 @@ void Worker::close_session(Session& s, uint16_t code, std::string_view reason) {
   end_websocket(s);
   schedule(s,
            now_ms_ + std::min<int64_t>(kCloseLingerMs, settings_->limits.drain_timeout_ms + 500));
+}
+
+}  // namespace ringcast::websocket
+
+namespace ringcast::websocket {
+
+// ---- Input holds and pacing ---------------------------------------------------------------------
+
+void Worker::hold_input(Session& s) {
+  if (s.holds_++ == 0 && s.state_ != Session::State::kDead) backend_->pause_read(&s);
+}
+
+void Worker::release_input(Session& s) {
+  if (s.holds_ == 0) return;
+  if (--s.holds_ == 0) resumes_.push_back(s.id_);
+}
+
+void Worker::release_input(uint64_t session_id) {
+  if (Session* s = find_session(session_id)) release_input(*s);
+}
+
+void Worker::pace(Session& s, engine::SharedFrame* frame) {
+  if (!s.credit_) s.credit_ = new engine::FlowCredit(this);
+  frame->set_credit(s.credit_);
+}
+
+bool Worker::after_message(Session& s) {
+  if (s.state_ != Session::State::kOpen) return false;
+  if (s.credit_ && !s.pace_waiting_) {
+    // Over the high-water mark of frames still waiting in recipients' queues: read no more of
+    // this sender until they have taken half of it.
+    const auto high = static_cast<int64_t>(settings_->limits.outbound_cap);
+    if (s.credit_->outstanding() > high && s.credit_->wait_for(high / 2)) {
+      s.pace_waiting_ = true;
+      pace_waits_.push_back(s.id_);
+      hold_input(s);
+    }
+  }
+  return s.holds_ == 0;
+}
+
+void Worker::check_paced() {
+  for (size_t i = 0; i < pace_waits_.size();) {
+    Session* s = find_session(pace_waits_[i]);
+    if (s && s->pace_waiting_ && s->credit_->waiting()) {
+      ++i;
+      continue;
+    }
+    if (s && s->pace_waiting_) {
+      s->pace_waiting_ = false;
+      release_input(*s);
+    }
+    pace_waits_[i] = pace_waits_.back();
+    pace_waits_.pop_back();
+  }
+}
+
+void Worker::run_resumes() {
+  resume_scratch_.swap(resumes_);  // releases during decoding go to the next round
+  for (uint64_t id : resume_scratch_) {
+    Session* s = find_session(id);
+    if (!s || s->holds_ > 0 || s->state_ == Session::State::kDead) continue;
+    std::string* held = s->held_in_;
+    s->held_in_ = nullptr;
+    if ((held || s->reader_) && !s->discard_input_ && s->state_ != Session::State::kHttp) {
+      // What waited, in order; an empty feed lets the decoder finish what it had buffered.
+      feed_ws(*s, held ? std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(held->data()),
+                                                  held->size())
+                       : std::span<const uint8_t>());
+    }
+    give_buffer(held);
+    if (s->holds_ == 0 && s->state_ != Session::State::kDead) backend_->resume_read(s);
+  }
+  resume_scratch_.clear();
+}
+
+void Worker::check_stalls() {
+  next_stall_check_ms_ = now_ms_ + 100;
+  const int64_t timeout = settings_->limits.stall_timeout_ms;
+  for (size_t i = 0; i < stall_watch_.size();) {
+    Session* s = find_session(stall_watch_[i]);
+    bool keep = s && s->uncapped_bytes_ > 0 && s->state_ == Session::State::kOpen;
+    if (keep && !s->sending_) s->progress_ms_ = now_ms_;  // nothing in flight: nothing is stuck
+    if (keep && now_ms_ - s->progress_ms_ >= timeout) {
+      // The kernel took nothing for the whole timeout: the reader stopped. Its queue goes (so the
+      // senders it held resume) and it is told why, if it ever reads again.
+      RC_DEBUG("session %lu made no progress for %d ms, closing", s->id_,
+               static_cast<int>(timeout));
+      stats_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+      drop_unsent(*s);
+      close_session(*s, kCloseTryAgainLater, "slow consumer");
+      keep = false;
+    }
+    if (keep) {
+      ++i;
+      continue;
+    }
+    if (s) s->stall_watched_ = false;
+    stall_watch_[i] = stall_watch_.back();
+    stall_watch_.pop_back();
+  }
 }
 
 }  // namespace ringcast::websocket

@@ -129,6 +129,30 @@ TEST(Config, BadFlagsThrow) {
   EXPECT_THROW(parse_command_line(2, const_cast<char**>(missing), cfg), ConfigError);
 }
 
+TEST(Config, FlowControlKeys) {
+  using SC = ringcast::websocket::Limits::SlowConsumer;
+  {
+    Config cfg;
+    EXPECT_EQ(cfg.limits.slow_consumer, SC::kClose);       // rooms: close by default
+    EXPECT_EQ(cfg.limits.relay_slow_consumer, SC::kPace);  // one-to-one relays: pace
+    EXPECT_EQ(cfg.limits.stall_timeout_ms, 10000);
+  }
+  TempFile f(
+      "[limits]\nslow_consumer = \"pace\"\nrelay_slow_consumer = \"close\"\n"
+      "stall_timeout_ms = 2500\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  EXPECT_EQ(cfg.limits.slow_consumer, SC::kPace);
+  EXPECT_EQ(cfg.limits.relay_slow_consumer, SC::kClose);
+  EXPECT_EQ(cfg.limits.stall_timeout_ms, 2500);
+  EXPECT_NE(
+      error_of("[limits]\nrelay_slow_consumer = \"drop_oldest\"\n").find("relay_slow_consumer"),
+      std::string::npos);
+  EXPECT_NE(error_of("[limits]\nslow_consumer = \"later\"\n").find(":2"), std::string::npos);
+  EXPECT_NE(error_of("[limits]\nstall_timeout_ms = 5\n").find("stall_timeout_ms"),
+            std::string::npos);
+}
+
 TEST(Config, RoomLimits) {
   Config defaults;
   EXPECT_EQ(defaults.max_rooms, 100000u);

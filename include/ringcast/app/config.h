@@ -69,6 +69,9 @@ struct Config {
   struct Livemap {  // seed 002
     ProfileMount mount{true, "/map"};
     bool persistent = true;  // markers and positions survive restarts (durable store)
+    // Bounds on the markers a joiner must accept in one markers_sync (<= 1 MiB together).
+    int64_t max_markers = 1000;
+    int64_t max_marker_bytes = 1024;
     bool operator==(const Livemap&) const = default;
   } livemap;
   struct Gamechat {  // seed 003

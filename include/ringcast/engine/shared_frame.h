@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <span>
 
+#include "ringcast/engine/flow_credit.h"
+
 namespace ringcast::engine {
 
 class SharedFrame {
@@ -28,6 +30,14 @@ class SharedFrame {
   void set_size(size_t n) { size_ = static_cast<uint32_t>(n); }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   uint32_t refs() const { return refs_.load(std::memory_order_relaxed); }
+  // Paces the sender: the frame's size counts against `credit` until its last reference is
+  // dropped. Set once, after the frame is complete and before it is shared.
+  void set_credit(FlowCredit* credit) {
+    credit->add_ref();
+    credit->charge(size_);
+    credit_ = credit;
+  }
+  bool paced() const { return credit_ != nullptr; }
 
   // Bytes held in this thread's free lists (for tests and /health).
   static size_t pooled_bytes_this_thread();
@@ -49,6 +59,7 @@ class SharedFrame {
   uint32_t capacity_ = 0;
   uint8_t size_class_ = 0;
   SharedFrame* next_free_ = nullptr;
+  FlowCredit* credit_ = nullptr;
   alignas(8) uint8_t data_[];
 };
 

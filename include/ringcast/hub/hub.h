@@ -195,6 +195,9 @@ class Hub final : public websocket::LoopHooks {
   friend struct LeaveTask;
 
   void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
+  // Holds s's input until the durable write being sent is in effect (see publish, set_state).
+  bool hold_for_commit(websocket::Session& s, SharedRoom* room);
+  void release_hold(uint64_t session);
   void retry_overflow();
   void dispatch(Envelope& e);
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,

@@ -2,7 +2,7 @@
 // table, or an HS256 JWT when a secret is configured), then every chat message goes, as the seed's
 // chat object, to every logged-in connection (the sender included) and into the one global
 // history, which survives restarts when the profile is persistent. The wire protocol is
-// ../shared/protocols/SEEDS.md section 4; the rulings this profile takes are in the .cpp.
+// docs/profiles/gamechat.md; the rulings this profile takes are in the .cpp.
 #pragma once
 
 #include <string>

@@ -39,6 +39,17 @@ class FrameReader {
   template <typename Fn>
   Result feed(std::span<const uint8_t> in, Fn&& on_chunk);
 
+  // After feed() stopped early: the input it had not read yet, handed back to the caller (it no
+  // longer counts as fed). Bytes the decoder already buffered stay with it: feeding an empty span
+  // later decodes them.
+  std::span<const uint8_t> take_unread() {
+    std::span<const uint8_t> rest(in_, in_len_);
+    pending_ -= in_len_;
+    in_ = nullptr;
+    in_len_ = 0;
+    return rest;
+  }
+
   // No partial frame buffered: the reader can serve another connection.
   bool at_boundary() const { return pending_ == 0 && !in_frame_; }
 
