@@ -123,7 +123,9 @@ GamechatProfile::GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens,
     : hubs_(hubs),
       tokens_(tokens),
       secret_(std::move(hs256_secret)),
-      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)) {}
+      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)),
+      // Held for the profile's lifetime: the one chat exists whatever the room limit.
+      room_(&hubs.rooms(), hubs.rooms().acquire(kRoom, false)) {}
 
 GamechatProfile::~GamechatProfile() = default;
 
@@ -253,8 +255,10 @@ void GamechatProfile::login(Session& s, Request& r) {
   opts.identity.nickname = st.nickname;
   // Until the join is in effect, frames wait: reading pauses, and what was already read is kept.
   s.hold_input();
-  if (!hubs_.hub_of(s).join(s, kRoom, std::move(opts),
-                            [this](Session& js, hub::JoinResult&) { joined(js); })) {
+  // The room itself is held by the profile (room_), so the room limit never refuses this join.
+  if (hubs_.hub_of(s).join(s, kRoom, std::move(opts), [this](Session& js, hub::JoinResult&) {
+        joined(js);
+      }) != hub::JoinStatus::kJoined) {
     joined(s);  // already a member (cannot happen from kAnon, but never leave it hanging)
   }
 }

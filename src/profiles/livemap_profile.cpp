@@ -135,7 +135,7 @@ struct LivemapProfile::Ledger {
 
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
     : hubs_(hubs), limits_(limits), ledger_(std::make_shared<Ledger>()) {
-  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
   persistent_ = hubs.store().persistent(*room_.get());
   // The store restored the map before the workers start: nothing runs on the home core yet.
   ledger_->stored = Ledger::count(room_->state(), &ledger_->ids);

@@ -42,6 +42,7 @@ class GamechatProfile final : public websocket::MessageHandler {
   const TokenTable& tokens_;
   const std::string secret_;
   engine::FrameRef store_failed_;  // {"error": ...} for a message the store refused
+  hub::RoomRef room_;
 };
 
 }  // namespace ringcast::profiles

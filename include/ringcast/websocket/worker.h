@@ -159,6 +159,7 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void free_batch(SendBatch* b);
   std::string* take_buffer();
   void give_buffer(std::string*& b);
+  void trim_idle_pools();  // once a second: spares the pools did not need go back to malloc
 
   int index_;
   int cpu_;
@@ -180,6 +181,12 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
+  size_t free_item_count_ = 0;
+  size_t free_batch_count_ = 0;
+  size_t items_low_ = 0;  // fewest spares each pool held since the last trim
+  size_t batches_low_ = 0;
+  size_t buffers_low_ = 0;
+  int64_t last_pool_trim_ms_ = 0;
   std::unordered_map<uint64_t, Session*> by_id_;
   std::vector<uint64_t> resumes_;  // sessions whose last input hold was released
   std::vector<uint64_t> resume_scratch_;
