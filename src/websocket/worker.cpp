@@ -570,11 +570,10 @@ void Worker::unlink_item(Session& s, OutItem* it) {
   free_item(it);
 }
 
-bool Worker::drop_oldest(Session& s, size_t incoming) {
-  // Items covered by the send in flight belong to the kernel until it completes; the ones after
-  // them are fair game, oldest first. Only whole capped messages are dropped: never part of a
-  // frame, the HTTP response, a snapshot or a paced frame.
-  const size_t cap = settings_->limits.outbound_cap;
+template <typename Drop>
+uint64_t Worker::drop_queued(Session& s, Drop&& drop) {
+  // Items covered by the send in flight belong to the kernel until it completes; of the ones
+  // after them, oldest first, those drop(item) picks are freed while it asks for more.
   OutItem* prev = nullptr;
   OutItem* it = s.out_head_;
   for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
@@ -582,9 +581,11 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     it = it->next;
   }
   uint64_t dropped = 0;
-  while (it && capped_backlog(s) + incoming > cap) {
+  while (it) {
     OutItem* next = it->next;
-    if (it->flags || it->offset != 0) {
+    const int verdict = drop(*it);  // 1 drop, 0 keep, -1 stop
+    if (verdict < 0) break;
+    if (verdict == 0) {
       prev = it;
       it = next;
       continue;
@@ -598,34 +599,25 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     ++dropped;
     it = next;
   }
+  return dropped;
+}
+
+bool Worker::drop_oldest(Session& s, size_t incoming) {
+  // Only whole capped messages are dropped: never part of a frame, the HTTP response, a snapshot
+  // or a paced frame.
+  const size_t cap = settings_->limits.outbound_cap;
+  uint64_t dropped = drop_queued(s, [&](const OutItem& it) {
+    if (capped_backlog(s) + incoming <= cap) return -1;
+    return it.flags || it.offset != 0 ? 0 : 1;
+  });
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
   return capped_backlog(s) + incoming <= cap;
 }
 
 void Worker::drop_unsent(Session& s) {
-  // Frees every queued item that no send in flight refers to, but the HTTP response: a close
-  // frame queued next must never reach the client ahead of the 101.
-  OutItem* prev = nullptr;
-  OutItem* it = s.out_head_;
-  for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
-    prev = it;
-    it = it->next;
-  }
-  while (it) {
-    OutItem* next = it->next;
-    if (it->flags & OutItem::kKeep) {
-      prev = it;
-      it = next;
-      continue;
-    }
-    if (prev)
-      prev->next = next;
-    else
-      s.out_head_ = next;
-    unlink_item(s, it);
-    it = next;
-  }
-  s.out_tail_ = prev;
+  // Everything but the HTTP response: a close frame queued next must never reach the client ahead
+  // of the 101.
+  drop_queued(s, [](const OutItem& it) { return it.flags & OutItem::kKeep ? 0 : 1; });
 }
 
 void Worker::enqueue(Session& s, engine::SharedFrame* f, uint8_t flags) {

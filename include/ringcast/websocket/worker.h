@@ -136,6 +136,8 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void check_paced();
   void check_stalls();
   bool drop_oldest(Session& s, size_t incoming);
+  template <typename Drop>
+  uint64_t drop_queued(Session& s, Drop&& drop);
   bool enforce_cap(Session& s, size_t incoming);  // false: the session was closed
   void drop_unsent(Session& s);
   void notify_peers();
