@@ -132,6 +132,9 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"allowed", string_list(path, cfg.allowed_origins)}}},
       {"hub",
        {{"history", integer(path, cfg.history_size, 0, 1000000)},
+        {"max_rooms", integer(path, cfg.max_rooms, 1, 100000000)},
+        {"max_rooms_per_connection", integer(path, cfg.max_rooms_per_connection, 1, 1000000)},
+        {"history_ttl_s", integer(path, cfg.history_ttl_s, 0, int64_t{10} * 365 * 86400)},
         {"history_by_room",
          [&path, &cfg](const std::string& key, const toml::node& node) {
            const toml::table* t = node.as_table();

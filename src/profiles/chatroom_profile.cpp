@@ -183,7 +183,8 @@ ChatroomProfile::ChatroomProfile(hub::HubSystem& hubs, Variant variant, std::str
                                  size_t max_chars)
     : hubs_(hubs), variant_(variant), env_(std::move(env)), max_chars_(max_chars) {
   auto& reg = hubs_.rooms();
-  room_ = hub::RoomRef(&reg, reg.acquire(variant_ == Variant::kText ? kTextRoom : kJsonRoom));
+  room_ =
+      hub::RoomRef(&reg, reg.acquire(variant_ == Variant::kText ? kTextRoom : kJsonRoom, false));
 }
 
 void ChatroomProfile::on_open(Session& s, const websocket::HttpRequest&) {

@@ -36,6 +36,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/jwt_hs256.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -122,7 +123,9 @@ GamechatProfile::GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens,
     : hubs_(hubs),
       tokens_(tokens),
       secret_(std::move(hs256_secret)),
-      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)) {}
+      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)),
+      // Held for the profile's lifetime: the one chat exists whatever the room limit.
+      room_(&hubs.rooms(), hubs.rooms().acquire(kRoom, false)) {}
 
 GamechatProfile::~GamechatProfile() = default;
 
@@ -152,6 +155,17 @@ void GamechatProfile::on_message(Session& s, websocket::Opcode op, std::span<uin
     return;
   }
   handle_text(s, payload);
+}
+
+// A chat message while earlier ones are being committed: it too only publishes to the chat room,
+// where it is ordered behind them, so it need not wait (pipelined messages are not one commit
+// each). Anything else waits.
+const void* GamechatProfile::order_key(Session& s, websocket::Opcode op,
+                                       std::span<const uint8_t> payload) {
+  GamechatState* st = state_of(s);
+  if (!st || st->phase != GamechatState::Phase::kIn || !st->room || op != websocket::Opcode::kText)
+    return nullptr;
+  return JsonPeek(payload).string("action") == "message" ? st->room : nullptr;
 }
 
 void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) {
@@ -241,8 +255,10 @@ void GamechatProfile::login(Session& s, Request& r) {
   opts.identity.nickname = st.nickname;
   // Until the join is in effect, frames wait: reading pauses, and what was already read is kept.
   s.hold_input();
-  if (!hubs_.hub_of(s).join(s, kRoom, std::move(opts),
-                            [this](Session& js, hub::JoinResult&) { joined(js); })) {
+  // The room itself is held by the profile (room_), so the room limit never refuses this join.
+  if (hubs_.hub_of(s).join(s, kRoom, std::move(opts), [this](Session& js, hub::JoinResult&) {
+        joined(js);
+      }) != hub::JoinStatus::kJoined) {
     joined(s);  // already a member (cannot happen from kAnon, but never leave it hanging)
   }
 }

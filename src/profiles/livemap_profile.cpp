@@ -12,6 +12,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/json_zero_exponent.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/close_code.h"
@@ -135,7 +136,7 @@ struct LivemapProfile::Ledger {
 
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
     : hubs_(hubs), limits_(limits), ledger_(std::make_shared<Ledger>()) {
-  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
   persistent_ = hubs.store().persistent(*room_.get());
   // The store restored the map before the workers start: nothing runs on the home core yet.
   ledger_->stored = Ledger::count(room_->state(), &ledger_->ids);
@@ -170,6 +171,15 @@ void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
 
 void LivemapProfile::on_close(Session& s) {
   hubs_.hub_of(s).session_closed(s);
+}
+
+// Marker writes while earlier ones are being committed: they go to the same room, ordered behind
+// them, so they need not wait. Anything else (a ping, a position, chat) waits for the commits.
+const void* LivemapProfile::order_key(Session&, websocket::Opcode,
+                                      std::span<const uint8_t> payload) {
+  if (!persistent_) return nullptr;
+  std::string_view type = JsonPeek(payload).string("type");
+  return type == "marker_add" || type == "marker_remove" ? room_.get() : nullptr;
 }
 
 void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {

@@ -35,6 +35,12 @@ void RawProfile::on_open(websocket::Session& s, const websocket::HttpRequest& re
   auto echo = websocket::query_param(req.query, "echo");
   hub::Hub& hub = hubs_.hub_of(s);
   hub::RoomRef room = hub.join_direct(s, name);
+  if (!room) {
+    // The room would be new and [hub] max_rooms rooms exist. The 101 is already on its way, so
+    // the refusal is a close (policy: the server's room budget), not an HTTP status.
+    s.close(websocket::kClosePolicyViolation, "room limit reached");
+    return;
+  }
   s.user = new RawState{room.get(), !(echo && (*echo == "0" || *echo == "false"))};
 }
 

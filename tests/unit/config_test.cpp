@@ -152,3 +152,23 @@ TEST(Config, FlowControlKeys) {
   EXPECT_NE(error_of("[limits]\nstall_timeout_ms = 5\n").find("stall_timeout_ms"),
             std::string::npos);
 }
+
+TEST(Config, RoomLimits) {
+  Config defaults;
+  EXPECT_EQ(defaults.max_rooms, 100000u);
+  EXPECT_EQ(defaults.max_rooms_per_connection, 100u);
+  EXPECT_EQ(defaults.history_ttl_s, 86400);
+  TempFile f("[hub]\nmax_rooms = 500\nmax_rooms_per_connection = 3\nhistory_ttl_s = 0\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  validate_config(cfg);
+  EXPECT_EQ(cfg.max_rooms, 500u);
+  EXPECT_EQ(cfg.max_rooms_per_connection, 3u);
+  EXPECT_EQ(cfg.history_ttl_s, 0);
+  std::string e = error_of("[hub]\nmax_rooms = 0\n");
+  EXPECT_NE(e.find("hub.max_rooms"), std::string::npos) << e;
+  e = error_of("[hub]\nmax_rooms_per_connection = 0\n");
+  EXPECT_NE(e.find("hub.max_rooms_per_connection"), std::string::npos) << e;
+  e = error_of("[hub]\nhistory_ttl_s = -1\n");
+  EXPECT_NE(e.find("hub.history_ttl_s"), std::string::npos) << e;
+}

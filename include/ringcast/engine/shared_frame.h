@@ -1,7 +1,8 @@
 // A reference-counted, immutable byte buffer holding one or more encoded WebSocket frames.
 // A broadcast is encoded once into a SharedFrame and every recipient, on any core, queues a
 // reference; the memory goes back to a size-class free list of whichever thread drops the last
-// reference, so steady-state traffic never reaches malloc.
+// reference, so steady-state traffic never reaches malloc. Each thread's pool is capped per size
+// class (over the cap a buffer is freed) and trimmed when idle (trim_idle_this_thread).
 #pragma once
 
 #include <atomic>
@@ -42,6 +43,12 @@ class SharedFrame {
   static size_t pooled_bytes_this_thread();
   // Frees this thread's free lists (called when a worker exits).
   static void trim_this_thread();
+  // Most bytes a thread pools for buffers of this capacity (0: never pooled).
+  static size_t pool_cap_bytes(size_t capacity);
+  // Call from a loop every pass: at most once a second, frees the buffers this thread's pool did
+  // not hand out since the last time (so a pool that was not used drains within about two
+  // seconds), and returns freed heap to the kernel after a large trim. Returns bytes freed.
+  static size_t trim_idle_this_thread(int64_t now_ms);
 
  private:
   SharedFrame() = default;

@@ -53,6 +53,7 @@ struct Envelope {
   union {
     Task* task = nullptr;        // kTask (owned)
     engine::SharedFrame* event;  // kState: the event frame, already encoded (counted reference)
+    uint64_t bytes;              // kRelease: the size of the write that is in effect
   };
   union {
     EventFormatter formatter = nullptr;  // kPublish

@@ -20,6 +20,7 @@ namespace ringcast::websocket {
 
 class Worker;
 class FrameReader;
+struct Pipeline;
 struct Route;
 struct SendBatch;
 
@@ -116,6 +117,8 @@ class Session : public engine::Socket {
   bool snapshot_ = false;       // sends are uncapped (SnapshotScope)
   bool stall_watched_ = false;  // in the worker's stall watch list
   bool pace_waiting_ = false;   // input held until the recipients drain our frames
+  bool passing_ = false;        // handling a message that passed ordered holds (see Pipeline)
+  bool skip_token_ = false;     // the next message was counted against the rate limit already
   uint16_t holds_ = 0;          // input holds (hold_input)
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
@@ -143,6 +146,7 @@ class Session : public engine::Socket {
   std::string* http_buf_ = nullptr;       // only while an HTTP request head is incomplete
   std::string* held_in_ = nullptr;        // only while input is held: received, not yet decoded
   engine::FlowCredit* credit_ = nullptr;  // only once this session has sent a paced frame
+  Pipeline* pipe_ = nullptr;              // only while ordered holds or replies held by them exist
   Route* route_ = nullptr;
   std::array<uint8_t, 16> peer_ip_{};
 };

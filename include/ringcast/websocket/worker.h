@@ -91,6 +91,12 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void hold_input(Session& s);
   void release_input(Session& s);
   void release_input(uint64_t session_id);
+  // An ordered hold: like hold_input, but a later message whose handler's order_key() is `key` is
+  // handled at once (it is ordered behind the write anyway); see MessageHandler::order_key.
+  // Released in the order taken, by release_ordered. `bytes`: the write's size, which bounds how
+  // much a connection may have in flight (outbound_cap) before its input waits after all.
+  void hold_ordered(Session& s, const void* key, size_t bytes);
+  void release_ordered(uint64_t session_id, size_t bytes);
   // Paces `s` by `frame` (see Session::pace).
   void pace(Session& s, engine::SharedFrame* frame);
   WorkerStats& stats() { return stats_; }
@@ -126,10 +132,17 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void feed_ws(Session& s, std::span<const uint8_t> data);
   void stash_input(Session& s, std::span<const uint8_t> data);
   bool after_message(Session& s);  // false: stop decoding this session's input
+  bool deliver_message(Session& s, Opcode op, std::span<uint8_t> payload);
+  bool passes_holds(const Session& s) const;
+  void defer_message(Session& s, Opcode op, std::span<const uint8_t> payload);
+  void flush_held_replies(Session& s);
+  void drop_pipeline(Session& s);
   void run_resumes();
   void check_paced();
   void check_stalls();
   bool drop_oldest(Session& s, size_t incoming);
+  template <typename Drop>
+  uint64_t drop_queued(Session& s, Drop&& drop);
   bool enforce_cap(Session& s, size_t incoming);  // false: the session was closed
   void drop_unsent(Session& s);
   void notify_peers();
@@ -153,6 +166,7 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void free_batch(SendBatch* b);
   std::string* take_buffer();
   void give_buffer(std::string*& b);
+  void trim_idle_pools();  // once a second: spares the pools did not need go back to malloc
 
   int index_;
   int cpu_;
@@ -174,6 +188,12 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
+  size_t free_item_count_ = 0;
+  size_t free_batch_count_ = 0;
+  size_t items_low_ = 0;  // fewest spares each pool held since the last trim
+  size_t batches_low_ = 0;
+  size_t buffers_low_ = 0;
+  int64_t last_pool_trim_ms_ = 0;
   std::unordered_map<uint64_t, Session*> by_id_;
   std::vector<uint64_t> resumes_;  // sessions whose last input hold was released
   std::vector<uint64_t> resume_scratch_;
