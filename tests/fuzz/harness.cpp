@@ -180,6 +180,11 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   std::vector<hub::HistoryRule> rules = {{"gamechat:*", size_t(cfg_.gamechat.history_limit)},
                                          {"chatroom:*", 0}};
   hubs_ = std::make_unique<hub::HubSystem>(1, cfg_.history_size, rules);
+  hub::RoomLimits room_limits;  // the shipped limits, as Server sets them
+  room_limits.max_rooms = cfg_.max_rooms;
+  room_limits.max_rooms_per_connection = cfg_.max_rooms_per_connection;
+  room_limits.history_ttl_ms = cfg_.history_ttl_s * 1000;
+  hubs_->set_limits(room_limits);
   tokens_.set(cfg_.tokens);
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
   native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_);
@@ -188,6 +193,7 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   router_.add("/ws", false, native_.get());
   health_ =
       std::make_unique<app::HealthService>(cfg_, router_, *stats_, engine::BackendKind::kEpoll);
+  health_->set_rooms(&hubs_->rooms());
   auto bridge = std::make_unique<profiles::BridgeProfile>(*hubs_, 5000);
   router_.add("/", false, bridge.get());
   health_->add_fields(bridge.get());
