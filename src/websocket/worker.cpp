@@ -46,7 +46,8 @@ constexpr size_t kMaxKeptBufferCapacity = 64 * 1024;
 // Pools of queue items and send batches keep at most this many spare; what a pool did not hand
 // out for a second is freed (trim_idle_pools), so a burst's peak is not held for ever.
 constexpr size_t kMaxIdleItems = 16384;
-constexpr size_t kMaxIdleBatches = 64;
+constexpr size_t kMaxIdleBatches = 4096;  // one per socket with a send in flight: a fan-out to
+                                          // thousands needs thousands (64 cost +3 ms at 1k subs)
 constexpr int64_t kPoolTrimIntervalMs = 1000;
 
 int64_t mono_ms() {
