@@ -14,6 +14,7 @@
 #include "ringcast/engine/log.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/http_response.h"
 
 namespace ringcast::websocket {
 
@@ -102,13 +103,21 @@ void Worker::run() {
   if (shared_.pin_threads && !engine::pin_current_thread(cpu_)) {
     RC_WARN("worker %d: could not pin to cpu %d", index_, cpu_);
   }
+  engine::BackendOptions options = shared_.backend_options;
+  if (options.refusal.empty()) {
+    // Out of descriptors, waiting clients are answered this instead of being left in the backlog.
+    HttpResponse refusal = json_error(503, "server out of file descriptors, try again later");
+    refusal.keep_alive = false;
+    engine::FrameRef f(refusal.encode());
+    options.refusal.assign(reinterpret_cast<const char*>(f->data()), f->size());
+  }
   if (shared_.backend == engine::BackendKind::kIoUring) {
     std::string why;
-    backend_ = engine::make_io_uring_backend(*this, shared_.backend_options, why);
+    backend_ = engine::make_io_uring_backend(*this, options, why);
     if (!backend_)
       RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
   }
-  if (!backend_) backend_ = engine::make_epoll_backend(*this, shared_.backend_options);
+  if (!backend_) backend_ = engine::make_epoll_backend(*this, options);
   backend_kind_ = backend_->kind();
   if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
   refresh_settings();
