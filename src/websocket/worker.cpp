@@ -779,6 +779,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     return s.state_ == Session::State::kOpen;
   }
   // Data frame chunk.
+  if (c.data.empty() && !c.frame_end) return true;  // a header ahead of its payload
   s.message_size_ += c.data.size();
   bool text = s.message_opcode_ == static_cast<uint8_t>(Opcode::kText);
   if (text && !s.utf8_.feed(c.data.data(), c.data.size())) {
