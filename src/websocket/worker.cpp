@@ -740,6 +740,10 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     if (c.rsv) return fail(s, kCloseProtocolError, "reserved bits set"), false;
     if (!is_known_opcode(c.opcode)) return fail(s, kCloseProtocolError, "unknown opcode"), false;
     if (!c.masked) return fail(s, kCloseProtocolError, "client frames must be masked"), false;
+    // A ping costs a pong: pings share the data messages' budget, or a client could make the
+    // server write without limit.
+    if (c.opcode == static_cast<uint8_t>(Opcode::kPing) && !take_message_token(s))
+      return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
     if (!is_control(c.opcode)) {
       if (c.opcode == static_cast<uint8_t>(Opcode::kContinuation)) {
         if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;

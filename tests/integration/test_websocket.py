@@ -453,6 +453,27 @@ class MessageRateLimitTest(WsCase):
         self.assertIn(echoed, (10, 11), "the burst is 10 messages")
         self.finish_close(ws)
 
+    def test_ping_flood_closed_1008(self):
+        # Each ping costs the server a pong, so pings count like messages: 500 pings in one
+        # write get the burst's worth of pongs, then close 1008.
+        ws = self.ws()
+        ws.send(b"".join(build_frame(OP_PING, b"p%d" % i) for i in range(500)))
+        code, reason = ws.read_close(timeout=5)
+        self.assertEqual(code, 1008, reason)
+        pongs = [f for f in ws.controls if f.opcode == OP_PONG]
+        self.assertIn(len(pongs), (10, 11), "the burst is 10 messages")
+        self.finish_close(ws)
+
+    def test_pings_and_messages_share_the_budget(self):
+        # 8 messages and 8 pings: each kind alone fits in the burst of 10, together they do not.
+        ws = self.ws()
+        frames = []
+        for i in range(16):
+            frames.append(build_frame(OP_PING if i % 2 else OP_TEXT, b"x%d" % i))
+        ws.send(b"".join(frames))
+        code, reason = ws.read_close(timeout=5)
+        self.assertEqual(code, 1008, reason)
+
     def test_within_rate_stays_open(self):
         ws = self.ws()
         for i in range(25):  # 25 messages at ~12/s: under the rate, beyond one burst

@@ -25,8 +25,8 @@ struct Limits {
   size_t outbound_cap = 1 << 20;
   // Over the outbound cap: close with 1013, or drop the oldest queued messages and count them.
   enum class SlowConsumer { kClose, kDropOldest } slow_consumer = SlowConsumer::kClose;
-  // Data messages a client may send per second, with bursts of up to message_burst (0: the rate);
-  // over it the connection is closed with 1008. 0 = unlimited.
+  // Data messages (and pings) a client may send per second, with bursts of up to message_burst
+  // (0: the rate); over it the connection is closed with 1008. 0 = unlimited.
   uint32_t max_messages_per_second = 0;
   uint32_t message_burst = 0;
 };
