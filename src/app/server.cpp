@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "ringcast/app/cli.h"
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
@@ -250,22 +251,16 @@ void Server::reload() {
     return;
   }
   Config next = cfg_;
-  next.limits = websocket::Limits{};
   try {
-    Config fresh;
-    load_config_file(cfg_.config_path, fresh);
-    validate_config(fresh);
-    // Only live settings change; listeners, threads and backend need a restart.
-    if (fresh.host != cfg_.host || fresh.port != cfg_.port || fresh.http_port != cfg_.http_port ||
-        fresh.threads != cfg_.threads || fresh.backend != cfg_.backend) {
-      RC_WARN("SIGHUP: host/port/threads/backend changes need a restart; ignoring them");
-    }
-    if (!(fresh.bridge == cfg_.bridge && fresh.chatroom == cfg_.chatroom &&
-          fresh.livemap == cfg_.livemap && fresh.gamechat == cfg_.gamechat &&
-          fresh.relayer == cfg_.relayer) ||
-        fresh.persistent_rooms != cfg_.persistent_rooms || fresh.durability != cfg_.durability ||
-        fresh.data_dir != cfg_.data_dir) {
-      RC_WARN("SIGHUP: [profiles.*], [store] and data_dir changes need a restart; ignoring them");
+    // What a start with the same command line would get now: the flags still override the file,
+    // so a setting given as a flag is not "changed" by a file that says otherwise.
+    Config fresh = effective_config(cfg_.flags);
+    std::vector<std::string> ignored = restart_only_changes(cfg_, fresh);
+    if (!ignored.empty()) {
+      std::string names;
+      for (const auto& n : ignored) names += (names.empty() ? "" : ", ") + n;
+      RC_WARN("SIGHUP: %s changed, which needs a restart; keeping the running value until then",
+              names.c_str());
     }
     next.limits = fresh.limits;
     next.origin_check = fresh.origin_check;
