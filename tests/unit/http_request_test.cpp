@@ -62,7 +62,7 @@ TEST(HttpRequest, BoundsHeadSizeAndHeaderCount) {
   std::string big = "GET / HTTP/1.1\r\nX: " + std::string(9000, 'a');
   EXPECT_EQ(parse_http_request(big, 8192, req), ParseStatus::kTooLarge);
   std::string many = "GET / HTTP/1.1\r\n";
-  for (int i = 0; i < 100; ++i) many += "H" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 100; ++i) many.append("H").append(std::to_string(i)).append(": v\r\n");
   many += "\r\n";
   EXPECT_EQ(parse_http_request(many, 65536, req), ParseStatus::kTooLarge);
 }
