@@ -6,6 +6,8 @@
 #include <map>
 
 #include "ringcast/engine/log.h"
+#include "ringcast/profiles/display_name.h"
+#include "ringcast/profiles/livemap_profile.h"
 
 namespace ringcast::app {
 namespace {
@@ -99,6 +101,7 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"outbound_cap", integer(path, L.outbound_cap, 4096, 1LL << 31)},
         {"max_messages_per_second", integer(path, L.max_messages_per_second, 0, 100000000)},
         {"message_burst", integer(path, L.message_burst, 0, 100000000)},
+        {"stall_timeout_ms", integer(path, L.stall_timeout_ms, 100, kMaxMs)},
         {"slow_consumer",
          [&path, &L](const std::string& key, const toml::node& node) {
            std::string v;
@@ -107,14 +110,31 @@ void load_config_file(const std::string& path, Config& cfg) {
              L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
            else if (v == "drop_oldest")
              L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
+           else if (v == "pace")
+             L.slow_consumer = websocket::Limits::SlowConsumer::kPace;
            else
-             throw ConfigError(where(path, node) + ": '" + key + "' must be close or drop_oldest");
+             throw ConfigError(where(path, node) + ": '" + key +
+                               "' must be close, drop_oldest or pace");
+         }},
+        {"relay_slow_consumer",
+         [&path, &L](const std::string& key, const toml::node& node) {
+           std::string v;
+           string(path, v)(key, node);
+           if (v == "pace")
+             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kPace;
+           else if (v == "close")
+             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kClose;
+           else
+             throw ConfigError(where(path, node) + ": '" + key + "' must be pace or close");
          }}}},
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},
         {"allowed", string_list(path, cfg.allowed_origins)}}},
       {"hub",
        {{"history", integer(path, cfg.history_size, 0, 1000000)},
+        {"max_rooms", integer(path, cfg.max_rooms, 1, 100000000)},
+        {"max_rooms_per_connection", integer(path, cfg.max_rooms_per_connection, 1, 1000000)},
+        {"history_ttl_s", integer(path, cfg.history_ttl_s, 0, int64_t{10} * 365 * 86400)},
         {"history_by_room",
          [&path, &cfg](const std::string& key, const toml::node& node) {
            const toml::table* t = node.as_table();
@@ -147,7 +167,9 @@ void load_config_file(const std::string& path, Config& cfg) {
       {"profiles.livemap",
        {{"enabled", boolean(path, cfg.livemap.mount.enabled)},
         {"path", string(path, cfg.livemap.mount.path)},
-        {"persistent", boolean(path, cfg.livemap.persistent)}}},
+        {"persistent", boolean(path, cfg.livemap.persistent)},
+        {"max_markers", integer(path, cfg.livemap.max_markers, 1, 1000000)},
+        {"max_marker_bytes", integer(path, cfg.livemap.max_marker_bytes, 64, 1 << 20)}}},
       {"profiles.gamechat",
        {{"enabled", boolean(path, cfg.gamechat.mount.enabled)},
         {"path", string(path, cfg.gamechat.mount.path)},
@@ -199,6 +221,10 @@ void load_config_file(const std::string& path, Config& cfg) {
           if (!target)
             throw ConfigError(where(path, fv) + ": unknown key '" + key + "." + fname + "'");
           string(path, *target)(key + "." + fname, fv);
+          // Identities are shown to other users (presence, chat objects, nicknames).
+          if (!profiles::is_display_safe(*target))
+            throw ConfigError(where(path, fv) + ": '" + key + "." + fname + "' " +
+                              std::string(profiles::kDisplayNameRule));
         }
         if (id.user_id.empty())
           throw ConfigError(where(path, value) + ": '" + key + "' needs a user_id");
@@ -255,6 +281,18 @@ void validate_config(const Config& cfg) {
     for (size_t j = i + 1; j < paths.size(); ++j)
       if (paths[i] == paths[j])
         throw ConfigError("profiles: path '" + paths[i] + "' is mounted twice");
+  // A joiner gets every marker in one markers_sync; the seed's clients accept at most 1 MiB.
+  const size_t worst =
+      profiles::markers_sync_worst_case(static_cast<size_t>(cfg.livemap.max_markers),
+                                        static_cast<size_t>(cfg.livemap.max_marker_bytes));
+  if (cfg.livemap.mount.enabled && worst > profiles::kMaxClientMessageBytes) {
+    throw ConfigError(
+        "profiles.livemap: max_markers = " + std::to_string(cfg.livemap.max_markers) +
+        " markers of max_marker_bytes = " + std::to_string(cfg.livemap.max_marker_bytes) +
+        " make a markers_sync of up to " + std::to_string(worst) +
+        " bytes; a default client refuses messages above 1048576 (need " +
+        "36 + max_markers * (max_marker_bytes + 1) - 1 <= 1048576)");
+  }
   websocket::OriginPolicy policy;
   std::string error;
   if (!policy.set(cfg.allowed_origins, cfg.origin_check, error)) {

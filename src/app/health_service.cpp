@@ -57,6 +57,10 @@ std::string HealthService::health_json() const {
   for (const auto& ws_stats : stats_.workers()) w.Int64(ws_stats.connections.load());
   w.EndArray();
   w.EndObject();
+  if (rooms_) {
+    w.Key("rooms");
+    w.Uint64(rooms_->size());
+  }
   uint64_t closes = 0, dropped = 0;
   int64_t queued = 0;
   for (const auto& ws_stats : stats_.workers()) {

@@ -33,6 +33,14 @@ std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
   return rules;
 }
 
+hub::RoomLimits room_limits(const Config& cfg) {
+  hub::RoomLimits l;
+  l.max_rooms = cfg.max_rooms;
+  l.max_rooms_per_connection = cfg.max_rooms_per_connection;
+  l.history_ttl_ms = cfg.history_ttl_s * 1000;
+  return l;
+}
+
 class NullEvents final : public engine::BackendEvents {
   void on_accept(int, int, const sockaddr_storage&) override {}
   void on_data(engine::Socket*, std::span<const uint8_t>) override {}
@@ -127,7 +135,10 @@ void Server::mount_seed_profiles() {
     }
   }
   if (cfg_.livemap.mount.enabled) {
-    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_);
+    profiles::LivemapLimits limits;
+    limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
+    limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
+    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
     router_.add(cfg_.livemap.mount.path, false, livemap.get());
     seed_profiles_.push_back(std::move(livemap));
   }
@@ -160,6 +171,7 @@ bool Server::start_workers() {
   stats_ = std::make_unique<websocket::ServerStats>(n);
   settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
   hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
+  hubs_->set_limits(room_limits(cfg_));
   tokens_.set(cfg_.tokens);
   std::vector<std::string> persistent = cfg_.persistent_rooms;
   if (cfg_.livemap.mount.enabled && cfg_.livemap.persistent) persistent.push_back("livemap:*");
@@ -186,6 +198,7 @@ bool Server::start_workers() {
   router_.add("/ws", false, native_.get());
   shared_.backend = choose_backend();
   health_ = std::make_unique<HealthService>(cfg_, router_, *stats_, shared_.backend);
+  health_->set_rooms(&hubs_->rooms());
   mount_seed_profiles();
   shared_.settings = settings_.get();
   shared_.router = &router_;
@@ -272,6 +285,9 @@ void Server::reload() {
     next.tokens = fresh.tokens;
     next.history_size = fresh.history_size;
     next.history_rules = fresh.history_rules;
+    next.max_rooms = fresh.max_rooms;
+    next.max_rooms_per_connection = fresh.max_rooms_per_connection;
+    next.history_ttl_s = fresh.history_ttl_s;
   } catch (const ConfigError& e) {
     RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
     return;
@@ -282,6 +298,7 @@ void Server::reload() {
   health_->update(cfg_);
   tokens_.set(cfg_.tokens);
   hubs_->rooms().set_rules(cfg_.history_size, history_rules(cfg_));  // applies to new rooms
+  hubs_->set_limits(room_limits(cfg_));  // rooms that exist stay; new ones are counted
   for (auto& w : workers_) w->wake();
   RC_INFO("configuration reloaded from %s", cfg_.config_path.c_str());
 }

@@ -1,5 +1,8 @@
 #include "ringcast/engine/shared_frame.h"
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -9,7 +12,23 @@ namespace {
 // Size classes 256 B .. 64 KiB (powers of two); larger buffers go straight to malloc.
 constexpr int kClasses = 9;
 constexpr size_t kMinClass = 256;
+// A thread keeps at most this many bytes per size class (and 4096 buffers): frames released on
+// a thread go to ITS pool, so a core that only consumes (the last reader of frames another core
+// encoded) would otherwise collect every buffer that passes through it. Over the cap: free().
+constexpr size_t kMaxPooledBytesPerClass = size_t{1} << 20;
 constexpr size_t kMaxPooledPerClass = 4096;
+// Idle trim: buffers a pool did not hand out during the last interval are freed. Once this much
+// has gone back to malloc (trimmed, or freed over the cap) and a whole interval passed without
+// more, the heap is trimmed too so the memory goes back to the kernel: after a burst, not during.
+constexpr int64_t kTrimIntervalMs = 1000;
+constexpr size_t kMallocTrimAfterBytes = size_t{1} << 20;
+
+constexpr size_t class_bytes(int cls) {
+  return kMinClass << cls;
+}
+constexpr size_t class_cap(int cls) {
+  return std::min(kMaxPooledPerClass, kMaxPooledBytesPerClass / class_bytes(cls));
+}
 
 int class_for(size_t capacity) {
   size_t c = kMinClass;
@@ -22,17 +41,29 @@ int class_for(size_t capacity) {
 struct FramePool {
   SharedFrame* free[kClasses] = {};
   size_t count[kClasses] = {};
+  size_t low[kClasses] = {};  // fewest buffers the class held since the last trim
+  int64_t last_trim_ms = 0;
+  size_t unpooled = 0;   // bytes freed straight to malloc during this interval
+  size_t untrimmed = 0;  // bytes given back to malloc since the heap was last trimmed
   ~FramePool() { trim(); }
-  void trim() {
-    for (int i = 0; i < kClasses; ++i) {
-      while (free[i]) {
-        SharedFrame* f = free[i];
-        free[i] = f->next_free_;
-        f->~SharedFrame();
-        std::free(f);
-      }
-      count[i] = 0;
+  // Frees up to n buffers of a class; returns their bytes.
+  size_t free_some(int cls, size_t n) {
+    size_t freed = 0;
+    while (n-- > 0 && free[cls]) {
+      SharedFrame* f = free[cls];
+      free[cls] = f->next_free_;
+      --count[cls];
+      f->~SharedFrame();
+      std::free(f);
+      freed += class_bytes(cls);
     }
+    low[cls] = std::min(low[cls], count[cls]);
+    return freed;
+  }
+  size_t trim() {
+    size_t freed = 0;
+    for (int i = 0; i < kClasses; ++i) freed += free_some(i, SIZE_MAX);
+    return freed;
   }
 };
 
@@ -44,13 +75,13 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
     FramePool& pool = t_pool;
     if (SharedFrame* f = pool.free[cls]) {
       pool.free[cls] = f->next_free_;
-      --pool.count[cls];
+      if (--pool.count[cls] < pool.low[cls]) pool.low[cls] = pool.count[cls];
       f->next_free_ = nullptr;
       f->refs_.store(1, std::memory_order_relaxed);
       f->size_ = 0;
       return f;
     }
-    capacity = kMinClass << cls;
+    capacity = class_bytes(cls);
   }
   void* mem = std::malloc(sizeof(SharedFrame) + capacity);
   if (!mem) throw std::bad_alloc();
@@ -63,27 +94,57 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
 void SharedFrame::release() {
   // acq_rel: the thread that frees must see every other holder's reads as finished.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (credit_) {
+    credit_->refund(size_);
+    credit_->release();
+    credit_ = nullptr;
+  }
   if (size_class_ != 0xff) {
     FramePool& pool = t_pool;
-    if (pool.count[size_class_] < kMaxPooledPerClass) {
+    if (pool.count[size_class_] < class_cap(size_class_)) {
       next_free_ = pool.free[size_class_];
       pool.free[size_class_] = this;
       ++pool.count[size_class_];
       return;
     }
   }
+  t_pool.unpooled += capacity_;
   this->~SharedFrame();
   std::free(this);
 }
 
 size_t SharedFrame::pooled_bytes_this_thread() {
   size_t total = 0;
-  for (int i = 0; i < kClasses; ++i) total += t_pool.count[i] * (kMinClass << i);
+  for (int i = 0; i < kClasses; ++i) total += t_pool.count[i] * class_bytes(i);
   return total;
+}
+
+size_t SharedFrame::pool_cap_bytes(size_t capacity) {
+  int cls = class_for(capacity);
+  return cls < 0 ? 0 : class_cap(cls) * class_bytes(cls);
 }
 
 void SharedFrame::trim_this_thread() {
   t_pool.trim();
+}
+
+size_t SharedFrame::trim_idle_this_thread(int64_t now_ms) {
+  FramePool& pool = t_pool;
+  if (now_ms - pool.last_trim_ms < kTrimIntervalMs) return 0;
+  pool.last_trim_ms = now_ms;
+  size_t freed = 0;
+  for (int i = 0; i < kClasses; ++i) {
+    // What stayed pooled through the whole interval was not needed: free it, keep the rest.
+    freed += pool.free_some(i, pool.low[i]);
+    pool.low[i] = pool.count[i];
+  }
+  pool.untrimmed += freed + pool.unpooled;
+  if (pool.unpooled == 0 && pool.untrimmed >= kMallocTrimAfterBytes) {
+    malloc_trim(0);
+    pool.untrimmed = 0;
+  }
+  pool.unpooled = 0;
+  return freed;
 }
 
 }  // namespace ringcast::engine

@@ -23,7 +23,8 @@ Envelope counted_envelope(Envelope::Kind kind, SharedRoom* room, engine::SharedF
   return e;
 }
 
-constexpr size_t kDrainPerRing = 4096;  // per ring per pass, so one busy peer can't starve I/O
+constexpr size_t kExpiryPerSweep = 4096;  // pinned rooms looked at per sweep (once a second)
+constexpr size_t kDrainPerRing = 4096;    // per ring per pass, so one busy peer can't starve I/O
 constexpr size_t kSelfQueuePerPass = 65536;
 
 size_t ring_capacity(int cores) {
@@ -172,6 +173,12 @@ HubSystem::~HubSystem() {
   hubs_.clear();
 }
 
+void HubSystem::set_limits(const RoomLimits& limits) {
+  rooms_.set_max_rooms(limits.max_rooms);
+  max_rooms_per_connection_.store(limits.max_rooms_per_connection, std::memory_order_relaxed);
+  history_ttl_ms_.store(limits.history_ttl_ms, std::memory_order_relaxed);
+}
+
 // ---- Hub ----------------------------------------------------------------------------------------
 
 Hub::Hub(HubSystem& system, int core)
@@ -192,7 +199,7 @@ void Hub::send(int core, const Envelope& e, websocket::Session* origin) {
   overflow_[core].push_back(e);
   ++overflow_count_;
   if (origin && origin->open()) {
-    worker_->pause_reading(*origin);
+    worker_->hold_input(*origin);
     paused_.push_back(origin->id());
   }
 }
@@ -208,7 +215,7 @@ void Hub::retry_overflow() {
   }
   if (overflow_count_ == 0 && !paused_.empty()) {
     for (uint64_t id : paused_)
-      if (websocket::Session* s = worker_->find_session(id)) worker_->resume_reading(*s);
+      if (websocket::Session* s = worker_->find_session(id)) worker_->release_input(*s);
     paused_.clear();
   }
 }
@@ -242,6 +249,7 @@ void Hub::on_pass() {
     touched_ &= touched_ - 1;
     if (mailbox.needs_wake(c)) worker_->notify_peer(c);
   }
+  if (!pinned_.empty() && worker_->now_ms() >= next_expiry_ms_) expire_history();
 }
 
 bool Hub::prepare_sleep() {
@@ -273,6 +281,9 @@ void Hub::dispatch(Envelope& e) {
       break;
     case Envelope::Kind::kBroadcast:
       fanout_home(e.room, e.frame, e.session, false);
+      break;
+    case Envelope::Kind::kRelease:
+      worker_->release_ordered(e.session, e.bytes);
       break;
   }
 }
@@ -341,6 +352,7 @@ Hub::Membership* Hub::find_membership(uint64_t session, std::string_view room) {
 RoomRef Hub::join_direct(websocket::Session& s, std::string_view name) {
   auto& reg = system_.rooms();
   RoomRef room(&reg, reg.acquire(name));
+  if (!room) return room;
   Membership m;
   m.room = room;
   m.direct = true;
@@ -380,10 +392,16 @@ void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t e
 
 // ---- sequenced rooms ----------------------------------------------------------------------------
 
-bool Hub::join(websocket::Session& s, std::string_view name, JoinOptions opts, JoinCallback done) {
-  if (find_membership(s.id(), name)) return false;
+JoinStatus Hub::join(websocket::Session& s, std::string_view name, JoinOptions opts,
+                     JoinCallback done) {
+  if (find_membership(s.id(), name)) return JoinStatus::kAlreadyJoined;
+  if (auto it = memberships_.find(s.id());
+      it != memberships_.end() && it->second.size() >= system_.max_rooms_per_connection()) {
+    return JoinStatus::kTooManyRooms;
+  }
   auto& reg = system_.rooms();
   RoomRef room(&reg, reg.acquire(name));
+  if (!room) return JoinStatus::kRoomLimit;
   Membership m;
   m.room = room;
   m.presence = opts.presence;
@@ -395,7 +413,7 @@ bool Hub::join(websocket::Session& s, std::string_view name, JoinOptions opts, J
   task->opts = std::move(opts);
   task->done = std::move(done);
   post(room->home(), task.release());
-  return true;
+  return JoinStatus::kJoined;
 }
 
 bool Hub::leave(websocket::Session& s, std::string_view name) {
@@ -435,6 +453,33 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
   return out;
 }
 
+// A connection's messages are sequential, as in the seeds: while a write that members see only
+// after its commit is on its way, nothing a later message of the same connection causes (a reply,
+// a broadcast, a query) may overtake it. So its input waits until the home core reports the
+// write in effect (or refused). Writes seen at once need no hold: the home core orders them.
+bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes) {
+  RoomStore& store = system_.store();
+  if (!store.acknowledge_after_commit() || !store.persistent(*room)) return false;
+  // Ordered: a later durable write of the same room may pass (the home core and the store keep
+  // their order), so pipelined writes are not one commit each.
+  worker_->hold_ordered(s, room, bytes);
+  return true;
+}
+
+void Hub::release_hold(uint64_t session, size_t bytes) {
+  int c = core_of(session);
+  if (c == core_) {
+    worker_->release_ordered(session, bytes);
+    return;
+  }
+  if (c < 0 || c >= system_.cores()) return;
+  Envelope e;
+  e.kind = Envelope::Kind::kRelease;
+  e.session = session;
+  e.bytes = bytes;
+  send(c, e);  // behind the reply to the same session, if any: the ring keeps the order
+}
+
 void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
                   std::string_view user, EventFormatter formatter, bool echo, bool record,
                   engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
@@ -449,6 +494,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.kind = Envelope::Kind::kPublish;
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
+  if (record && hold_for_commit(s, room, f->size())) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = f;
@@ -466,6 +512,7 @@ void Hub::home_publish(Envelope& e) {
   engine::SharedFrame* payload = e.frame;
   const bool echo = !(e.flags & Envelope::kNoEcho);
   const bool record = !(e.flags & Envelope::kNoHistory);
+  const bool held = e.flags & Envelope::kHeld;
   HistoryRecord rec;
   rec.seq = ++room->seq;
   rec.ts_ms = wall_ms();
@@ -480,6 +527,7 @@ void Hub::home_publish(Envelope& e) {
   if (!record || !store.persistent(*room)) {
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   if (!store.acknowledge_after_commit()) {
@@ -487,31 +535,40 @@ void Hub::home_publish(Envelope& e) {
     store.append(*room, rec, [](bool) {});
     commit_publish(room, std::move(rec), echo, record);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   // Acknowledged means kept: members (and the publisher's ack) see the message only after the
   // store has committed it.
-  auto held = std::make_shared<HistoryRecord>(std::move(rec));
+  auto rec_held = std::make_shared<HistoryRecord>(std::move(rec));
   room->add_ref();
   RoomRef ref(&system_.rooms(), room);
   engine::FrameRef ok(e.reply_ok), fail(e.reply_fail);
   e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
-  store.append(*ref.get(), *held, [this, ref, held, echo, ok, fail](bool stored) {
-    if (!stored) {
-      if (fail) send_to(held->sender, fail.get());
-      return;
-    }
-    uint64_t sender = held->sender;
-    commit_publish(ref.get(), std::move(*held), echo, true);
-    if (ok) send_to(sender, ok.get());
-  });
+  const size_t bytes = payload->size();
+  store.append(*ref.get(), *rec_held,
+               [this, ref, rec_held, echo, ok, fail, held, bytes](bool stored) {
+                 uint64_t sender = rec_held->sender;
+                 if (!stored) {
+                   if (fail) send_to(sender, fail.get());
+                 } else {
+                   commit_publish(ref.get(), std::move(*rec_held), echo, true);
+                   if (ok) send_to(sender, ok.get());
+                 }
+                 if (held) release_hold(sender, bytes);
+               });
 }
 
 void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
   engine::SharedFrame* event = rec.event.get();
   uint64_t sender = rec.sender;
   event->add_ref();  // fan-out below outlives the record if the ring overwrites it
-  if (record && room->history().capacity() > 0) room->history().push(std::move(rec));
+  if (record && room->history().capacity() > 0) {
+    room->history().push(std::move(rec));
+    if (!room->pinned) pin(room);
+  } else if (record && !room->pinned && system_.store().persistent(*room)) {
+    pin(room);  // stored without history in memory: its sequence numbers must not restart
+  }
   fanout_home(room, event, echo ? 0 : sender, false);
   event->release();
 }
@@ -548,6 +605,7 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   e.flags =
       static_cast<uint8_t>((opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
                            (opts.write_behind ? Envelope::kWriteBehind : 0));
+  if (!opts.write_behind && hold_for_commit(s, room, data->size())) e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = data;
@@ -570,6 +628,7 @@ void Hub::home_state(Envelope& e) {
   std::string_view key(reinterpret_cast<const char*>(p) + 4, klen);
   const bool del = e.flags & Envelope::kDelete;
   const bool echo = !(e.flags & Envelope::kNoEcho);
+  const bool held = e.flags & Envelope::kHeld;
   std::optional<std::string_view> value;
   if (!del) {
     value =
@@ -581,12 +640,14 @@ void Hub::home_state(Envelope& e) {
   // it and looks again when applied.
   if (del && room->state_pending == 0 && !state.contains(key)) {
     if (e.reply_ok) send_to(e.session, e.reply_ok);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   const uint64_t order = state.reserve_order();
   RoomStore& store = system_.store();
   if (!store.persistent(*room)) {
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   if (!store.acknowledge_after_commit() || (e.flags & Envelope::kWriteBehind)) {
@@ -594,6 +655,7 @@ void Hub::home_state(Envelope& e) {
     // room's writes reach the store in the order they were made.
     store.put_state(*room, key, value, order, [](bool) {});
     apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    if (held) release_hold(e.session, e.frame->size());
     return;
   }
   // Acknowledged means kept: the change (and the writer's reply) is seen only after its commit.
@@ -606,11 +668,12 @@ void Hub::home_state(Envelope& e) {
   uint64_t sender = e.session;
   store.put_state(
       *room, key, value, order,
-      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order](bool stored) {
+      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order, held](bool stored) {
         SharedRoom* r = ref.get();
         --r->state_pending;
         if (!stored) {
           if (fail) send_to(sender, fail.get());
+          if (held) release_hold(sender, data->size());
           return;
         }
         const uint8_t* q = data->data();
@@ -622,6 +685,7 @@ void Hub::home_state(Envelope& e) {
           v = std::string_view(reinterpret_cast<const char*>(q) + 4 + kl, data->size() - 4 - kl);
         }
         apply_state(r, k, v, order, event.get(), formatter, sender, echo, ok.get());
+        if (held) release_hold(sender, data->size());
       });
 }
 
@@ -630,10 +694,7 @@ void Hub::apply_state(SharedRoom* room, std::string_view key, std::optional<std:
                       uint64_t sender, bool echo, engine::SharedFrame* reply_ok) {
   if (value) {
     room->state().set(key, *value, order);
-    if (!room->pinned) {
-      room->pinned = true;
-      room->add_ref();  // retained state keeps the room alive
-    }
+    if (!room->pinned) pin(room);  // retained state keeps the room alive
   } else if (!room->state().erase(key)) {
     if (reply_ok) send_to(sender, reply_ok);  // nothing to delete: done, nothing to announce
     return;
@@ -649,6 +710,66 @@ void Hub::apply_state(SharedRoom* room, std::string_view key, std::optional<std:
   if (f) {
     fanout_home(room, f, echo ? 0 : sender, false);
     f->release();
+  }
+  if (!value) maybe_unpin(room);  // the caller holds a reference: the room outlives this
+}
+
+// ---- room lifetime ------------------------------------------------------------------------------
+
+void Hub::pin(SharedRoom* room) {
+  room->pinned = true;
+  room->add_ref();
+  room->pin_index = static_cast<uint32_t>(pinned_.size());
+  pinned_.push_back(room);
+}
+
+void Hub::unpin(SharedRoom* room) {
+  room->pinned = false;
+  if (room->pin_index < pinned_.size() && pinned_[room->pin_index] == room) {
+    SharedRoom* last = pinned_.back();
+    pinned_[room->pin_index] = last;
+    last->pin_index = room->pin_index;
+    pinned_.pop_back();
+  }
+  room->pin_index = UINT32_MAX;
+  system_.rooms().release(room);
+}
+
+void Hub::maybe_unpin(SharedRoom* room) {
+  // Persistent rooms stay once they have content (their sequence numbers and history are on
+  // disk and must not restart); they count against [hub] max_rooms like any other.
+  if (!room->pinned || !room->history().empty() || !room->state().empty() ||
+      room->state_pending != 0 || system_.store().persistent(*room)) {
+    return;
+  }
+  unpin(room);
+}
+
+// In-memory history of a room nobody is in expires [hub] history_ttl_s after its last message
+// (Centrifugo's history_ttl); a room left with no state is then freed. Looks at a bounded number
+// of rooms per sweep so a large registry never stalls the loop.
+void Hub::expire_history() {
+  next_expiry_ms_ = worker_->now_ms() + 1000;
+  const int64_t ttl = system_.history_ttl_ms();
+  if (ttl <= 0) return;
+  const int64_t now = wall_ms();
+  RoomStore& store = system_.store();
+  const size_t budget = std::min(kExpiryPerSweep, pinned_.size());
+  for (size_t n = 0; n < budget && !pinned_.empty(); ++n) {
+    if (expire_cursor_ >= pinned_.size()) expire_cursor_ = 0;
+    SharedRoom* r = pinned_[expire_cursor_];
+    bool idle = !r->history().empty() && now - r->history().newest().ts_ms >= ttl &&
+                std::all_of(r->core_members().begin(), r->core_members().end(),
+                            [](int32_t c) { return c <= 0; });
+    if (!idle || store.persistent(*r)) {
+      ++expire_cursor_;
+      continue;
+    }
+    r->history().clear();
+    if (r->state().empty() && r->state_pending == 0)
+      unpin(r);  // the slot now holds another room (or the cursor is past the end)
+    else
+      ++expire_cursor_;
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
 
@@ -227,6 +228,7 @@ void BridgeProfile::from_client(Session& s, Opcode op, std::span<const uint8_t> 
   TopFields f;
   if (!read_json(payload, op == Opcode::kBinary, f)) return;
   engine::SharedFrame* frame = websocket::encode_frame(Opcode::kText, payload);
+  pace_relay(s, frame);
   hubs_.hub_of(s).send_to(bridge, frame);
   frame->release();
 }
@@ -241,6 +243,7 @@ void BridgeProfile::from_bridge(Session& s, Opcode op, std::span<const uint8_t> 
   uint64_t target = session_of(f.id);
   if (!target) return;
   engine::SharedFrame* frame = websocket::encode_frame(op, payload);
+  pace_relay(s, frame);
   hubs_.hub_of(s).send_to(target, frame);
   frame->release();
 }

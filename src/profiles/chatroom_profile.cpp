@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "ringcast/profiles/chatroom_names.h"
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -191,7 +192,8 @@ ChatroomProfile::ChatroomProfile(hub::HubSystem& hubs, Variant variant, std::str
                                  size_t max_chars)
     : hubs_(hubs), variant_(variant), env_(std::move(env)), max_chars_(max_chars) {
   auto& reg = hubs_.rooms();
-  room_ = hub::RoomRef(&reg, reg.acquire(variant_ == Variant::kText ? kTextRoom : kJsonRoom));
+  room_ =
+      hub::RoomRef(&reg, reg.acquire(variant_ == Variant::kText ? kTextRoom : kJsonRoom, false));
 }
 
 void ChatroomProfile::on_open(Session& s, const websocket::HttpRequest&) {
@@ -283,6 +285,11 @@ void ChatroomProfile::command(Session& s, std::string_view text) {
     if (next.empty()) {
       reply(s, json ? "!setname usage: \"!setname <new name>\""
                     : "!setname usage is \"!setname <new name>\"");
+      return;
+    }
+    // Everyone is shown the name (notices, !who, chat lines): no control or bidi characters.
+    if (!is_display_safe(next)) {
+      reply(s, "!setname error: a name " + std::string(kDisplayNameRule));
       return;
     }
     set_name(s, std::move(next));

@@ -1,4 +1,5 @@
-// The game chat (seed 003) on the hub. Rulings taken where SEEDS.md section 4 leaves a choice:
+// The game chat (seed 003, docs/profiles/gamechat.md) on the hub. Rulings taken where the original
+// service leaves a choice:
 //  - login tokens: the [tokens] table first, then an HS256 JWT ([profiles.gamechat] hs256_secret).
 //    A token that is not a string, or not a table token and not three base64url segments with a
 //    JSON header and payload, is "error parsing the access token"; a JWT with a bad signature,
@@ -15,6 +16,8 @@
 //  - `channel` other than a string becomes the text Python's str() gives it (5 -> "5",
 //    2.5 -> "2.5", true -> "True", [1, "a"] -> "[1, 'a']").
 //  - a repeated key counts once, with its last value, at its first position (Python's json).
+//  - a JWT whose `sub` or `nickname` holds control or bidi formatting characters is refused with
+//    an {"error": ...} reply (everyone would be shown them).
 //  - history: `limit` absent = 10, an integer <= 0 = everything kept, anything else (null, a
 //    fraction, a string, a boolean) is an error reply; `offset` (absent or null = 0) skips the
 //    newest messages and must be a non-negative integer.
@@ -29,9 +32,11 @@
 #include <utility>
 #include <vector>
 
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/jwt_hs256.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -61,6 +66,9 @@ constexpr std::string_view kBinary =
     R"({"error": "binary frames are not supported: send JSON objects as text"})";
 constexpr std::string_view kBadLimit = R"({"error": "limit must be an integer"})";
 constexpr std::string_view kBadOffset = R"({"error": "offset must be a non-negative integer"})";
+constexpr std::string_view kUnsafeIdentity =
+    R"({"error": "the access token's user id or nickname must not contain control characters or )"
+    R"(bidirectional formatting characters"})";
 constexpr std::string_view kStoreFailed =
     R"({"error": "the message could not be stored, so it was not sent"})";
 
@@ -115,7 +123,9 @@ GamechatProfile::GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens,
     : hubs_(hubs),
       tokens_(tokens),
       secret_(std::move(hs256_secret)),
-      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)) {}
+      store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)),
+      // Held for the profile's lifetime: the one chat exists whatever the room limit.
+      room_(&hubs.rooms(), hubs.rooms().acquire(kRoom, false)) {}
 
 GamechatProfile::~GamechatProfile() = default;
 
@@ -145,6 +155,17 @@ void GamechatProfile::on_message(Session& s, websocket::Opcode op, std::span<uin
     return;
   }
   handle_text(s, payload);
+}
+
+// A chat message while earlier ones are being committed: it too only publishes to the chat room,
+// where it is ordered behind them, so it need not wait (pipelined messages are not one commit
+// each). Anything else waits.
+const void* GamechatProfile::order_key(Session& s, websocket::Opcode op,
+                                       std::span<const uint8_t> payload) {
+  GamechatState* st = state_of(s);
+  if (!st || st->phase != GamechatState::Phase::kIn || !st->room || op != websocket::Opcode::kText)
+    return nullptr;
+  return JsonPeek(payload).string("action") == "message" ? st->room : nullptr;
 }
 
 void GamechatProfile::handle_text(Session& s, std::span<const uint8_t> payload) {
@@ -219,6 +240,11 @@ void GamechatProfile::login(Session& s, Request& r) {
       case JwtResult::kOk:
         break;
     }
+    // Both are shown to everyone in the chat. (Table tokens are checked when the config is read.)
+    if (!is_display_safe(claims.sub) || (claims.nickname && !is_display_safe(*claims.nickname))) {
+      s.send_text(kUnsafeIdentity);
+      return;
+    }
     st.user_id = std::move(claims.sub);
     st.has_nickname = claims.nickname.has_value();
     st.nickname = claims.nickname.value_or(std::string());
@@ -228,9 +254,11 @@ void GamechatProfile::login(Session& s, Request& r) {
   opts.identity.user_id = st.user_id;
   opts.identity.nickname = st.nickname;
   // Until the join is in effect, frames wait: reading pauses, and what was already read is kept.
-  s.worker().pause_reading(s);
-  if (!hubs_.hub_of(s).join(s, kRoom, std::move(opts),
-                            [this](Session& js, hub::JoinResult&) { joined(js); })) {
+  s.hold_input();
+  // The room itself is held by the profile (room_), so the room limit never refuses this join.
+  if (hubs_.hub_of(s).join(s, kRoom, std::move(opts), [this](Session& js, hub::JoinResult&) {
+        joined(js);
+      }) != hub::JoinStatus::kJoined) {
     joined(s);  // already a member (cannot happen from kAnon, but never leave it hanging)
   }
 }
@@ -243,7 +271,7 @@ void GamechatProfile::joined(Session& s) {
   st->room = hub.joined_room(s, kRoom);
   st->persistent = st->room && hubs_.store().persistent(*st->room);
   s.send_text(kConnected);
-  s.worker().resume_reading(s);
+  s.release_input();
   auto pending = std::move(st->pending);
   st->pending.clear();
   for (auto& [binary, bytes] : pending) {

@@ -8,6 +8,8 @@
 #include <array>
 #include <cmath>
 
+#include "ringcast/profiles/python_json.h"
+
 namespace ringcast::profiles {
 
 namespace {
@@ -31,9 +33,9 @@ bool decode_object(std::string_view segment, rapidjson::Document& doc) {
   return !doc.HasParseError() && doc.IsObject();
 }
 
+// PyJWT reads header and claims with json.loads: a repeated claim counts with its last value.
 const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
-  auto it = obj.FindMember(name);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
+  return py_get(obj, name);
 }
 
 // A NumericDate claim (seconds; fractions allowed), or nullopt when it is not a finite number.

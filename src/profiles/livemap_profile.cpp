@@ -4,9 +4,15 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -22,32 +28,37 @@ namespace {
 constexpr std::string_view kMarkerPrefix = "m:";
 constexpr std::string_view kPositionPrefix = "p:";
 
-// The stored marker: the client's fields in their order, with "id" set (in place if the client
-// sent one, else last).
+// The stored marker: the dict json.loads makes of the client's object (a repeated key once, at its
+// first position, with its last value), with "id" set (in place if the client sent one, else last).
 std::string_view marker_json(const Value& marker, std::string_view id) {
   thread_local rapidjson::StringBuffer buf;
   buf.Clear();
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
   bool wrote_id = false;
-  for (const auto& m : marker.GetObject()) {
-    std::string_view name(m.name.GetString(), m.name.GetStringLength());
-    if (name == "id") {
-      if (wrote_id) continue;
-      wrote_id = true;
-      w.Key("id", 2);
-      w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
-      continue;
-    }
+  py_for_each_member(marker, [&](std::string_view name, const Value& value) {
     w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-    m.value.Accept(w);
-  }
+    if (name == "id") {
+      wrote_id = true;
+      w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+    } else {
+      value.Accept(w);
+    }
+  });
   if (!wrote_id) {
     w.Key("id", 2);
     w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
   }
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
+}
+
+// A name other clients are shown (a player's or chat sender's `username`): absent or not a string
+// is the seed's business; a string must be safe to display.
+bool safe_username(const Value& obj) {
+  const Value* name = py_get(obj, "username");
+  return !name || !name->IsString() ||
+         is_display_safe({name->GetString(), name->GetStringLength()});
 }
 
 engine::SharedFrame* error_frame(std::string_view message) {
@@ -86,9 +97,64 @@ void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
 
 }  // namespace
 
-LivemapProfile::LivemapProfile(hub::HubSystem& hubs) : hubs_(hubs) {
-  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom));
+// The map's marker ids as marker_add and marker_remove decided them, shared by every core, so that
+// max_markers holds across cores. Only marker writes take the lock (positions, chat and pings never
+// do). The room's home core owns the truth: after each marker write reaches it, settle() counts the
+// stored markers and, once no write is in flight, puts the ledger back in line with them (a write
+// the store refused, or an add and a remove of one id from two cores that reached the home core in
+// the other order, would otherwise leave the two apart).
+struct LivemapProfile::Ledger {
+  std::mutex mutex;
+  std::unordered_set<std::string> ids;
+  size_t in_flight = 0;  // marker writes decided here that the home core has not seen yet
+  size_t stored = 0;     // markers in the room's state when the home core last counted
+
+  // Home core only: the markers in the state, counted; `into` (if given) gets their ids.
+  static size_t count(const hub::RetainedState& state, std::unordered_set<std::string>* into) {
+    size_t n = 0;
+    state.for_each([&](std::string_view key, std::string_view) {
+      if (!key.starts_with(kMarkerPrefix)) return;
+      ++n;
+      if (into) into->emplace(key.substr(kMarkerPrefix.size()));
+    });
+    return n;
+  }
+
+  // Home core, after one marker write has been handled there.
+  void settle(const hub::SharedRoom& room) {
+    const size_t n = count(room.state(), nullptr);
+    std::lock_guard lock(mutex);
+    --in_flight;
+    stored = n;
+    if (in_flight == 0 && room.state_pending == 0 && n != ids.size()) {
+      ids.clear();
+      count(room.state(), &ids);
+    }
+  }
+};
+
+LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
+    : hubs_(hubs), limits_(limits), ledger_(std::make_shared<Ledger>()) {
+  room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
   persistent_ = hubs.store().persistent(*room_.get());
+  // The store restored the map before the workers start: nothing runs on the home core yet.
+  ledger_->stored = Ledger::count(room_->state(), &ledger_->ids);
+}
+
+LivemapProfile::~LivemapProfile() = default;
+
+void LivemapProfile::reply(Session& s, engine::SharedFrame* frame) {
+  hub::Hub& hub = hubs_.hub_of(s);
+  if (hub.joined_room(s, kRoom)) {
+    s.send_frame(frame);
+    return;
+  }
+  // Connected a moment ago: the sync messages are still on their way from the room's home core.
+  // The reply goes the same way, so it cannot overtake them.
+  frame->add_ref();
+  engine::FrameRef f(frame);
+  uint64_t id = s.id();
+  hub.post_fn(room_->home(), [f, id](hub::Hub& home) { home.send_to(id, f.get()); });
 }
 
 void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
@@ -97,12 +163,22 @@ void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
   // Runs on this session's core once the join is in effect: the sync messages come before any
   // event of the room that the snapshot does not already contain.
   hubs_.hub_of(s).join(s, kRoom, std::move(opts), [](Session& js, hub::JoinResult& res) {
+    Session::SnapshotScope snapshot(js);  // the map a joiner must get, not slow-consumer backlog
     for (const auto& f : res.snapshot) js.send_frame(f.get());
   });
 }
 
 void LivemapProfile::on_close(Session& s) {
   hubs_.hub_of(s).session_closed(s);
+}
+
+// Marker writes while earlier ones are being committed: they go to the same room, ordered behind
+// them, so they need not wait. Anything else (a ping, a position, chat) waits for the commits.
+const void* LivemapProfile::order_key(Session&, websocket::Opcode,
+                                      std::span<const uint8_t> payload) {
+  if (!persistent_) return nullptr;
+  std::string_view type = JsonPeek(payload).string("type");
+  return type == "marker_add" || type == "marker_remove" ? room_.get() : nullptr;
 }
 
 void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {
@@ -147,6 +223,11 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     }
     const Value* uid = py_get(*player, "user_id");
     if (!py_truthy(uid)) return;
+    if (!safe_username(*player)) {
+      engine::FrameRef f(error_frame("position_update: \"username\" " +
+                                     std::string(kDisplayNameRule) + "; not stored or sent"));
+      return reply(s, f.get());
+    }
     if (uid->IsObject() || uid->IsArray()) {
       s.close(websocket::kClosePolicyViolation,
               "position_update: \"user_id\" must be a string, number or boolean");
@@ -181,14 +262,38 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     id.push_back('_');
     append_py_str(id, *ts);
     std::string_view value = marker_json(*marker, id);
+    // Bounded so that markers_sync stays within what a default client accepts (see the header).
+    if (value.size() > limits_.max_marker_bytes) {
+      engine::FrameRef f(error_frame("marker_add: the marker is " + std::to_string(value.size()) +
+                                     " bytes of JSON, more than the " +
+                                     std::to_string(limits_.max_marker_bytes) +
+                                     " allowed; it was not added"));
+      return reply(s, f.get());
+    }
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "marker_added");
     j.key("marker");
     j.raw(value);
     j.w().EndObject();
-    write_marker(s, id, value, engine::FrameRef(j.frame()),
-                 "the marker could not be stored; it was not added");
+    engine::FrameRef event(j.frame());
+    {
+      std::lock_guard lock(ledger_->mutex);
+      Ledger& l = *ledger_;
+      auto known = l.ids.find(id);
+      if (known == l.ids.end()) {
+        if (l.ids.size() >= limits_.max_markers || l.stored >= limits_.max_markers) {
+          engine::FrameRef f(error_frame("marker_add: the map already holds the maximum of " +
+                                         std::to_string(limits_.max_markers) +
+                                         " markers; remove one first (the marker was not added)"));
+          return reply(s, f.get());
+        }
+        l.ids.emplace(id);
+      }
+      // Queued under the lock: this core's marker writes reach the home core in decision order.
+      write_marker(s, id, value, std::move(event),
+                   "the marker could not be stored; it was not added");
+    }
   } else if (type == "marker_remove") {
     const Value* mid = py_get(doc, "marker_id");
     if (!mid || mid->IsObject() || mid->IsArray()) {
@@ -203,9 +308,16 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.kv("marker_id", id);
     j.w().EndObject();
     // The event goes out only if the marker was there.
+    std::lock_guard lock(ledger_->mutex);
+    ledger_->ids.erase(std::string(id));
     write_marker(s, id, std::nullopt, engine::FrameRef(j.frame()),
                  "the marker could not be removed (store failure)");
   } else if (type == "chat_message") {
+    if (!safe_username(doc)) {
+      engine::FrameRef f(error_frame("chat_message: \"username\" " + std::string(kDisplayNameRule) +
+                                     "; not sent"));
+      return reply(s, f.get());
+    }
     engine::FrameRef event = original();
     hub.broadcast(s, room_.get(), event.get(), false);
   } else if (type == "ping") {
@@ -220,14 +332,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
       j.w().Null();
     j.w().EndObject();
     engine::FrameRef f(j.frame());
-    if (hub.joined_room(s, kRoom)) {
-      s.send_frame(f.get());
-    } else {
-      // Connected a moment ago: the sync messages are still on their way from the room's home
-      // core. The pong goes the same way, so it cannot overtake them.
-      uint64_t id = s.id();
-      hub.post_fn(room_->home(), [f, id](hub::Hub& home) { home.send_to(id, f.get()); });
-    }
+    reply(s, f.get());
   }
   // Any other type: ignored, the connection stays open.
 }
@@ -246,7 +351,13 @@ void LivemapProfile::write_marker(Session& s, std::string_view id,
   opts.echo = false;
   opts.event = event.get();
   opts.reply_fail = fail.get();
-  hubs_.hub_of(s).set_state(s, room_.get(), key, value, nullptr, opts);
+  hub::Hub& hub = hubs_.hub_of(s);
+  hub.set_state(s, room_.get(), key, value, nullptr, opts);
+  // The caller holds the ledger's lock. Posted after the write, so it runs on the home core once
+  // the write has been handled there (one queue per pair of cores keeps them in order).
+  ++ledger_->in_flight;
+  hub.post_fn(room_->home(),
+              [ledger = ledger_, room = room_](hub::Hub&) { ledger->settle(*room.get()); });
 }
 
 }  // namespace ringcast::profiles

@@ -6,9 +6,13 @@
 #include <algorithm>
 #include <charconv>
 
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_peek.h"
+#include "ringcast/profiles/python_json.h"
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
 
@@ -139,11 +143,9 @@ struct NativeProfile::Request {
   const Value* id = nullptr;
   std::string_view op;
 
-  const Value* get(const char* name) const {
-    auto it = doc.FindMember(name);
-    return it == doc.MemberEnd() ? nullptr : &it->value;
-  }
-  std::optional<std::string_view> string(const char* name) const {
+  // A repeated key counts with its last value, as in every profile (Python's json.loads).
+  const Value* get(std::string_view name) const { return py_get(doc, name); }
+  std::optional<std::string_view> string(std::string_view name) const {
     const Value* v = get(name);
     if (!v || !v->IsString()) return std::nullopt;
     return std::string_view(v->GetString(), v->GetStringLength());
@@ -291,6 +293,18 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
   handle(s, r);
 }
 
+// Durable writes to the room the pending ones went to need not wait for them: the room's home
+// core keeps their order. Anything else waits.
+const void* NativeProfile::order_key(Session& s, websocket::Opcode op,
+                                     std::span<const uint8_t> payload) {
+  if (op != websocket::Opcode::kText) return nullptr;
+  JsonPeek peek(payload);
+  std::string_view o = peek.string("op");
+  if (o != "publish" && o != "state.set" && o != "state.del") return nullptr;
+  std::string_view room = peek.string("room");
+  return room.empty() ? nullptr : hubs_.hub_of(s).joined_room(s, room);
+}
+
 void NativeProfile::handle(Session& s, Request& r) {
   NativeState& st = state_of(s);
   hub::Hub& hub = hubs_.hub_of(s);
@@ -299,6 +313,11 @@ void NativeProfile::handle(Session& s, Request& r) {
     auto room = r.string("room");
     if (!room || !valid_room(*room)) {
       send_error(s, id, "bad_request", "\"room\" must be a string of 1-128 bytes");
+      return std::nullopt;
+    }
+    // Room names are shown to every member (presence, events, lists).
+    if (!is_display_safe(*room)) {
+      send_error(s, id, "bad_request", "\"room\" " + std::string(kDisplayNameRule));
       return std::nullopt;
     }
     if (reserved_room_name(*room)) {
@@ -355,39 +374,52 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (opts.identity.user_id.empty()) opts.identity.user_id = "";
     std::string id_json = id ? to_json(*id) : std::string();
     std::string room_name(*room);
-    bool ok = hub.join(s, *room, std::move(opts),
-                       [id_json, room_name](Session& js, hub::JoinResult& res) {
-                         state_of(js).binary_room = room_name;
-                         JsonFrame j;
-                         j.w().StartObject();
-                         j.kv("type", "joined");
-                         if (!id_json.empty()) {
-                           j.key("id");
-                           j.raw(id_json);
-                         }
-                         j.kv("room", room_name);
-                         j.key("seq");
-                         j.w().Uint64(res.seq);
-                         j.key("state");
-                         j.w().StartObject();
-                         for (const auto& [k, v] : res.state) {
-                           j.key(k);
-                           j.raw(v);
-                         }
-                         j.w().EndObject();
-                         if (!res.members.empty()) {
-                           j.key("members");
-                           j.w().StartArray();
-                           for (const auto& m : res.members)
-                             write_identity(j, m.session, m.identity);
-                           j.w().EndArray();
-                         }
-                         j.w().EndObject();
-                         engine::FrameRef f(j.frame());
-                         js.send_frame(f.get());
-                         for (const auto& ev : res.replay) js.send_frame(ev.get());
-                       });
-    if (!ok) send_error(s, id, "already_joined", "already in this room");
+    hub::JoinStatus status = hub.join(s, *room, std::move(opts),
+                                      [id_json, room_name](Session& js, hub::JoinResult& res) {
+                                        state_of(js).binary_room = room_name;
+                                        JsonFrame j;
+                                        j.w().StartObject();
+                                        j.kv("type", "joined");
+                                        if (!id_json.empty()) {
+                                          j.key("id");
+                                          j.raw(id_json);
+                                        }
+                                        j.kv("room", room_name);
+                                        j.key("seq");
+                                        j.w().Uint64(res.seq);
+                                        j.key("state");
+                                        j.w().StartObject();
+                                        for (const auto& [k, v] : res.state) {
+                                          j.key(k);
+                                          j.raw(v);
+                                        }
+                                        j.w().EndObject();
+                                        if (!res.members.empty()) {
+                                          j.key("members");
+                                          j.w().StartArray();
+                                          for (const auto& m : res.members)
+                                            write_identity(j, m.session, m.identity);
+                                          j.w().EndArray();
+                                        }
+                                        j.w().EndObject();
+                                        engine::FrameRef f(j.frame());
+                                        // What a joiner must receive: not slow-consumer backlog.
+                                        Session::SnapshotScope snapshot(js);
+                                        js.send_frame(f.get());
+                                        for (const auto& ev : res.replay) js.send_frame(ev.get());
+                                      });
+    switch (status) {
+      case hub::JoinStatus::kJoined:
+        break;
+      case hub::JoinStatus::kAlreadyJoined:
+        return send_error(s, id, "already_joined", "already in this room");
+      case hub::JoinStatus::kTooManyRooms:
+        return send_error(s, id, "room_limit",
+                          "this connection is in as many rooms as it may be (leave one first)");
+      case hub::JoinStatus::kRoomLimit:
+        return send_error(s, id, "room_limit",
+                          "the server holds as many rooms as it may; try again later");
+    }
   } else if (r.op == "leave") {
     auto room = room_arg();
     if (!room) return;
@@ -464,44 +496,47 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (since) after = since->GetUint64();
     std::string id_json = id ? to_json(*id) : std::string();
     std::string room_name(*room);
+    auto history_json = [lim, off, after, id_json, room_name](const hub::SharedRoom* rm) {
+      JsonFrame j;
+      j.w().StartObject();
+      j.kv("type", "history");
+      if (!id_json.empty()) {
+        j.key("id");
+        j.raw(id_json);
+      }
+      j.kv("room", room_name);
+      j.key("seq");
+      j.w().Uint64(rm ? rm->seq : 0);
+      j.key("messages");
+      j.w().StartArray();
+      auto item = [&j](const hub::HistoryRecord& rec) {
+        j.w().StartObject();
+        j.key("seq");
+        j.w().Uint64(rec.seq);
+        j.key("ts");
+        j.w().Int64(rec.ts_ms);
+        j.kv("from", Sid(rec.sender));
+        if (!rec.user.empty()) j.kv("user", rec.user);
+        j.key("data");
+        j.raw(rec.data());
+        j.w().EndObject();
+      };
+      if (rm && after)
+        rm->history().since(*after, item);
+      else if (rm)
+        rm->history().newest_first(off, lim, item);
+      j.w().EndArray();
+      j.w().EndObject();
+      return std::string(j.text());
+    };
+    // A room that does not exist has nothing to show, and asking must not create it: nothing
+    // about it can be in flight (a join, publish or query would hold it), so answer at once.
     auto& reg = hubs_.rooms();
-    hub::RoomRef ref(&reg, reg.acquire(*room));
+    hub::RoomRef ref(&reg, reg.find(*room));
+    if (!ref) return s.send_text(history_json(nullptr));
     uint64_t me = s.id();
     hub.query(
-        ref.get(),
-        [lim, off, after, id_json, room_name](hub::SharedRoom& rm) {
-          JsonFrame j;
-          j.w().StartObject();
-          j.kv("type", "history");
-          if (!id_json.empty()) {
-            j.key("id");
-            j.raw(id_json);
-          }
-          j.kv("room", room_name);
-          j.key("seq");
-          j.w().Uint64(rm.seq);
-          j.key("messages");
-          j.w().StartArray();
-          auto item = [&j](const hub::HistoryRecord& rec) {
-            j.w().StartObject();
-            j.key("seq");
-            j.w().Uint64(rec.seq);
-            j.key("ts");
-            j.w().Int64(rec.ts_ms);
-            j.kv("from", Sid(rec.sender));
-            if (!rec.user.empty()) j.kv("user", rec.user);
-            j.key("data");
-            j.raw(rec.data());
-            j.w().EndObject();
-          };
-          if (after)
-            rm.history().since(*after, item);
-          else
-            rm.history().newest_first(off, lim, item);
-          j.w().EndArray();
-          j.w().EndObject();
-          return std::string(j.text());
-        },
+        ref.get(), [history_json](hub::SharedRoom& rm) { return history_json(&rm); },
         [&hub, me](std::string json) {
           if (Session* t = hub.worker().find_session(me); t && t->open()) t->send_text(json);
         });
@@ -510,27 +545,29 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (!room) return;
     std::string id_json = id ? to_json(*id) : std::string();
     std::string room_name(*room);
+    auto presence_json = [id_json, room_name](const hub::SharedRoom* rm) {
+      JsonFrame j;
+      j.w().StartObject();
+      j.kv("type", "presence");
+      if (!id_json.empty()) {
+        j.key("id");
+        j.raw(id_json);
+      }
+      j.kv("room", room_name);
+      j.key("members");
+      j.w().StartArray();
+      if (rm)
+        for (const auto& m : rm->presence()) write_identity(j, m.session, m.identity);
+      j.w().EndArray();
+      j.w().EndObject();
+      return std::string(j.text());
+    };
     auto& reg = hubs_.rooms();
-    hub::RoomRef ref(&reg, reg.acquire(*room));
+    hub::RoomRef ref(&reg, reg.find(*room));
+    if (!ref) return s.send_text(presence_json(nullptr));  // unknown: empty, and not created
     uint64_t me = s.id();
     hub.query(
-        ref.get(),
-        [id_json, room_name](hub::SharedRoom& rm) {
-          JsonFrame j;
-          j.w().StartObject();
-          j.kv("type", "presence");
-          if (!id_json.empty()) {
-            j.key("id");
-            j.raw(id_json);
-          }
-          j.kv("room", room_name);
-          j.key("members");
-          j.w().StartArray();
-          for (const auto& m : rm.presence()) write_identity(j, m.session, m.identity);
-          j.w().EndArray();
-          j.w().EndObject();
-          return std::string(j.text());
-        },
+        ref.get(), [presence_json](hub::SharedRoom& rm) { return presence_json(&rm); },
         [&hub, me](std::string json) {
           if (Session* t = hub.worker().find_session(me); t && t->open()) t->send_text(json);
         });
@@ -555,6 +592,9 @@ void NativeProfile::handle(Session& s, Request& r) {
     auto name = r.string("name");
     if (!name || name->empty() || name->size() > 128)
       return send_error(s, id, "bad_request", "\"name\" must be a string of 1-128 bytes");
+    // Endpoint names reach every peer that attaches.
+    if (!is_display_safe(*name))
+      return send_error(s, id, "bad_request", "\"name\" " + std::string(kDisplayNameRule));
     if (!hubs_.endpoints().register_name(*name, s.id()))
       return send_error(s, id, "name_taken", "an endpoint with this name exists");
     if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end())
@@ -605,6 +645,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     data->Accept(j.w());
     j.w().EndObject();
     engine::FrameRef f(j.frame());
+    pace_relay(s, f.get());
     // An endpoint owner relays to its peers (one, or all); a peer relays to the endpoint.
     if (name && std::find(st.owned.begin(), st.owned.end(), *name) != st.owned.end()) {
       auto ep = hubs_.endpoints().find(*name);

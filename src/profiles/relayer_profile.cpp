@@ -14,10 +14,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/python_json.h"
+#include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
 
@@ -155,6 +157,17 @@ engine::SharedFrame* booth_event(std::string_view type, std::string_view booth_j
 
 // ---- JSON input ---------------------------------------------------------------------------------
 
+// A booth id is shown to the booth's scanners (and the scanner's to the booth): a string id may not
+// carry control or bidi characters. Such an id can never be registered, so connect_scanner refuses
+// it the same way instead of echoing it in "Booth ... is not available".
+constexpr std::string_view kUnsafeBoothId =
+    "Invalid booth_id: it must not contain control characters or bidirectional formatting "
+    "characters";
+
+bool safe_booth_id(const Value& id) {
+  return !id.IsString() || is_display_safe({id.GetString(), id.GetStringLength()});
+}
+
 // The id's dict key under Python equality (1, 1.0 and true are one id; "1" is another).
 std::string canon_key(const Value& v) {
   std::string k;
@@ -278,6 +291,7 @@ void RelayerProfile::register_booth(Session& s, Request& r) {
   const Value* id = r.get("booth_id");
   if (!py_truthy(id)) return reply(s, st, error_frame("Missing booth_id in registration"));
   if (!py_hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  if (!safe_booth_id(*id)) return reply(s, st, error_frame(kUnsafeBoothId));
   std::string json = to_json(*id);
   std::string canon = canon_key(*id);
   {
@@ -303,6 +317,7 @@ void RelayerProfile::connect_scanner(Session& s, Request& r) {
   const Value* id = r.get("booth_id");
   if (!py_truthy(id)) return reply(s, st, error_frame("Missing booth_id for scanner connection"));
   if (!py_hashable(*id)) return reply(s, st, error_frame("Internal server error"));
+  if (!safe_booth_id(*id)) return reply(s, st, error_frame(kUnsafeBoothId));
   std::string canon = canon_key(*id);
   std::string json = to_json(*id);
   uint64_t owner = 0;
@@ -387,6 +402,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
     m.value("data", data);
     m.kv("original_type", "relay_message");
     engine::FrameRef f(m.frame());
+    pace_relay(s, f.get());
     deliver(hub, s, st, target, f.get());
     return;
   }
@@ -397,6 +413,7 @@ void RelayerProfile::relay(Session& s, Request& r) {
   m.kv("original_type", "relay_message");
   m.raw("booth_id", booth_json);
   engine::FrameRef f(m.frame());
+  pace_relay(s, f.get());
   deliver(hub, s, st, target, f.get());
 }
 

@@ -181,8 +181,9 @@ void SqliteRoomStore::restore(hub::RoomRegistry& rooms) {
                      &state, nullptr);
   size_t messages = 0;
   for (const auto& [name, seq] : names) {
-    // Not released: a restored room lives as long as the process (its data is in it).
-    hub::SharedRoom* room = rooms.acquire(name);
+    // Not released: this reference is the room's pin (see Hub::pin). A persistent room with
+    // content stays in memory for the life of the process, counted against [hub] max_rooms.
+    hub::SharedRoom* room = rooms.acquire(name, false);
     if (seq > room->seq) room->seq = seq;
     sqlite3_bind_text(msgs, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
     sqlite3_bind_int64(msgs, 2, static_cast<int64_t>(room->history().capacity()));

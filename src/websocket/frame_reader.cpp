@@ -1,5 +1,6 @@
 #include "ringcast/websocket/frame_reader.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -68,6 +69,24 @@ bool FrameReader::header_only(std::span<const uint8_t> in, FrameChunk& out) {
   in_frame_ = true;
   frame_remaining_ = length;
   return true;
+}
+
+std::span<const uint8_t> FrameReader::take_rest() {
+  const uint64_t ahead = pending_ - in_len_;  // in the decoder's buffer
+  std::span<const uint8_t> rest;
+  if (in_frame_ || ahead > static_cast<uint64_t>(in_ - in_begin_)) {
+    std::abort();  // not at a frame end of this feed: a caller bug, not a client's doing
+  }
+  rest = {in_ - ahead, static_cast<size_t>(pending_)};
+  pending_ = 0;
+  in_ = in_begin_ = nullptr;
+  in_len_ = 0;
+  // The decoder's read-ahead now belongs to the caller: start it afresh.
+  wslay_frame_context_free(ctx_);
+  ctx_ = nullptr;
+  wslay_frame_callbacks cb{no_send, recv_cb, no_mask};
+  if (wslay_frame_context_init(&ctx_, &cb, this) != 0) throw std::bad_alloc();
+  return rest;
 }
 
 FrameReaderPool::~FrameReaderPool() {

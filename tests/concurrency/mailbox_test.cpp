@@ -143,3 +143,48 @@ TEST(Mailbox, SleepHandshakeLosesNoWakeup) {
     mb.drain(0, 16, [](int) {});
   }
 }
+
+namespace {
+struct CountingWaker final : Waker {
+  std::atomic<int> wakes{0};
+  void wake() override { wakes.fetch_add(1, std::memory_order_relaxed); }
+};
+}  // namespace
+
+// A paced sender's credit: frames released on other threads give their bytes back, and a sender
+// waiting for the low-water mark is woken (exactly once per wait) however the releases interleave.
+TEST(FlowCredit, RefundsAcrossThreadsWakeTheWaitingSender) {
+  CountingWaker waker;
+  auto* credit = new FlowCredit(&waker);
+  constexpr int kRounds = 2000;
+  constexpr int kFrames = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<SharedFrame*> frames;
+    for (int i = 0; i < kFrames; ++i) {
+      SharedFrame* f = SharedFrame::allocate(100);
+      f->set_size(100);
+      f->set_credit(credit);
+      f->add_ref();  // two recipients, each on its own thread
+      frames.push_back(f);
+    }
+    ASSERT_EQ(credit->outstanding(), 100 * kFrames);
+    bool waiting = credit->wait_for(0);
+    ASSERT_TRUE(waiting);
+    int before = waker.wakes.load();
+    std::thread a([&] {
+      for (auto* f : frames) f->release();
+    });
+    std::thread b([&] {
+      for (auto* f : frames) f->release();
+    });
+    a.join();
+    b.join();
+    EXPECT_EQ(credit->outstanding(), 0);
+    EXPECT_FALSE(credit->waiting());
+    EXPECT_EQ(waker.wakes.load(), before + 1) << "round " << round;
+  }
+  // Drained already: no need to wait, nobody is woken.
+  EXPECT_FALSE(credit->wait_for(0));
+  credit->detach();
+  credit->release();
+}

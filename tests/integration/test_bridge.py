@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bridge profile (seed 000, WizzyWorks) on `/`: SEEDS.md section 1.
+"""bridge profile (seed 000, WizzyWorks) on `/`: docs/profiles/bridge.md.
 
 Run: /usr/bin/python3 tests/integration/test_bridge.py --binary build/ringcast --backend epoll
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Chatroom profile (seed 001): the plain-text seed version on /chatroom and the later JSON version
-on /chatroom/json (SEEDS.md section 2).
+on /chatroom/json (docs/profiles/chatroom.md).
 
 Run: /usr/bin/python3 tests/integration/test_chatroom.py --binary build/ringcast --backend epoll
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The game-chat seed profile on `/chat` (SEEDS.md section 4, Heavenland chat server): login by
+"""The game-chat seed profile on `/chat` (docs/profiles/gamechat.md, Heavenland chat server): login by
 token table and HS256 JWT with every error text of the seed, the chat object (field order, channel
 stringification, server fields win), broadcast to every logged-in connection on both workers,
 history (newest first, limit/offset rules, bound, survives reconnects and restarts), a refused

@@ -2,7 +2,7 @@
 """livemap profile (seed 002, the Arma Reforger Live Map) on /map: markers and player positions as
 retained state (insertion order, synced on connect, durable across restarts), broadcasts to every
 client but the sender, chat forwarding, ping/pong, and the close codes for bad input
-(SEEDS.md section 3).
+(docs/profiles/livemap.md).
 
 Run: /usr/bin/python3 tests/integration/test_livemap.py --binary build/ringcast --backend epoll
 

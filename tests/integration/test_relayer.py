@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""relayer profile (seed 004, EEG booth relayer) on `/relay`: SEEDS.md section 5.
+"""relayer profile (seed 004, EEG booth relayer) on `/relay`: docs/profiles/relayer.md.
 
 Run: /usr/bin/python3 tests/integration/test_relayer.py --binary build/ringcast --backend epoll
 

@@ -153,3 +153,47 @@ TEST(Config, ReloadComparesEffectiveValues) {
   EXPECT_EQ(changed, (std::vector<std::string>{"server.http_port", "store.persistent_rooms",
                                                "store.durability"}));
 }
+
+TEST(Config, FlowControlKeys) {
+  using SC = ringcast::websocket::Limits::SlowConsumer;
+  {
+    Config cfg;
+    EXPECT_EQ(cfg.limits.slow_consumer, SC::kClose);       // rooms: close by default
+    EXPECT_EQ(cfg.limits.relay_slow_consumer, SC::kPace);  // one-to-one relays: pace
+    EXPECT_EQ(cfg.limits.stall_timeout_ms, 10000);
+  }
+  TempFile f(
+      "[limits]\nslow_consumer = \"pace\"\nrelay_slow_consumer = \"close\"\n"
+      "stall_timeout_ms = 2500\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  EXPECT_EQ(cfg.limits.slow_consumer, SC::kPace);
+  EXPECT_EQ(cfg.limits.relay_slow_consumer, SC::kClose);
+  EXPECT_EQ(cfg.limits.stall_timeout_ms, 2500);
+  EXPECT_NE(
+      error_of("[limits]\nrelay_slow_consumer = \"drop_oldest\"\n").find("relay_slow_consumer"),
+      std::string::npos);
+  EXPECT_NE(error_of("[limits]\nslow_consumer = \"later\"\n").find(":2"), std::string::npos);
+  EXPECT_NE(error_of("[limits]\nstall_timeout_ms = 5\n").find("stall_timeout_ms"),
+            std::string::npos);
+}
+
+TEST(Config, RoomLimits) {
+  Config defaults;
+  EXPECT_EQ(defaults.max_rooms, 100000u);
+  EXPECT_EQ(defaults.max_rooms_per_connection, 100u);
+  EXPECT_EQ(defaults.history_ttl_s, 86400);
+  TempFile f("[hub]\nmax_rooms = 500\nmax_rooms_per_connection = 3\nhistory_ttl_s = 0\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  validate_config(cfg);
+  EXPECT_EQ(cfg.max_rooms, 500u);
+  EXPECT_EQ(cfg.max_rooms_per_connection, 3u);
+  EXPECT_EQ(cfg.history_ttl_s, 0);
+  std::string e = error_of("[hub]\nmax_rooms = 0\n");
+  EXPECT_NE(e.find("hub.max_rooms"), std::string::npos) << e;
+  e = error_of("[hub]\nmax_rooms_per_connection = 0\n");
+  EXPECT_NE(e.find("hub.max_rooms_per_connection"), std::string::npos) << e;
+  e = error_of("[hub]\nhistory_ttl_s = -1\n");
+  EXPECT_NE(e.find("hub.history_ttl_s"), std::string::npos) << e;
+}

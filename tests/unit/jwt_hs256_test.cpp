@@ -1,6 +1,10 @@
 #include "ringcast/profiles/jwt_hs256.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <string>
 
 using ringcast::profiles::base64url_decode;
 using ringcast::profiles::base64url_encode;
@@ -20,6 +24,16 @@ constexpr const char* kTimed =
     "eyJhbGciOiJIUzI1NiJ9."
     "eyJzdWIiOiJITDEiLCJuaWNrbmFtZSI6IkFubiIsImV4cCI6MjAwMDAwMDAwMCwibmJmIjoxMD"
     "AwMDAwMDAwfQ.a7By7fVguGobAOTaSmzJjbaBL4NfZfQ7AN92jyisLVU";
+
+// A token for header and payload JSON texts as given (repeated keys kept), signed with `secret`.
+std::string sign(const std::string& header, const std::string& payload, const std::string& secret) {
+  std::string input = base64url_encode(header) + "." + base64url_encode(payload);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+  return input + "." + base64url_encode(std::string(reinterpret_cast<char*>(mac), len));
+}
 
 }  // namespace
 
@@ -75,4 +89,28 @@ TEST(JwtHs256, Malformed) {
             JwtResult::kMalformed);
   // parseable, but signed for another payload
   EXPECT_EQ(verify_hs256(t.substr(0, d1) + ".e30" + t.substr(d2), "k", 0, c), JwtResult::kInvalid);
+}
+
+// PyJWT parses with json.loads: a repeated claim or header field counts with its last value.
+TEST(JwtHs256, RepeatedKeysTakeTheLastValue) {
+  JwtClaims c;
+  const std::string hs = R"({"alg":"HS256"})";
+  EXPECT_EQ(
+      verify_hs256(sign(hs, R"({"sub":"first","sub":"last","nickname":"A","nickname":"B"})", "k"),
+                   "k", 1500000000, c),
+      JwtResult::kOk);
+  EXPECT_EQ(c.sub, "last");
+  ASSERT_TRUE(c.nickname);
+  EXPECT_EQ(*c.nickname, "B");
+  // An expiry given twice: the later (past) one decides.
+  EXPECT_EQ(
+      verify_hs256(sign(hs, R"({"sub":"u","exp":2000000000,"exp":1})", "k"), "k", 1500000000, c),
+      JwtResult::kInvalid);
+  EXPECT_EQ(
+      verify_hs256(sign(hs, R"({"sub":"u","exp":1,"exp":2000000000})", "k"), "k", 1500000000, c),
+      JwtResult::kOk);
+  // The header's alg: the last one is what counts.
+  EXPECT_EQ(verify_hs256(sign(R"({"alg":"HS256","alg":"none"})", R"({"sub":"u"})", "k"), "k",
+                         1500000000, c),
+            JwtResult::kInvalid);
 }

@@ -50,6 +50,11 @@ struct Config {
   // Hub: messages of history kept per room, with per-room-name overrides ("prefix*" or exact).
   size_t history_size = 100;
   std::vector<std::pair<std::string, size_t>> history_rules;
+  // Rooms clients can make the hub keep: in all, per connection, and how long the in-memory
+  // history of a room nobody is in outlives its last message (history_ttl_s; 0 = forever).
+  size_t max_rooms = hub::RoomRegistry::kDefaultMaxRooms;
+  size_t max_rooms_per_connection = 100;
+  int64_t history_ttl_s = 86400;
   // Durable store: rooms whose history and state survive restarts (name patterns, "*" = all),
   // and whether members see a change only after its commit ("strict") or at once ("relaxed").
   std::vector<std::string> persistent_rooms;
@@ -73,6 +78,9 @@ struct Config {
   struct Livemap {  // seed 002
     ProfileMount mount{true, "/map"};
     bool persistent = true;  // markers and positions survive restarts (durable store)
+    // Bounds on the markers a joiner must accept in one markers_sync (<= 1 MiB together).
+    int64_t max_markers = 1000;
+    int64_t max_marker_bytes = 1024;
     bool operator==(const Livemap&) const = default;
   } livemap;
   struct Gamechat {  // seed 003

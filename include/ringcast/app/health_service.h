@@ -25,6 +25,8 @@ class HealthService final : public websocket::HttpService {
   void update(const Config& cfg);
   // A profile's extra /health fields. Call before the listeners open.
   void add_fields(const profiles::HealthFields* fields) { fields_.push_back(fields); }
+  // The room registry whose size /health reports as "rooms". Call before the listeners open.
+  void set_rooms(const hub::RoomRegistry* rooms) { rooms_ = rooms; }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -33,6 +35,7 @@ class HealthService final : public websocket::HttpService {
   const websocket::ServerStats& stats_;
   engine::BackendKind backend_;
   std::vector<const profiles::HealthFields*> fields_;
+  const hub::RoomRegistry* rooms_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -1,13 +1,16 @@
 // A reference-counted, immutable byte buffer holding one or more encoded WebSocket frames.
 // A broadcast is encoded once into a SharedFrame and every recipient, on any core, queues a
 // reference; the memory goes back to a size-class free list of whichever thread drops the last
-// reference, so steady-state traffic never reaches malloc.
+// reference, so steady-state traffic never reaches malloc. Each thread's pool is capped per size
+// class (over the cap a buffer is freed) and trimmed when idle (trim_idle_this_thread).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+
+#include "ringcast/engine/flow_credit.h"
 
 namespace ringcast::engine {
 
@@ -27,11 +30,25 @@ class SharedFrame {
   void set_size(size_t n) { size_ = static_cast<uint32_t>(n); }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   uint32_t refs() const { return refs_.load(std::memory_order_relaxed); }
+  // Paces the sender: the frame's size counts against `credit` until its last reference is
+  // dropped. Set once, after the frame is complete and before it is shared.
+  void set_credit(FlowCredit* credit) {
+    credit->add_ref();
+    credit->charge(size_);
+    credit_ = credit;
+  }
+  bool paced() const { return credit_ != nullptr; }
 
   // Bytes held in this thread's free lists (for tests and /health).
   static size_t pooled_bytes_this_thread();
   // Frees this thread's free lists (called when a worker exits).
   static void trim_this_thread();
+  // Most bytes a thread pools for buffers of this capacity (0: never pooled).
+  static size_t pool_cap_bytes(size_t capacity);
+  // Call from a loop every pass: at most once a second, frees the buffers this thread's pool did
+  // not hand out since the last time (so a pool that was not used drains within about two
+  // seconds), and returns freed heap to the kernel after a large trim. Returns bytes freed.
+  static size_t trim_idle_this_thread(int64_t now_ms);
 
  private:
   SharedFrame() = default;
@@ -42,6 +59,7 @@ class SharedFrame {
   uint32_t capacity_ = 0;
   uint8_t size_class_ = 0;
   SharedFrame* next_free_ = nullptr;
+  FlowCredit* credit_ = nullptr;
   alignas(8) uint8_t data_[];
 };
 

@@ -34,6 +34,7 @@ struct Envelope {
     kTask,       // run `task`
     kState,      // to the home core: set or delete a retained-state key (packed in `frame`)
     kBroadcast,  // to the home core: fan `frame` out to the room's members, except `session`
+    kRelease,    // to `session`'s core: its durable write is done, release its input hold
   };
   enum Flags : uint8_t {
     kPresenceOnly = 1,  // kRoomFrame: only to members that asked for presence events
@@ -41,6 +42,7 @@ struct Envelope {
     kNoEcho = 4,        // kPublish, kState: the event does not go back to the sender
     kDelete = 8,        // kState: delete the key
     kWriteBehind = 16,  // kState: deliver at once and store behind, even under strict durability
+    kHeld = 32,         // kPublish, kState: the sender's input is held until this is in effect
   };
 
   Kind kind = Kind::kTask;
@@ -51,6 +53,7 @@ struct Envelope {
   union {
     Task* task = nullptr;        // kTask (owned)
     engine::SharedFrame* event;  // kState: the event frame, already encoded (counted reference)
+    uint64_t bytes;              // kRelease: the size of the write that is in effect
   };
   union {
     EventFormatter formatter = nullptr;  // kPublish

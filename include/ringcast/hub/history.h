@@ -1,5 +1,7 @@
-// A room's recent messages: a fixed ring of the last N records, each with its sequence number.
+// A room's recent messages: a ring of the last N records, each with its sequence number.
 // Records hold references to pooled frames, so keeping history costs no copy of the payload.
+// The ring starts empty and grows geometrically up to N as records arrive: a room that never
+// records (or records a few) does not pay for N slots.
 #pragma once
 
 #include <cstdint>
@@ -29,10 +31,18 @@ struct HistoryRecord {
 
 class HistoryRing {
  public:
-  explicit HistoryRing(size_t capacity = 0) : slots_(capacity) {}
-  size_t capacity() const { return slots_.size(); }
+  explicit HistoryRing(size_t capacity = 0) : capacity_(capacity) {}
+  // The configured bound N.
+  size_t capacity() const { return capacity_; }
+  // Slots allocated so far (grows toward capacity()).
+  size_t allocated() const { return slots_.size(); }
   size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
   void push(HistoryRecord rec);
+  // Drops every record and gives the slots back.
+  void clear();
+  // The newest record (size() > 0).
+  const HistoryRecord& newest() const { return at_age(0); }
   // Newest first, skipping `offset` records, at most `limit`.
   template <typename Fn>
   void newest_first(size_t offset, size_t limit, Fn&& fn) const;
@@ -47,6 +57,9 @@ class HistoryRing {
   const HistoryRecord& at_age(size_t age) const {  // 0 = newest
     return slots_[(next_ + slots_.size() - 1 - age) % slots_.size()];
   }
+  void grow();
+
+  size_t capacity_;
   std::vector<HistoryRecord> slots_;
   size_t next_ = 0;
   size_t count_ = 0;

@@ -10,6 +10,7 @@
 //    through the home core too, so membership changes are ordered with publishes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -57,6 +58,13 @@ struct JoinResult {
 
 using JoinCallback = std::function<void(websocket::Session&, JoinResult&)>;
 
+enum class JoinStatus : uint8_t {
+  kJoined,         // on its way: the callback runs once the join is in effect
+  kAlreadyJoined,  // s is in the room already (nothing is called)
+  kRoomLimit,      // the room does not exist and [hub] max_rooms rooms do
+  kTooManyRooms,   // s is in [hub] max_rooms_per_connection rooms already
+};
+
 // How a retained-state change is delivered (see Hub::set_state).
 struct StateOptions {
   bool echo = true;  // false: the event does not go to the writer
@@ -83,7 +91,8 @@ class Hub final : public websocket::LoopHooks {
   void attach_worker(websocket::Worker* w) { worker_ = w; }
 
   // ---- direct rooms (raw) ----
-  // Adds s to the room on this core and marks the core as having members.
+  // Adds s to the room on this core and marks the core as having members. Empty if the room
+  // would be new and the room limit is reached.
   RoomRef join_direct(websocket::Session& s, std::string_view room);
   void leave_direct(websocket::Session& s, SharedRoom* room);
   // Sends `frame` (already encoded) to every member of the room on every core, except `exclude`.
@@ -94,9 +103,9 @@ class Hub final : public websocket::LoopHooks {
 
   // ---- sequenced rooms ----
   // Joins through the room's home core; `done` runs on this core when the join is in effect
-  // (not at all if the session is gone by then). Joining twice is a no-op that still calls done.
-  // Returns false (and calls nothing) if s is already in the room.
-  bool join(websocket::Session& s, std::string_view room, JoinOptions opts, JoinCallback done);
+  // (not at all if the session is gone by then). Anything but kJoined calls nothing.
+  JoinStatus join(websocket::Session& s, std::string_view room, JoinOptions opts,
+                  JoinCallback done);
   // False if s is not in the room.
   bool leave(websocket::Session& s, std::string_view room);
   // The room if s has joined it (join acknowledged), else nullptr.
@@ -162,6 +171,7 @@ class Hub final : public websocket::LoopHooks {
 
   // Tests and /health.
   size_t local_rooms() const { return local_.size(); }
+  size_t pinned_rooms() const { return pinned_.size(); }
 
  private:
   struct LocalMember {
@@ -185,6 +195,9 @@ class Hub final : public websocket::LoopHooks {
   friend struct LeaveTask;
 
   void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
+  // Holds s's input until the durable write being sent is in effect (see publish, set_state).
+  bool hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes);
+  void release_hold(uint64_t session, size_t bytes);
   void retry_overflow();
   void dispatch(Envelope& e);
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
@@ -201,6 +214,13 @@ class Hub final : public websocket::LoopHooks {
   void remove_local(SharedRoom* room, websocket::Session& s);
   Membership* find_membership(uint64_t session, const SharedRoom* room);
   Membership* find_membership(uint64_t session, std::string_view room);
+  // Home core: a room with content keeps itself alive (pin) until it has none (unpin; may free
+  // it at once, so the caller must not touch the room after unpin unless it holds a reference).
+  void pin(SharedRoom* room);
+  void unpin(SharedRoom* room);
+  // Home core: pinned rooms whose content has nothing to keep it any more.
+  void maybe_unpin(SharedRoom* room);
+  void expire_history();
 
   HubSystem& system_;
   int core_;
@@ -212,6 +232,9 @@ class Hub final : public websocket::LoopHooks {
   std::deque<Envelope> self_queue_;  // envelopes for this core, run in on_pass
   std::vector<uint64_t> paused_;     // sessions whose reads wait for overflow to drain
   uint64_t touched_ = 0;             // cores sent to during this pass
+  std::vector<SharedRoom*> pinned_;  // rooms homed here that hold a self-reference
+  size_t expire_cursor_ = 0;         // where the next history expiry sweep resumes
+  int64_t next_expiry_ms_ = 0;
 };
 
 class HubSystem {
@@ -226,6 +249,12 @@ class HubSystem {
   Hub& hub_of(const websocket::Session& s) { return *hubs_[s.worker().index()]; }
   RoomRegistry& rooms() { return rooms_; }
   EndpointRegistry& endpoints() { return endpoints_; }
+  // Live (SIGHUP): applies to rooms and joins from now on.
+  void set_limits(const RoomLimits& limits);
+  size_t max_rooms_per_connection() const {
+    return max_rooms_per_connection_.load(std::memory_order_relaxed);
+  }
+  int64_t history_ttl_ms() const { return history_ttl_ms_.load(std::memory_order_relaxed); }
   engine::Mailbox<Envelope>& mailbox() { return mailbox_; }
 
  private:
@@ -235,6 +264,8 @@ class HubSystem {
   std::vector<std::unique_ptr<Hub>> hubs_;
   MemoryRoomStore memory_store_;
   RoomStore* store_ = &memory_store_;
+  std::atomic<size_t> max_rooms_per_connection_{RoomLimits{}.max_rooms_per_connection};
+  std::atomic<int64_t> history_ttl_ms_{RoomLimits{}.history_ttl_ms};
 };
 
 template <typename Fn>

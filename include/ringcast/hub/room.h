@@ -57,7 +57,11 @@ class SharedRoom {
 
   // ---- home core only ----
   uint64_t seq = 0;
-  bool pinned = false;  // holds a self-reference because it has retained state
+  // Holds a self-reference because it has content worth keeping without members: history
+  // records or retained state (see Hub: pin/unpin). Every other reference is a member, a query
+  // or something in flight, so a room with none of these is freed.
+  bool pinned = false;
+  uint32_t pin_index = UINT32_MAX;  // its place in the home hub's list of pinned rooms
   engine::SharedFrame* (*presence_formatter)(const SharedRoom&, const PresenceEntry&,
                                              bool) = nullptr;
   HistoryRing& history() { return history_; }
@@ -74,6 +78,7 @@ class SharedRoom {
   } snapshot_cache;
   std::vector<int32_t>& core_members() { return core_members_; }
   std::vector<PresenceEntry>& presence() { return presence_; }
+  const std::vector<PresenceEntry>& presence() const { return presence_; }
 
  private:
   const std::string name_;
@@ -93,25 +98,44 @@ struct HistoryRule {
 };
 
 // All rooms by name. Looked up when a session joins or first publishes to a room, never per
-// message: sessions and envelopes carry the pointer.
+// message: sessions and envelopes carry the pointer. A room lives while it is referenced and is
+// freed (on whichever core drops the last reference) once it is not.
 class RoomRegistry {
  public:
+  static constexpr size_t kDefaultMaxRooms = 100000;
+
   RoomRegistry(int cores, size_t default_history, std::vector<HistoryRule> rules = {});
   ~RoomRegistry();
 
-  // A referenced room, created if needed.
-  SharedRoom* acquire(std::string_view name);
+  // A referenced room, created if needed; nullptr if it does not exist and max_rooms() rooms
+  // already do (unless enforce_limit is false: start-up restore and the seed profiles' own rooms).
+  SharedRoom* acquire(std::string_view name, bool enforce_limit = true);
+  // A referenced room if it exists, else nullptr (never creates one).
+  SharedRoom* find(std::string_view name);
   void release(SharedRoom* room);
   size_t size() const;
   size_t history_for(std::string_view name) const;
   void set_rules(size_t default_history, std::vector<HistoryRule> rules);
+  void set_max_rooms(size_t n);
+  size_t max_rooms() const;
 
  private:
+  size_t history_for_locked(std::string_view name) const;
+
   int cores_;
   mutable std::mutex mutex_;
   size_t default_history_;
+  size_t max_rooms_ = kDefaultMaxRooms;
   std::vector<HistoryRule> rules_;
   std::unordered_map<std::string, SharedRoom*> rooms_;
+};
+
+// Bounds on what clients can make the hub keep ([hub] in docs/engine-contract.md).
+struct RoomLimits {
+  size_t max_rooms = RoomRegistry::kDefaultMaxRooms;
+  size_t max_rooms_per_connection = 100;
+  int64_t history_ttl_ms = int64_t{86400} * 1000;  // 0: in-memory history never expires
+  bool operator==(const RoomLimits&) const = default;
 };
 
 // RAII reference to a room.

@@ -1,7 +1,7 @@
 // `/` (seed 000, WizzyWorks fireworks): many phone web-app clients and one camera bridge share one
 // endpoint, told apart by their first message. Clients get small reusable numeric ids (smallest
 // free first, across all cores); their messages go unchanged to the current bridge; the bridge's
-// messages go to the client named by their "id". The exact rules are SEEDS.md section 1.
+// messages go to the client named by their "id". The protocol: docs/profiles/bridge.md.
 //
 // Routing never takes a lock: the current bridge's session id is one atomic, and client id ->
 // session id is a table of atomics readable from any core. Only allocating and freeing ids (a

@@ -2,7 +2,7 @@
 // table, or an HS256 JWT when a secret is configured), then every chat message goes, as the seed's
 // chat object, to every logged-in connection (the sender included) and into the one global
 // history, which survives restarts when the profile is persistent. The wire protocol is
-// ../shared/protocols/SEEDS.md section 4; the rulings this profile takes are in the .cpp.
+// docs/profiles/gamechat.md; the rulings this profile takes are in the .cpp.
 #pragma once
 
 #include <string>
@@ -26,6 +26,8 @@ class GamechatProfile final : public websocket::MessageHandler {
 
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
+  const void* order_key(websocket::Session& s, websocket::Opcode op,
+                        std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
 
  private:
@@ -40,6 +42,7 @@ class GamechatProfile final : public websocket::MessageHandler {
   const TokenTable& tokens_;
   const std::string secret_;
   engine::FrameRef store_failed_;  // {"error": ...} for a message the store refused
+  hub::RoomRef room_;
 };
 
 }  // namespace ringcast::profiles

@@ -1,5 +1,5 @@
-// /map: the Arma Reforger Live Map's WebSocket protocol (seed 002, ../shared/protocols/SEEDS.md
-// section 3). Markers and player positions are retained state of one sequenced hub room
+// /map: the Arma Reforger Live Map's WebSocket protocol (seed 002, docs/profiles/livemap.md).
+// Markers and player positions are retained state of one sequenced hub room
 // ("livemap:map", keys "m:<marker id>" and "p:<user id>"), kept in insertion order and durable
 // when [profiles.livemap] persistent is set. A new session gets markers_sync and positions_sync
 // (when non-empty) from the room's home core, ordered with every change; changes, forwarded
@@ -9,8 +9,15 @@
 // commit (a failed write gets {"type":"error","message":...} and reaches nobody). Position updates
 // are a high-rate last-value-wins stream: delivered at once and stored behind (a crash can lose
 // the last few positions, never a marker).
+//
+// Bounded state: a new client must accept markers_sync in one message, and the seed's own clients
+// (Python websockets) refuse messages above 1 MiB. marker_add is refused with an error reply when
+// the stored marker would exceed max_marker_bytes of JSON or when a new id would exceed
+// max_markers; the config check refuses limits whose fullest markers_sync could pass 1 MiB.
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -19,23 +26,48 @@
 
 namespace ringcast::profiles {
 
+struct LivemapLimits {
+  size_t max_markers = 1000;       // distinct marker ids stored
+  size_t max_marker_bytes = 1024;  // one stored marker, as JSON (its "id" included)
+};
+
+// markers_sync is {"type":"markers_sync","markers":[m1,m2,...]}: this envelope, each marker, and
+// a comma between markers.
+inline constexpr size_t kMarkersSyncEnvelopeBytes =
+    sizeof(R"({"type":"markers_sync","markers":[]})") - 1;  // 36
+// The largest markers_sync the limits allow, in bytes (the WebSocket payload).
+constexpr size_t markers_sync_worst_case(size_t max_markers, size_t max_marker_bytes) {
+  return kMarkersSyncEnvelopeBytes + max_markers * max_marker_bytes +
+         (max_markers ? max_markers - 1 : 0);
+}
+// What a default Python websockets client accepts in one message (its max_size).
+inline constexpr size_t kMaxClientMessageBytes = 1 << 20;
+
 class LivemapProfile final : public websocket::MessageHandler {
  public:
   static constexpr std::string_view kRoom = "livemap:map";
   static constexpr size_t kMaxDepth = 256;  // JSON nesting refused beyond this (close 1008)
 
-  explicit LivemapProfile(hub::HubSystem& hubs);
+  explicit LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits = {});
+  ~LivemapProfile() override;
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
+  const void* order_key(websocket::Session& s, websocket::Opcode op,
+                        std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
 
  private:
+  struct Ledger;
+  // To this session, never ahead of its sync messages.
+  void reply(websocket::Session& s, engine::SharedFrame* frame);
   void write_marker(websocket::Session& s, std::string_view id,
                     std::optional<std::string_view> value, engine::FrameRef event,
                     const char* fail_text);
   hub::HubSystem& hubs_;
-  hub::RoomRef room_;        // the room every session joins; all state lives in it
-  bool persistent_ = false;  // the room is in the durable store (its writes can fail)
+  const LivemapLimits limits_;
+  std::shared_ptr<Ledger> ledger_;  // shared with tasks on the home core
+  hub::RoomRef room_;               // the room every session joins; all state lives in it
+  bool persistent_ = false;         // the room is in the durable store (its writes can fail)
 };
 
 }  // namespace ringcast::profiles

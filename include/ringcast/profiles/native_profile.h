@@ -28,6 +28,8 @@ class NativeProfile final : public websocket::MessageHandler {
   NativeProfile(hub::HubSystem& hubs, const TokenTable& tokens) : hubs_(hubs), tokens_(tokens) {}
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
+  const void* order_key(websocket::Session& s, websocket::Opcode op,
+                        std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
 
   static constexpr size_t kMaxRoomName = 128;

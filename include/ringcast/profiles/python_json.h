@@ -30,6 +30,8 @@ void append_py_str_repr(std::string& out, std::string_view s);
 bool py_truthy(const rapidjson::Value* v);
 
 // dict.get(name) on the dict json.loads makes of `obj` (an object): the last member of that name.
+// The one member lookup of every profile (the native protocol and JWT claims included): rapidjson's
+// FindMember returns the first of repeated keys, so profile code never calls it.
 const rapidjson::Value* py_get(const rapidjson::Value& obj, std::string_view name);
 
 // Every key of `obj` once, in order of first appearance, with its last value (the dict json.loads

@@ -1,6 +1,6 @@
 // `/relay` (seed 004, EEG booth relayer): a connection registers as a booth under an id, scanners
 // attach to a booth id, and relay_message goes scanner -> its booth or booth -> its first scanner,
-// with notifications when either side comes or goes. The exact rules are SEEDS.md section 5.
+// with notifications when either side comes or goes. The protocol: docs/profiles/relayer.md.
 //
 // Booths and scanners may sit on any core. Who holds which id, and which scanners are attached to
 // it in what order, is one directory behind a mutex: registration, attachment and disconnects

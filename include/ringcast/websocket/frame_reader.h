@@ -39,6 +39,12 @@ class FrameReader {
   template <typename Fn>
   Result feed(std::span<const uint8_t> in, Fn&& on_chunk);
 
+  // After feed() stopped at the end of a frame: every byte fed after that frame — read ahead into
+  // the decoder's buffer or not read at all — handed back in order, and the decoder emptied, so
+  // the caller can put something in front of them. (The decoder only reads ahead within one
+  // feed: whatever follows a frame that ended in this call lies in this call's input.)
+  std::span<const uint8_t> take_rest();
+
   // No partial frame buffered: the reader can serve another connection.
   bool at_boundary() const { return pending_ == 0 && !in_frame_; }
 
@@ -53,6 +59,7 @@ class FrameReader {
 
   wslay_frame_context_ptr ctx_ = nullptr;
   const uint8_t* in_ = nullptr;
+  const uint8_t* in_begin_ = nullptr;  // start of the input of the current feed()
   size_t in_len_ = 0;
   uint64_t pending_ = 0;          // bytes fed but not yet accounted to a finished frame
   uint64_t frame_remaining_ = 0;  // payload bytes of the current frame not yet delivered
@@ -76,7 +83,7 @@ class FrameReaderPool {
 
 template <typename Fn>
 FrameReader::Result FrameReader::feed(std::span<const uint8_t> in, Fn&& on_chunk) {
-  in_ = in.data();
+  in_ = in_begin_ = in.data();
   in_len_ = in.size();
   pending_ += in.size();
   while (true) {

@@ -20,6 +20,12 @@ class MessageHandler {
   // One complete message. The payload may be modified in place (in-situ parsing) and is only valid
   // during the call.
   virtual void on_message(Session& s, Opcode op, std::span<uint8_t> payload) = 0;
+  // Pipelining under input holds: while the session's earlier durable writes to one place are
+  // pending (Worker::hold_ordered with a key), a message for which this returns that same key is
+  // ordered behind them anyway (it only writes there too), so it may be handled at once instead of
+  // waiting; replies it sends this session directly are held back until the earlier writes are in
+  // effect. Must not modify the payload. nullptr (the default): the message waits.
+  virtual const void* order_key(Session&, Opcode, std::span<const uint8_t>) { return nullptr; }
   // The session is gone (close handshake done, error, or peer vanished). No sends after this.
   virtual void on_close(Session& s) = 0;
   // Graceful stop: called for each open session just before it is closed with 1001, so a profile

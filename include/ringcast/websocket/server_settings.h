@@ -23,8 +23,15 @@ struct Limits {
   int ping_timeout_ms = 20000;
   int drain_timeout_ms = 5000;
   size_t outbound_cap = 1 << 20;
-  // Over the outbound cap: close with 1013, or drop the oldest queued messages and count them.
-  enum class SlowConsumer { kClose, kDropOldest } slow_consumer = SlowConsumer::kClose;
+  // Rooms (raw fan-out): over the outbound cap, close with 1013, drop the oldest queued messages
+  // and count them, or pace: hold the sender while its frames wait in recipients' queues.
+  // Sequenced rooms (history, state, presence) pace nothing: "pace" closes there like "close".
+  enum class SlowConsumer { kClose, kDropOldest, kPace } slow_consumer = SlowConsumer::kClose;
+  // One-to-one relays (bridge, relayer, native direct sends): kPace or kClose.
+  SlowConsumer relay_slow_consumer = SlowConsumer::kPace;
+  // A recipient holding uncapped output (paced frames, a join snapshot) that the kernel takes
+  // nothing of for this long is closed with 1013 and stops holding its senders.
+  int stall_timeout_ms = 10000;
   // Data messages (and pings) a client may send per second, with bursts of up to message_burst
   // (0: the rate); over it the connection is closed with 1008. 0 = unlimited.
   uint32_t max_messages_per_second = 0;

@@ -20,14 +20,20 @@ namespace ringcast::websocket {
 
 class Worker;
 class FrameReader;
+struct Pipeline;
 struct Route;
 struct SendBatch;
 
 // A queued reference to (part of) a shared frame.
 struct OutItem {
+  enum Flags : uint8_t {
+    kKeep = 1,      // the HTTP response (the 101): never dropped, whatever follows it
+    kUncapped = 2,  // a join snapshot or a paced frame: not slow-consumer backlog (see Worker)
+  };
   engine::SharedFrame* frame;
   uint32_t offset;
   uint32_t length;
+  uint8_t flags;
   OutItem* next;
 };
 
@@ -62,6 +68,34 @@ class Session : public engine::Socket {
   // shares the session's timer node with keep-alive pings.
   void close_unless_message_within(int64_t ms);
 
+  // Input holds: while any is held, no further message of this session reaches its handler
+  // (what was already received waits, and the socket is not read). A hold taken inside
+  // on_message stops delivery right after that message. Used to keep a connection's order while
+  // an earlier message's effect is still pending (a durable write, a join), and to pace a sender.
+  void hold_input();
+  void release_input();
+  bool input_held() const { return holds_ > 0; }
+
+  // Marks a frame this session's message produced for one-to-one relay or room fan-out as paced:
+  // while the recipients have not taken more than the high-water mark of this session's frames,
+  // its input is held (limits.slow_consumer = "pace"). Call before the frame is shared.
+  void pace(engine::SharedFrame* frame);
+
+  // Frames sent while a SnapshotScope is alive (a join's state, history replay) are what a joiner
+  // must receive: they do not count as slow-consumer backlog. They are bounded by the room's own
+  // limits, and a reader that makes no progress on them is closed after stall_timeout_ms.
+  class SnapshotScope {
+   public:
+    explicit SnapshotScope(Session& s) : s_(s), was_(s.snapshot_) { s.snapshot_ = true; }
+    ~SnapshotScope() { s_.snapshot_ = was_; }
+    SnapshotScope(const SnapshotScope&) = delete;
+    SnapshotScope& operator=(const SnapshotScope&) = delete;
+
+   private:
+    Session& s_;
+    bool was_;
+  };
+
   // Opaque per-session state owned by the handler (profile).
   void* user = nullptr;
 
@@ -80,9 +114,16 @@ class Session : public engine::Socket {
   bool ping_outstanding_ = false;
   bool counted_ws_ = false;     // admitted against connection limits
   bool discard_input_ = false;  // closing: inbound bytes are ignored
+  bool snapshot_ = false;       // sends are uncapped (SnapshotScope)
+  bool stall_watched_ = false;  // in the worker's stall watch list
+  bool pace_waiting_ = false;   // input held until the recipients drain our frames
+  bool passing_ = false;        // handling a message that passed ordered holds (see Pipeline)
+  bool skip_token_ = false;     // the next message was counted against the rate limit already
+  uint16_t holds_ = 0;          // input holds (hold_input)
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
+  uint32_t uncapped_bytes_ = 0;  // queued bytes of kUncapped items
   uint16_t inflight_items_ = 0;  // queue items covered by the send in flight
   uint32_t inflight_bytes_ = 0;  // their bytes
   uint32_t send_pass_ = 0;       // loop pass in which that send was submitted
@@ -92,16 +133,20 @@ class Session : public engine::Socket {
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;
   int64_t message_deadline_ms_ = 0;  // close_unless_message_within(); 0 = none
+  int64_t progress_ms_ = 0;          // last time the kernel took bytes of uncapped output
   engine::TimerNode timer_;
   Session* next_dirty_ = nullptr;
   Session* prev_ = nullptr;  // worker's list of all sessions
   Session* next_ = nullptr;
   OutItem* out_head_ = nullptr;
   OutItem* out_tail_ = nullptr;
-  SendBatch* sending_ = nullptr;     // the send in flight, if any
-  FrameReader* reader_ = nullptr;    // only while a frame is partially received
-  std::string* assembly_ = nullptr;  // only while a fragmented/large message is assembled
-  std::string* http_buf_ = nullptr;  // only while an HTTP request head is incomplete
+  SendBatch* sending_ = nullptr;          // the send in flight, if any
+  FrameReader* reader_ = nullptr;         // only while a frame is partially received
+  std::string* assembly_ = nullptr;       // only while a fragmented/large message is assembled
+  std::string* http_buf_ = nullptr;       // only while an HTTP request head is incomplete
+  std::string* held_in_ = nullptr;        // only while input is held: received, not yet decoded
+  engine::FlowCredit* credit_ = nullptr;  // only once this session has sent a paced frame
+  Pipeline* pipe_ = nullptr;              // only while ordered holds or replies held by them exist
   Route* route_ = nullptr;
   std::array<uint8_t, 16> peer_ip_{};
 };

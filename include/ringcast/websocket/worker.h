@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/flow_credit.h"
 #include "ringcast/engine/timer_wheel.h"
 #include "ringcast/websocket/frame_reader.h"
 #include "ringcast/websocket/http_service.h"
@@ -64,7 +65,7 @@ struct SendBatch {
   SendBatch* next_free = nullptr;
 };
 
-class Worker final : public engine::BackendEvents {
+class Worker final : public engine::BackendEvents, public engine::Waker {
  public:
   Worker(int index, int cpu, WorkerShared& shared);
   ~Worker() override;
@@ -74,15 +75,25 @@ class Worker final : public engine::BackendEvents {
   // Blocks until run() has opened its listeners (true) or failed (false, error()).
   bool wait_started();
   const std::string& error() const { return error_; }
-  // Thread-safe: makes the loop look at the shared stop flag and settings.
-  void wake();
+  // Thread-safe: makes the loop look at the shared stop flag, the settings and drained credits.
+  void wake() override;
   int index() const { return index_; }
   // Sessions by id, on this worker only.
   Session* find_session(uint64_t id) const;
   // Asks the loop to wake peer worker `index` at the end of this pass (once per pass).
   void notify_peer(int index) { peers_to_notify_ |= 1ull << index; }
-  void pause_reading(Session& s) { backend_->pause_read(&s); }
-  void resume_reading(Session& s) { backend_->resume_read(&s); }
+  // Input holds (see Session::hold_input). release_input(id) ignores a session that is gone.
+  void hold_input(Session& s);
+  void release_input(Session& s);
+  void release_input(uint64_t session_id);
+  // An ordered hold: like hold_input, but a later message whose handler's order_key() is `key` is
+  // handled at once (it is ordered behind the write anyway); see MessageHandler::order_key.
+  // Released in the order taken, by release_ordered. `bytes`: the write's size, which bounds how
+  // much a connection may have in flight (outbound_cap) before its input waits after all.
+  void hold_ordered(Session& s, const void* key, size_t bytes);
+  void release_ordered(uint64_t session_id, size_t bytes);
+  // Paces `s` by `frame` (see Session::pace).
+  void pace(Session& s, engine::SharedFrame* frame);
   WorkerStats& stats() { return stats_; }
   const ServerSettings& settings() const { return *settings_; }
   engine::BackendKind backend_kind() const { return backend_kind_; }
@@ -110,8 +121,23 @@ class Worker final : public engine::BackendEvents {
   void begin_stop();
   void flush();
   void mark_dirty(Session& s);
-  void enqueue(Session& s, engine::SharedFrame* f);
+  void enqueue(Session& s, engine::SharedFrame* f, uint8_t flags = 0);
+  size_t capped_backlog(const Session& s) const;
+  void unlink_item(Session& s, OutItem* it);
+  void feed_ws(Session& s, std::span<const uint8_t> data);
+  void stash_input(Session& s, std::span<const uint8_t> data);
+  bool after_message(Session& s);  // false: stop decoding this session's input
+  bool deliver_message(Session& s, Opcode op, std::span<uint8_t> payload);
+  bool passes_holds(const Session& s) const;
+  void defer_message(Session& s, Opcode op, std::span<const uint8_t> payload);
+  void flush_held_replies(Session& s);
+  void drop_pipeline(Session& s);
+  void run_resumes();
+  void check_paced();
+  void check_stalls();
   bool drop_oldest(Session& s, size_t incoming);
+  template <typename Drop>
+  uint64_t drop_queued(Session& s, Drop&& drop);
   bool enforce_cap(Session& s, size_t incoming);  // false: the session was closed
   void drop_unsent(Session& s);
   void notify_peers();
@@ -135,6 +161,7 @@ class Worker final : public engine::BackendEvents {
   void free_batch(SendBatch* b);
   std::string* take_buffer();
   void give_buffer(std::string*& b);
+  void trim_idle_pools();  // once a second: spares the pools did not need go back to malloc
 
   int index_;
   int cpu_;
@@ -156,7 +183,18 @@ class Worker final : public engine::BackendEvents {
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
+  size_t free_item_count_ = 0;
+  size_t free_batch_count_ = 0;
+  size_t items_low_ = 0;  // fewest spares each pool held since the last trim
+  size_t batches_low_ = 0;
+  size_t buffers_low_ = 0;
+  int64_t last_pool_trim_ms_ = 0;
   std::unordered_map<uint64_t, Session*> by_id_;
+  std::vector<uint64_t> resumes_;  // sessions whose last input hold was released
+  std::vector<uint64_t> resume_scratch_;
+  std::vector<uint64_t> pace_waits_;   // sessions held until their credit drains
+  std::vector<uint64_t> stall_watch_;  // sessions with uncapped output queued
+  int64_t next_stall_check_ms_ = 0;
   uint64_t peers_to_notify_ = 0;
   int64_t queued_bytes_ = 0;  // published to stats once per pass
   uint32_t pass_ = 0;         // loop passes, for judging how long a send has been in flight
