@@ -15,6 +15,7 @@
 #include "ringcast/engine/log.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
+#include "ringcast/websocket/http_response.h"
 
 namespace ringcast::websocket {
 
@@ -137,13 +138,21 @@ void Worker::run() {
   if (shared_.pin_threads && !engine::pin_current_thread(cpu_)) {
     RC_WARN("worker %d: could not pin to cpu %d", index_, cpu_);
   }
+  engine::BackendOptions options = shared_.backend_options;
+  if (options.refusal.empty()) {
+    // Out of descriptors, waiting clients are answered this instead of being left in the backlog.
+    HttpResponse refusal = json_error(503, "server out of file descriptors, try again later");
+    refusal.keep_alive = false;
+    engine::FrameRef f(refusal.encode());
+    options.refusal.assign(reinterpret_cast<const char*>(f->data()), f->size());
+  }
   if (shared_.backend == engine::BackendKind::kIoUring) {
     std::string why;
-    backend_ = engine::make_io_uring_backend(*this, shared_.backend_options, why);
+    backend_ = engine::make_io_uring_backend(*this, options, why);
     if (!backend_)
       RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
   }
-  if (!backend_) backend_ = engine::make_epoll_backend(*this, shared_.backend_options);
+  if (!backend_) backend_ = engine::make_epoll_backend(*this, options);
   backend_kind_ = backend_->kind();
   if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
   refresh_settings();
@@ -912,6 +921,10 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     if (c.rsv) return fail(s, kCloseProtocolError, "reserved bits set"), false;
     if (!is_known_opcode(c.opcode)) return fail(s, kCloseProtocolError, "unknown opcode"), false;
     if (!c.masked) return fail(s, kCloseProtocolError, "client frames must be masked"), false;
+    // A ping costs a pong: pings share the data messages' budget, or a client could make the
+    // server write without limit.
+    if (c.opcode == static_cast<uint8_t>(Opcode::kPing) && !take_message_token(s))
+      return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
     if (!is_control(c.opcode)) {
       if (c.opcode == static_cast<uint8_t>(Opcode::kContinuation)) {
         if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;
@@ -953,6 +966,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     return s.state_ == Session::State::kOpen;
   }
   // Data frame chunk.
+  if (c.data.empty() && !c.frame_end) return true;  // a header ahead of its payload
   s.message_size_ += c.data.size();
   bool text = s.message_opcode_ == static_cast<uint8_t>(Opcode::kText);
   if (text && !s.utf8_.feed(c.data.data(), c.data.size())) {
