@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine (run as root, or with sudo available):
 #   tools/dev.sh run    install what is missing, build, run the server on its built-in defaults
-#   tools/dev.sh test   install what is missing, build (release + ASan/UBSan), run the whole suite
+#   tools/dev.sh test   install what is missing, build (release, ASan/UBSan, TSan, fuzzers), run the
+#                       whole suite and each fuzz target for a bounded time
 #   tools/dev.sh deps   only install the Debian packages
 #   tools/dev.sh build  deps + release build
 set -euo pipefail
@@ -10,6 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${RINGCAST_BUILD_DIR:-$ROOT/build}"
 ASAN_BUILD="${RINGCAST_ASAN_BUILD_DIR:-$ROOT/build-asan}"
 TSAN_BUILD="${RINGCAST_TSAN_BUILD_DIR:-$ROOT/build-tsan}"
+FUZZ_BUILD="${RINGCAST_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 JOBS="${RINGCAST_JOBS:-$(nproc)}"
 
 # Why each package is here is in README.md ("Dependencies").
@@ -19,6 +21,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-websockets systemd curl
   chromium fonts-liberation
+  clang libfuzzer-14-dev
 )
 
 deps() {
@@ -52,6 +55,19 @@ build_tsan() {
   cmake --build "$TSAN_BUILD" -j"$JOBS"
 }
 
+# libFuzzer targets need Clang; only the fuzzers are built in this tree.
+build_fuzz() {
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DRINGCAST_FUZZ=ON -DRINGCAST_BENCH=OFF -DRINGCAST_TOOLS=OFF >/dev/null
+  cmake --build "$FUZZ_BUILD" -j"$JOBS" --target ringcast_fuzzers
+}
+
+# Each target runs RINGCAST_FUZZ_SECONDS (15) on its seed corpus; any crash, sanitizer report,
+# leak or timeout fails the run, and the input is left in build-fuzz/tests/fuzz/artifacts/.
+run_fuzz() {
+  (cd "$FUZZ_BUILD" && ctest -L fuzz --output-on-failure -j1)
+}
+
 run_suite() {
   local dir="$1"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -76,6 +92,8 @@ case "${1:-}" in
       UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" run_suite "$ASAN_BUILD"
     build_tsan
     TSAN_OPTIONS="halt_on_error=1" run_suite "$TSAN_BUILD"
+    build_fuzz
+    run_fuzz
     ;;
   *)
     echo "usage: $0 run|test|deps|build" >&2

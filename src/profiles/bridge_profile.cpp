@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <string_view>
 
+#include "ringcast/profiles/json_zero_exponent.h"
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -112,7 +115,15 @@ bool read_json(std::span<const uint8_t> payload, bool binary, TopFields& out) {
   if (payload.size() >= 3 && payload[0] == 0xEF && payload[1] == 0xBB && payload[2] == 0xBF)
     return false;
   thread_local rapidjson::Reader reader;  // keeps its stack between messages
-  rapidjson::MemoryStream ms(reinterpret_cast<const char*>(payload.data()), payload.size());
+  std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
+  if ((kExtraFlags & rapidjson::kParseFullPrecisionFlag) && has_zero_with_exponent(text)) {
+    // 0e196 is 0.0 as Python reads it; the payload itself is forwarded unchanged, so a copy.
+    thread_local std::string fixed;
+    fixed.assign(text);
+    zero_exponents_of_zeros(fixed.data(), fixed.size());
+    text = fixed;
+  }
+  rapidjson::MemoryStream ms(text.data(), text.size());
   // Iterative: no recursion on the thread's stack, however deep the input.
   constexpr unsigned kFlags =
       rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag | kExtraFlags;

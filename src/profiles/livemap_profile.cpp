@@ -11,6 +11,7 @@
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/json_peek.h"
+#include "ringcast/profiles/json_zero_exponent.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -159,6 +160,7 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
   // copy (no allocation once warm), so the original bytes stay available for forwarding.
   thread_local std::string text;
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  zero_exponents_of_zeros(text.data(), text.size());  // 0e196 is 0.0, as Python reads it
   JsonArena& mem = json_arena();
   ArenaDocument doc(&mem.value_alloc, sizeof(JsonArena::stack), &mem.stack_alloc);
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;

@@ -18,6 +18,7 @@
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
+#include "ringcast/profiles/json_zero_exponent.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/frame_encoder.h"
@@ -251,6 +252,7 @@ void RelayerProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
   Request r;
   thread_local std::string text;  // in-situ parsing needs a NUL after the text
   text.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  zero_exponents_of_zeros(text.data(), text.size());  // 0e196 is 0.0, as Python reads it
   constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag |
                               rapidjson::kParseFullPrecisionFlag;
   r.doc.ParseInsitu<kFlags>(text.data());

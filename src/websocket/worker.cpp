@@ -182,30 +182,43 @@ void Worker::loop() {
     if (!resumes_.empty()) timeout = 0;  // held input to decode
     // Wake at least once a second even when idle: the watchdog reads loop_passes as a heartbeat.
     timeout = timeout < 0 ? 1000 : std::min<int64_t>(timeout, 1000);
-    bool announced = false;
-    if (hooks_ && timeout > 0) {
-      announced = true;
-      if (!hooks_->prepare_sleep()) timeout = 0;
-    }
-    backend_->poll(static_cast<int>(timeout));
-    if (announced) hooks_->end_sleep();
-    now_ms_ = mono_ms();
-    ++pass_;
-    stats_.loop_passes.store(pass_, std::memory_order_relaxed);  // a plain store: no locked RMW
-    if (shared_.settings->generation() != settings_generation_) refresh_settings();
-    timers_.advance(now_ms_, [this](engine::TimerNode* node) {
-      on_timer(*static_cast<Session*>(node->owner));
-    });
-    // Before the hooks: what resumed sessions send reaches other cores in this same pass.
-    if (!pace_waits_.empty()) check_paced();
-    if (!resumes_.empty()) run_resumes();
-    if (hooks_) hooks_->on_pass();
-    if (!stall_watch_.empty() && now_ms_ >= next_stall_check_ms_) check_stalls();
-    flush();
-    notify_peers();
-    trim_idle_pools();
-    stats_.queued_bytes.store(queued_bytes_, std::memory_order_relaxed);
+    run_pass(static_cast<int>(timeout));
   }
+}
+
+void Worker::run_pass(int timeout_ms) {
+  bool announced = false;
+  if (hooks_ && timeout_ms > 0) {
+    announced = true;
+    if (!hooks_->prepare_sleep()) timeout_ms = 0;
+  }
+  backend_->poll(timeout_ms);
+  if (announced) hooks_->end_sleep();
+  now_ms_ = mono_ms();
+  ++pass_;
+  stats_.loop_passes.store(pass_, std::memory_order_relaxed);  // a plain store: no locked RMW
+  if (shared_.settings->generation() != settings_generation_) refresh_settings();
+  timers_.advance(
+      now_ms_, [this](engine::TimerNode* node) { on_timer(*static_cast<Session*>(node->owner)); });
+  // Before the hooks: what resumed sessions send reaches other cores in this same pass.
+  if (!pace_waits_.empty()) check_paced();
+  if (!resumes_.empty()) run_resumes();
+  if (hooks_) hooks_->on_pass();
+  if (!stall_watch_.empty() && now_ms_ >= next_stall_check_ms_) check_stalls();
+  flush();
+  notify_peers();
+  trim_idle_pools();
+  stats_.queued_bytes.store(queued_bytes_, std::memory_order_relaxed);
+}
+
+void Worker::start_with(std::unique_ptr<engine::Backend> backend) {
+  backend_ = std::move(backend);
+  backend_kind_ = backend_->kind();
+  if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
+  refresh_settings();
+  now_ms_ = mono_ms();
+  wake_target_.store(backend_.get(), std::memory_order_release);
+  start_state_.store(1, std::memory_order_release);
 }
 
 void Worker::notify_peers() {
@@ -570,11 +583,10 @@ void Worker::unlink_item(Session& s, OutItem* it) {
   free_item(it);
 }
 
-bool Worker::drop_oldest(Session& s, size_t incoming) {
-  // Items covered by the send in flight belong to the kernel until it completes; the ones after
-  // them are fair game, oldest first. Only whole capped messages are dropped: never part of a
-  // frame, the HTTP response, a snapshot or a paced frame.
-  const size_t cap = settings_->limits.outbound_cap;
+template <typename Drop>
+uint64_t Worker::drop_queued(Session& s, Drop&& drop) {
+  // Items covered by the send in flight belong to the kernel until it completes; of the ones
+  // after them, oldest first, those drop(item) picks are freed while it asks for more.
   OutItem* prev = nullptr;
   OutItem* it = s.out_head_;
   for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
@@ -582,9 +594,11 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     it = it->next;
   }
   uint64_t dropped = 0;
-  while (it && capped_backlog(s) + incoming > cap) {
+  while (it) {
     OutItem* next = it->next;
-    if (it->flags || it->offset != 0) {
+    const int verdict = drop(*it);  // 1 drop, 0 keep, -1 stop
+    if (verdict < 0) break;
+    if (verdict == 0) {
       prev = it;
       it = next;
       continue;
@@ -598,34 +612,25 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
     ++dropped;
     it = next;
   }
+  return dropped;
+}
+
+bool Worker::drop_oldest(Session& s, size_t incoming) {
+  // Only whole capped messages are dropped: never part of a frame, the HTTP response, a snapshot
+  // or a paced frame.
+  const size_t cap = settings_->limits.outbound_cap;
+  uint64_t dropped = drop_queued(s, [&](const OutItem& it) {
+    if (capped_backlog(s) + incoming <= cap) return -1;
+    return it.flags || it.offset != 0 ? 0 : 1;
+  });
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
   return capped_backlog(s) + incoming <= cap;
 }
 
 void Worker::drop_unsent(Session& s) {
-  // Frees every queued item that no send in flight refers to, but the HTTP response: a close
-  // frame queued next must never reach the client ahead of the 101.
-  OutItem* prev = nullptr;
-  OutItem* it = s.out_head_;
-  for (uint16_t i = 0; i < s.inflight_items_ && it; ++i) {
-    prev = it;
-    it = it->next;
-  }
-  while (it) {
-    OutItem* next = it->next;
-    if (it->flags & OutItem::kKeep) {
-      prev = it;
-      it = next;
-      continue;
-    }
-    if (prev)
-      prev->next = next;
-    else
-      s.out_head_ = next;
-    unlink_item(s, it);
-    it = next;
-  }
-  s.out_tail_ = prev;
+  // Everything but the HTTP response: a close frame queued next must never reach the client ahead
+  // of the 101.
+  drop_queued(s, [](const OutItem& it) { return it.flags & OutItem::kKeep ? 0 : 1; });
 }
 
 void Worker::enqueue(Session& s, engine::SharedFrame* f, uint8_t flags) {

@@ -830,3 +830,31 @@ class RawWebSocket(RawConn):
     def echo(self, opcode, payload, timeout=IO_TIMEOUT):
         self.send_frame(opcode, payload)
         return self.read_message(timeout)
+
+
+class StalledWebSocket(RawWebSocket):
+    """A raw WebSocket whose receive buffer is shrunk before connecting, for a reader that stops
+    reading (the test reads it, if at all, only at the end)."""
+
+    def __init__(self, port, path, rcvbuf=4096):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(IO_TIMEOUT)
+        s.connect(("127.0.0.1", port))
+        RawConn.__init__(self, port, sock=s)
+        self.controls = []
+        self.handshake_response = None
+        try:
+            self.handshake(path)
+        except BaseException:
+            self.close()
+            raise
+
+
+def rss_kb(pid):
+    """A process's resident set size in kB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)

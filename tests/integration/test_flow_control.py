@@ -26,41 +26,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, RawConn, RawWebSocket  # noqa: E402
+from harness import OP_BINARY, OP_CLOSE, OP_TEXT, Closed, RawConn, RawWebSocket  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
 NOFILE = harness.raise_nofile_limit(20000)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
 def numbered(i, size):
     return struct.pack("!I", i) + bytes([i % 251]) * (size - 4)
-
-
-class Unread(RawWebSocket):
-    """A raw WebSocket with a tiny receive buffer that the test does not read until the end."""
-
-    def __init__(self, port, path, rcvbuf=4096):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(harness.IO_TIMEOUT)
-        s.connect(("127.0.0.1", port))
-        RawConn.__init__(self, port, sock=s)
-        self.controls = []
-        self.handshake_response = None
-        try:
-            self.handshake(path)
-        except BaseException:
-            self.close()
-            raise
 
 
 class Preconnected(RawWebSocket):
@@ -113,7 +87,7 @@ class PaceRawRoomTest(harness.ServerTestCase):
         room = "/raw/pace"
         harness.wait_until(lambda: self.server.health()["connections"]["total"] == 1, timeout=5,
                            what="an idle server")
-        stalled = Unread(self.port, room)
+        stalled = harness.StalledWebSocket(self.port, room)
         self.addCleanup(stalled.close)
         pid = self.server.proc.pid
         results = {}
@@ -136,7 +110,7 @@ class PaceRawRoomTest(harness.ServerTestCase):
             await pub.send(b"sync")
             for r in readers:
                 self.assertEqual(await asyncio.wait_for(r.recv(), 5), b"sync")
-            rss0 = rss_kb(pid)
+            rss0 = harness.rss_kb(pid)
             peak = [rss0]
             got = [[] for _ in readers]
             closed = [None] * len(readers)
@@ -154,7 +128,7 @@ class PaceRawRoomTest(harness.ServerTestCase):
 
             async def sample():
                 while True:
-                    peak[0] = max(peak[0], rss_kb(pid))
+                    peak[0] = max(peak[0], harness.rss_kb(pid))
                     await asyncio.sleep(0.05)
 
             tasks = [asyncio.ensure_future(read(n)) for n in range(len(readers))]

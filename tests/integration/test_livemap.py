@@ -396,6 +396,29 @@ class MarkerTest(LivemapCase):
         run_async(go(), 30)
         self.stop_clean(srv)
 
+    def test_zero_with_a_large_exponent_is_zero(self):
+        # Found by fuzzing: RapidJSON 1.1.0 read 0e196 as a garbage number (so the marker id was
+        # "1_4.78e+52", not Python's "1_0.0") and refused 0e400 as too big (closing with 1007).
+        srv = self.server()
+        values = ["0e196", "-0.000e100", "0E+400", "0.0e-400", "0e22", "0e23", "10e5"]
+
+        async def go():
+            a = await connect_synced(srv.port, "a")
+            b = await connect_synced(srv.port, "b")
+            try:
+                texts = ['{"type": "marker_add", "marker": {"type": "t", "x": 0e300, "y": 2, '
+                         '"user_id": 1, "timestamp": %s}}' % v for v in values]
+                for t in texts:
+                    await a.send(t)
+                await b.wait_count(len(texts), timeout=10)
+                for t, got in zip(texts, b.inbox):
+                    self.assertEqual(got["marker"], python_marker(t), "for %s" % t)
+            finally:
+                await a.close()
+                await b.close()
+        run_async(go(), 30)
+        self.stop_clean(srv)
+
     def test_client_id_overwritten_in_place_extra_fields_kept_type_optional(self):
         srv = self.server()
 

@@ -27,14 +27,6 @@ BATCH = 500        # requests written at once per connection before reading the 
 RSS_SLACK_KB = 6 * 1024
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
 def masked_text(obj):
     data = json.dumps(obj, separators=(",", ":")).encode()
     return harness.build_frame(harness.OP_TEXT, data, mask_key=b"\x01\x02\x03\x04")
@@ -192,19 +184,19 @@ class RoomLifetimeTest(harness.ServerTestCase):
         triggers = [("native join+leave", self.native_join_leave),
                     ("native history/presence of never-joined rooms", self.native_queries),
                     ("open+close /raw/<unique>", self.raw_open_close)]
-        start_kb = rss_kb(pid)
+        start_kb = harness.rss_kb(pid)
         for name, fn in triggers:  # warm-up: the allocator's arenas reach their working size
             t0 = time.monotonic()
             fn("w")
             self.settle(baseline, name)
             sys.stderr.write("warm-up %s: %d rooms in %.1fs, RSS %d -> %d kB\n"
-                             % (name, N_ROOMS, time.monotonic() - t0, start_kb, rss_kb(pid)))
+                             % (name, N_ROOMS, time.monotonic() - t0, start_kb, harness.rss_kb(pid)))
         for name, fn in triggers:
-            before = rss_kb(pid)
+            before = harness.rss_kb(pid)
             t0 = time.monotonic()
             fn("m")
             self.settle(baseline, name)
-            after = rss_kb(pid)
+            after = harness.rss_kb(pid)
             sys.stderr.write("%s: %d rooms in %.1fs, RSS %d -> %d kB\n"
                              % (name, N_ROOMS, time.monotonic() - t0, before, after))
             self.assertLess(after - before, RSS_SLACK_KB,
@@ -384,20 +376,20 @@ class BurstMemoryTest(harness.ServerTestCase):
         harness.wait_until(lambda: self.server.health()["connections"]["websocket"] == 0,
                            timeout=10, what="connections gone")
         time.sleep(3)  # the warm-up's own pooled buffers are trimmed too
-        base = rss_kb(pid)
+        base = harness.rss_kb(pid)
         self.burst("burst", self.N_MSGS)
-        peak = rss_kb(pid)
+        peak = harness.rss_kb(pid)
         self.doCleanups()
         harness.wait_until(lambda: self.server.health()["connections"]["websocket"] == 0,
                            timeout=10, what="connections gone")
         t0 = time.monotonic()
         try:
-            harness.wait_until(lambda: rss_kb(pid) - base < RSS_SLACK_KB, timeout=10, interval=0.2,
+            harness.wait_until(lambda: harness.rss_kb(pid) - base < RSS_SLACK_KB, timeout=10, interval=0.2,
                                what="RSS back near %d kB" % base)
         finally:
             sys.stderr.write("burst of %d x %d B: RSS %d kB before, %d kB at the end of it, %d kB "
                              "%.1fs after everyone left\n"
-                             % (self.N_MSGS, self.SIZE, base, peak, rss_kb(pid),
+                             % (self.N_MSGS, self.SIZE, base, peak, harness.rss_kb(pid),
                                 time.monotonic() - t0))
 
 

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import OP_CLOSE, OP_BINARY, OP_PING, OP_PONG, Closed, RawConn, RawWebSocket  # noqa: E402
+from harness import OP_CLOSE, OP_BINARY, OP_PING, OP_PONG, Closed, RawWebSocket  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -36,33 +36,6 @@ def payload(i):
 
 def index_of(data):
     return struct.unpack("!I", data[:4])[0]
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
-class StalledClient(RawWebSocket):
-    """Raw WebSocket whose receive buffer is shrunk before connecting; the test never reads it
-    until the end."""
-
-    def __init__(self, port, path, rcvbuf=4096):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(harness.IO_TIMEOUT)
-        s.connect(("127.0.0.1", port))
-        RawConn.__init__(self, port, sock=s)
-        self.controls = []
-        self.handshake_response = None
-        try:
-            self.handshake(path)
-        except BaseException:
-            self.close()
-            raise
 
 
 class Sub:
@@ -153,10 +126,10 @@ class SlowConsumerCase(harness.ServerTestCase):
         harness.wait_until(lambda: self.server.health()["connections"]["total"] == 1, timeout=5,
                            what="an idle server (only the /health request's own connection)")
         base = self.raw_conns()
-        stalled = open_on_both_workers(self, lambda: StalledClient(self.port, ROOM), MIN_STALLED, MAX_STALLED, 1)
+        stalled = open_on_both_workers(self, lambda: harness.StalledWebSocket(self.port, ROOM), MIN_STALLED, MAX_STALLED, 1)
         n_stalled = len(stalled)
         pid = self.server.proc.pid
-        peak = [rss_kb(pid)]
+        peak = [harness.rss_kb(pid)]
         queued = []
 
         async def scenario():
@@ -177,7 +150,7 @@ class SlowConsumerCase(harness.ServerTestCase):
                 await asyncio.sleep(0.1)  # the stalled clients joined long before (connected first)
                 for i in range(N_MSGS):
                     if i % self.STEP == 0:
-                        peak[0] = max(peak[0], rss_kb(pid))
+                        peak[0] = max(peak[0], harness.rss_kb(pid))
                         if i % 100 == 0:
                             queued.append(self.slow_stats()["queued_bytes"])
                         try:
@@ -191,7 +164,7 @@ class SlowConsumerCase(harness.ServerTestCase):
                     await pub.ws.send(payload(i))
                 await await_cond(lambda: all(len(s.indexes) >= N_MSGS for s in subs), 30,
                                  "every subscriber to get all %d messages" % N_MSGS)
-                peak[0] = max(peak[0], rss_kb(pid))
+                peak[0] = max(peak[0], harness.rss_kb(pid))
                 await asyncio.sleep(0.3)
                 for s in subs:
                     self.assertEqual(s.bad, [], s.name)

@@ -14,15 +14,19 @@ namespace ringcast::engine {
 template <typename T>
 class Mailbox {
  public:
+  // No ring from a core to itself (work for the same core never crosses a ring; see Hub::send):
+  // each would be capacity_per_pair slots of memory, touched at start, and never used.
   Mailbox(int cores, size_t capacity_per_pair) : cores_(cores), sleeping_(cores) {
     rings_.reserve(static_cast<size_t>(cores) * cores);
     for (int i = 0; i < cores * cores; ++i)
-      rings_.push_back(std::make_unique<SpscRing<T>>(capacity_per_pair));
+      rings_.push_back(i / cores == i % cores ? nullptr
+                                              : std::make_unique<SpscRing<T>>(capacity_per_pair));
   }
 
   int cores() const { return cores_; }
 
-  // Called only from core `from`. False when the ring is full (the caller holds the item back).
+  // Called only from core `from`, never with to == from. False when the ring is full (the caller
+  // holds the item back).
   bool send(int from, int to, const T& item) { return ring(from, to).push(item); }
 
   // Called only from core `to`: drains every ring into fn, up to max_per_ring from each.

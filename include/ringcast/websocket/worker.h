@@ -77,6 +77,11 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   const std::string& error() const { return error_; }
   // Thread-safe: makes the loop look at the shared stop flag, the settings and drained credits.
   void wake() override;
+  // Test seam (fuzzers): instead of run(), drives this worker from the calling thread around an
+  // injected backend; no listener is opened and no thread pinned. Connections come in through
+  // on_accept, and each run_pass() is one turn of the loop (poll, timers, hub hooks, flush).
+  void start_with(std::unique_ptr<engine::Backend> backend);
+  void run_pass(int timeout_ms);
   int index() const { return index_; }
   // Sessions by id, on this worker only.
   Session* find_session(uint64_t id) const;
@@ -136,6 +141,8 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void check_paced();
   void check_stalls();
   bool drop_oldest(Session& s, size_t incoming);
+  template <typename Drop>
+  uint64_t drop_queued(Session& s, Drop&& drop);
   bool enforce_cap(Session& s, size_t incoming);  // false: the session was closed
   void drop_unsent(Session& s);
   void notify_peers();
