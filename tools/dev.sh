@@ -4,7 +4,7 @@
 #   tools/dev.sh test   install what is missing, build (release, ASan/UBSan, TSan, fuzzers), run the
 #                       whole suite and each fuzz target for a bounded time
 #   tools/dev.sh deps   only install the Debian packages
-#   tools/dev.sh build  deps + release build
+#   tools/dev.sh build  deps + release build (CMAKE_BUILD_TYPE=Release, warnings as errors)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,26 +39,28 @@ deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The project's own builds treat warnings as errors (RINGCAST_WERROR; off for a plain cmake build).
+# The release suite runs on a Release (-O3) build, as shipped.
 build_release() {
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRINGCAST_WERROR=ON >/dev/null
   cmake --build "$BUILD" -j"$JOBS"
 }
 
 build_asan() {
   cmake -S "$ROOT" -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=Debug -DRINGCAST_SANITIZE=ON \
-    -DRINGCAST_BENCH=OFF >/dev/null
+    -DRINGCAST_BENCH=OFF -DRINGCAST_WERROR=ON >/dev/null
   cmake --build "$ASAN_BUILD" -j"$JOBS"
 }
 
 build_tsan() {
-  cmake -S "$ROOT" -B "$TSAN_BUILD" -DRINGCAST_TSAN=ON >/dev/null
+  cmake -S "$ROOT" -B "$TSAN_BUILD" -DRINGCAST_TSAN=ON -DRINGCAST_WERROR=ON >/dev/null
   cmake --build "$TSAN_BUILD" -j"$JOBS"
 }
 
 # libFuzzer targets need Clang; only the fuzzers are built in this tree.
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DRINGCAST_FUZZ=ON -DRINGCAST_BENCH=OFF -DRINGCAST_TOOLS=OFF >/dev/null
+    -DRINGCAST_FUZZ=ON -DRINGCAST_BENCH=OFF -DRINGCAST_TOOLS=OFF -DRINGCAST_WERROR=ON >/dev/null
   cmake --build "$FUZZ_BUILD" -j"$JOBS" --target ringcast_fuzzers
 }
 

@@ -1,6 +1,7 @@
 #include "ringcast/app/cli.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <vector>
 
 namespace ringcast::app {
@@ -36,10 +37,7 @@ std::string usage_text() {
 }
 
 CliAction parse_command_line(int argc, char** argv, Config& cfg) {
-  struct Flag {
-    std::string name, value;
-  };
-  std::vector<Flag> flags;
+  std::vector<CliFlag> flags;
   CliAction action;
   static const char* kWithValue[] = {"--config",  "--host",    "--port",     "--http-port",
                                      "--threads", "--backend", "--data-dir", "--log-level"};
@@ -73,6 +71,13 @@ CliAction parse_command_line(int argc, char** argv, Config& cfg) {
     }
     flags.push_back({name, value});
   }
+  cfg = effective_config(flags);
+  return action;
+}
+
+Config effective_config(const std::vector<CliFlag>& flags) {
+  Config cfg;
+  cfg.flags = flags;
   if (const char* state = std::getenv("STATE_DIRECTORY"); state && *state) {
     // systemd's StateDirectory= may list several paths separated by ':'; the first is ours.
     std::string dir = state;
@@ -98,7 +103,7 @@ CliAction parse_command_line(int argc, char** argv, Config& cfg) {
       cfg.log_level = f.value;
   }
   validate_config(cfg);
-  return action;
+  return cfg;
 }
 
 }  // namespace ringcast::app

@@ -324,4 +324,25 @@ std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg
   return s;
 }
 
+std::vector<std::string> restart_only_changes(const Config& a, const Config& b) {
+  std::vector<std::string> changed;
+  auto check = [&changed](bool same, const char* name) {
+    if (!same) changed.emplace_back(name);
+  };
+  check(a.host == b.host, "server.host");
+  check(a.port == b.port, "server.port");
+  check(a.http_port == b.http_port, "server.http_port");
+  check(a.threads == b.threads, "server.threads");
+  check(a.backend == b.backend, "server.backend");
+  check(a.data_dir == b.data_dir, "server.data_dir");
+  check(a.persistent_rooms == b.persistent_rooms, "store.persistent_rooms");
+  check(a.durability == b.durability, "store.durability");
+  check(a.bridge == b.bridge, "profiles.bridge");
+  check(a.chatroom == b.chatroom, "profiles.chatroom");
+  check(a.livemap == b.livemap, "profiles.livemap");
+  check(a.gamechat == b.gamechat, "profiles.gamechat");
+  check(a.relayer == b.relayer, "profiles.relayer");
+  return changed;
+}
+
 }  // namespace ringcast::app

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
+#include "ringcast/app/cli.h"
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
@@ -146,9 +148,30 @@ void Server::mount_seed_profiles() {
   }
 }
 
+void Server::check_descriptor_budget(int threads) const {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY) return;
+  // Beyond one per connection: per worker its listeners, ring or epoll fd, eventfd and reserve
+  // descriptor; the store's database files; stdio, the journal and some slack for HTTP
+  // connections that have not upgraded yet.
+  const uint64_t overhead = 32 + static_cast<uint64_t>(threads) * 6;
+  const uint64_t limit = nofile.rlim_cur;
+  const uint64_t wanted = cfg_.limits.max_connections + overhead;
+  if (wanted > limit) {
+    RC_WARN(
+        "max_connections = %zu needs about %lu file descriptors but RLIMIT_NOFILE allows %lu "
+        "(about %lu connections); past that new connections get 503. Raise the limit "
+        "(LimitNOFILE=, ulimit -n) or lower [limits] max_connections",
+        cfg_.limits.max_connections, static_cast<unsigned long>(wanted),
+        static_cast<unsigned long>(limit),
+        static_cast<unsigned long>(limit > overhead ? limit - overhead : 0));
+  }
+}
+
 bool Server::start_workers() {
   std::vector<int> cpus = usable_cpus();
   int n = cfg_.threads > 0 ? cfg_.threads : static_cast<int>(cpus.size());
+  check_descriptor_budget(n);
   stats_ = std::make_unique<websocket::ServerStats>(n);
   settings_ = std::make_unique<websocket::SettingsStore>(make_settings(cfg_));
   hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
@@ -245,22 +268,16 @@ void Server::reload() {
     return;
   }
   Config next = cfg_;
-  next.limits = websocket::Limits{};
   try {
-    Config fresh;
-    load_config_file(cfg_.config_path, fresh);
-    validate_config(fresh);
-    // Only live settings change; listeners, threads and backend need a restart.
-    if (fresh.host != cfg_.host || fresh.port != cfg_.port || fresh.http_port != cfg_.http_port ||
-        fresh.threads != cfg_.threads || fresh.backend != cfg_.backend) {
-      RC_WARN("SIGHUP: host/port/threads/backend changes need a restart; ignoring them");
-    }
-    if (!(fresh.bridge == cfg_.bridge && fresh.chatroom == cfg_.chatroom &&
-          fresh.livemap == cfg_.livemap && fresh.gamechat == cfg_.gamechat &&
-          fresh.relayer == cfg_.relayer) ||
-        fresh.persistent_rooms != cfg_.persistent_rooms || fresh.durability != cfg_.durability ||
-        fresh.data_dir != cfg_.data_dir) {
-      RC_WARN("SIGHUP: [profiles.*], [store] and data_dir changes need a restart; ignoring them");
+    // What a start with the same command line would get now: the flags still override the file,
+    // so a setting given as a flag is not "changed" by a file that says otherwise.
+    Config fresh = effective_config(cfg_.flags);
+    std::vector<std::string> ignored = restart_only_changes(cfg_, fresh);
+    if (!ignored.empty()) {
+      std::string names;
+      for (const auto& n : ignored) names += (names.empty() ? "" : ", ") + n;
+      RC_WARN("SIGHUP: %s changed, which needs a restart; keeping the running value until then",
+              names.c_str());
     }
     next.limits = fresh.limits;
     next.origin_check = fresh.origin_check;
@@ -297,8 +314,13 @@ int Server::run() {
   // Every connection is a descriptor: take all the kernel allows us (systemd sets LimitNOFILE).
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    rlim_t soft = nofile.rlim_cur;
     nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      RC_WARN("could not raise the open-file limit from %lu to %lu: %s",
+              static_cast<unsigned long>(soft), static_cast<unsigned long>(nofile.rlim_max),
+              std::strerror(errno));
+    }
   }
   bool ok = false;
   try {

@@ -4,6 +4,7 @@
 // from poll() so both backends call the upper layer in the same order and never re-entrantly.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/descriptor_reserve.h"
 #include "ringcast/engine/log.h"
 
 namespace ringcast::engine {
@@ -25,7 +27,15 @@ struct Listener {
   int id;
   int fd;
   bool closed = false;
+  bool paused = false;  // out of epoll after a failed accept (EMFILE...), until resume_at_ms
+  int64_t resume_at_ms = 0;
 };
+
+int64_t mono_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct Completion {
   Socket* s;
@@ -35,7 +45,9 @@ struct Completion {
 class EpollBackend final : public Backend {
  public:
   EpollBackend(BackendEvents& events, const BackendOptions& opts)
-      : events_(events), scratch_(opts.recv_buffer_size < 65536 ? 65536 : opts.recv_buffer_size) {
+      : events_(events),
+        scratch_(opts.recv_buffer_size < 65536 ? 65536 : opts.recv_buffer_size),
+        reserve_(opts.refusal) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     epoll_event ev{};
@@ -68,7 +80,7 @@ class EpollBackend final : public Backend {
     for (auto* l : listeners_) {
       if (l->closed) continue;
       l->closed = true;
-      epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+      if (!l->paused) epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
       ::close(l->fd);
     }
   }
@@ -116,6 +128,7 @@ class EpollBackend final : public Backend {
 
   void poll(int timeout_ms) override {
     if (!completions_.empty() || !closed_.empty()) timeout_ms = 0;
+    if (paused_listeners_) resume_listeners(timeout_ms);
     epoll_event events[kMaxEvents];
     int n = epoll_wait(ep_, events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) RC_ERROR("epoll_wait failed: %s", std::strerror(errno));
@@ -160,12 +173,47 @@ class EpollBackend final : public Backend {
       int fd =
           accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-          RC_WARN("accept failed: %s", std::strerror(errno));
-        }
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) return;
+        if (DescriptorReserve::transient(err)) continue;
+        // Level-triggered: the queued connection keeps the listener readable, so retrying now
+        // would spin. Rest it instead.
+        pause_listener(l, reserve_.on_accept_error(l->fd, err));
         return;
       }
+      reserve_.on_accept_ok();
       events_.on_accept(l->id, fd, peer);
+    }
+  }
+
+  void pause_listener(Listener* l, int ms) {
+    if (l->paused) return;
+    epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+    l->paused = true;
+    l->resume_at_ms = mono_ms() + ms;
+    ++paused_listeners_;
+  }
+
+  void resume_listeners(int& timeout_ms) {
+    const int64_t now = mono_ms();
+    for (auto* l : listeners_) {
+      if (!l->paused) continue;
+      if (l->closed) {
+        l->paused = false;
+        --paused_listeners_;
+        continue;
+      }
+      if (now < l->resume_at_ms) {
+        int wait = static_cast<int>(l->resume_at_ms - now);
+        if (timeout_ms < 0 || timeout_ms > wait) timeout_ms = wait;
+        continue;
+      }
+      l->paused = false;
+      --paused_listeners_;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = reinterpret_cast<uint64_t>(l) | kTagListener;
+      epoll_ctl(ep_, EPOLL_CTL_ADD, l->fd, &ev);
     }
   }
 
@@ -217,6 +265,9 @@ class EpollBackend final : public Backend {
       ::close(s->fd);
       s->fd = -1;
       closed_.push_back(s);
+      // A descriptor came free: a listener resting after EMFILE may accept again right away.
+      if (paused_listeners_)
+        for (auto* l : listeners_) l->resume_at_ms = 0;
     }
   }
 
@@ -233,6 +284,8 @@ class EpollBackend final : public Backend {
   int wake_fd_ = -1;
   std::vector<uint8_t> scratch_;
   std::vector<Listener*> listeners_;
+  int paused_listeners_ = 0;
+  DescriptorReserve reserve_;
   std::vector<Completion> completions_, completion_batch_;
   std::vector<Socket*> closed_, closed_batch_;
 };

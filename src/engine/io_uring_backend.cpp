@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/descriptor_reserve.h"
 #include "ringcast/engine/log.h"
 
 namespace ringcast::engine {
@@ -48,7 +49,7 @@ int64_t mono_ms() {
 class IoUringBackend final : public Backend {
  public:
   IoUringBackend(BackendEvents& events, const BackendOptions& opts)
-      : events_(events), opts_(opts) {}
+      : events_(events), opts_(opts), reserve_(opts.refusal) {}
 
   ~IoUringBackend() override {
     for (auto* l : listeners_) {
@@ -338,11 +339,12 @@ class IoUringBackend final : public Backend {
         sockaddr_storage peer{};
         socklen_t len = sizeof peer;
         getpeername(cqe->res, reinterpret_cast<sockaddr*>(&peer), &len);
+        reserve_.on_accept_ok();
         events_.on_accept(l->id, cqe->res, peer);
       }
-    } else if (cqe->res != -ECANCELED && !l->closed) {
-      RC_WARN("accept failed: %s", std::strerror(-cqe->res));
-      l->retry_at_ms = mono_ms() + 100;
+    } else if (cqe->res != -ECANCELED && !l->closed && !DescriptorReserve::transient(-cqe->res)) {
+      // The failure ended the multishot accept; re-arming at once would fail the same way.
+      l->retry_at_ms = mono_ms() + reserve_.on_accept_error(l->fd, -cqe->res);
     }
     if (!l->armed && !l->closed && l->retry_at_ms == 0) arm_accept(l);
   }
@@ -393,6 +395,9 @@ class IoUringBackend final : public Backend {
     ::close(s->fd);
     s->fd = -1;
     closed_.push_back(s);
+    // A descriptor came free: a listener resting after EMFILE may accept again right away.
+    for (auto* l : listeners_)
+      if (l->retry_at_ms != 0) l->retry_at_ms = 1;
   }
 
   void deliver_closed() {
@@ -432,6 +437,7 @@ class IoUringBackend final : public Backend {
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;
   std::vector<Listener*> listeners_;
+  DescriptorReserve reserve_;
   std::vector<Socket*> closed_, closed_batch_;
   std::vector<Socket*> no_buffers_, waiting_batch_;
 };

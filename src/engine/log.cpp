@@ -53,4 +53,15 @@ void write(Level level, const char* fmt, ...) {
   (void)ignored;
 }
 
+bool Throttle::allow(int64_t now_ms, uint64_t& held_back) {
+  int64_t next = next_ms_.load(std::memory_order_relaxed);
+  if (now_ms < next ||
+      !next_ms_.compare_exchange_strong(next, now_ms + interval_ms_, std::memory_order_relaxed)) {
+    held_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  held_back = held_.exchange(0, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace ringcast::log

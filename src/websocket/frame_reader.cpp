@@ -35,6 +35,42 @@ ssize_t FrameReader::recv_cb(uint8_t* buf, size_t len, int, void* user_data) {
   return static_cast<ssize_t>(n);
 }
 
+bool FrameReader::header_only(std::span<const uint8_t> in, FrameChunk& out) {
+  // Between frames wslay holds nothing but the next header's bytes: the last pending_ of the
+  // stream, at most 14.
+  if (pending_ > sizeof head_) return false;
+  const size_t have = static_cast<size_t>(pending_);
+  if (in.size() >= have) {
+    std::memcpy(head_, in.data() + in.size() - have, have);
+  } else {
+    // The header started in an earlier feed, whose bytes head_ already holds.
+    const size_t earlier = have - in.size();
+    std::memcpy(head_ + earlier, in.data(), in.size());
+  }
+  if (have < 2) return false;
+  const uint8_t len7 = head_[1] & 0x7f;
+  const bool masked = head_[1] & 0x80;
+  const size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+  if (have < 2 + ext + (masked ? 4 : 0)) return false;
+  uint64_t length = len7;
+  if (ext) {
+    length = 0;
+    for (size_t i = 0; i < ext; ++i) length = length << 8 | head_[2 + i];
+  }
+  if (length == 0) return false;  // wslay reports empty frames itself
+  out.opcode = head_[0] & 0x0f;
+  out.rsv = (head_[0] >> 4) & 7;
+  out.fin = head_[0] & 0x80;
+  out.masked = masked;
+  out.payload_length = length;
+  out.frame_start = true;
+  out.frame_end = false;
+  out.data = {};
+  in_frame_ = true;
+  frame_remaining_ = length;
+  return true;
+}
+
 std::span<const uint8_t> FrameReader::take_rest() {
   const uint64_t ahead = pending_ - in_len_;  // in the decoder's buffer
   std::span<const uint8_t> rest;

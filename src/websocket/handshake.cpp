@@ -29,6 +29,11 @@ bool valid_websocket_key(std::string_view key) {
 int check_upgrade(const HttpRequest& req) {
   if (req.method != "GET" || req.version_minor < 1) return 400;
   if (!req.header_has_token("Connection", "upgrade")) return 400;
+  // RFC 6455 §11.3.1 and §11.3.5: each appears at most once in a request. Two keys would leave
+  // the accept value ambiguous, so both are refused rather than one picked.
+  if (req.header_count_of("Sec-WebSocket-Key") > 1 ||
+      req.header_count_of("Sec-WebSocket-Version") > 1)
+    return 400;
   auto version = req.header("Sec-WebSocket-Version");
   auto key = req.header("Sec-WebSocket-Key");
   if (!key || !valid_websocket_key(*key)) return 400;

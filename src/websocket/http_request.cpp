@@ -52,6 +52,12 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
   return std::nullopt;
 }
 
+size_t HttpRequest::header_count_of(std::string_view name) const {
+  size_t n = 0;
+  for (size_t i = 0; i < header_count; ++i) n += iequals(headers[i].name, name);
+  return n;
+}
+
 bool HttpRequest::header_has_token(std::string_view name, std::string_view token) const {
   for (size_t i = 0; i < header_count; ++i) {
     if (!iequals(headers[i].name, name)) continue;
@@ -150,6 +156,10 @@ ParseStatus parse_http_request(std::string_view buf, size_t max_head_bytes, Http
     if (out.header_count == HttpRequest::kMaxHeaders) return ParseStatus::kTooLarge;
     out.headers[out.header_count++] = {name, value};
   }
+  // Two Host headers may name two different targets (a request-smuggling tool); HTTP/1.1
+  // requires exactly one.
+  const size_t hosts = out.header_count_of("Host");
+  if (hosts > 1 || (hosts == 0 && out.version_minor >= 1)) return ParseStatus::kBad;
   out.head_length = head_len;
   return ParseStatus::kComplete;
 }

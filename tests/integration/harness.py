@@ -179,7 +179,7 @@ class Server:
     """One ringcast process on free ports of 127.0.0.1."""
 
     def __init__(self, config=None, config_text=None, threads=2, extra_args=(), env=None,
-                 http_port=True):
+                 http_port=True, nofile=None):
         self.port, hp = two_free_ports()
         self.http_port = hp if http_port else 0
         self.threads = threads
@@ -190,6 +190,7 @@ class Server:
             self.config_path = write_temp(config_text)
         self.extra_args = list(extra_args)
         self.env = env
+        self.nofile = nofile        # RLIMIT_NOFILE (soft and hard) for the server process
         self.proc = None
         self.stderr_path = None
         self._stderr_file = None
@@ -229,8 +230,16 @@ class Server:
     def start(self, ready_timeout=10.0):
         fd, self.stderr_path = tempfile.mkstemp(prefix="ringcast-stderr-", suffix=".log")
         self._stderr_file = os.fdopen(fd, "wb")
+        preexec = None
+        if self.nofile is not None:
+            import resource
+            limit = self.nofile
+
+            def preexec():
+                # Hard limit too: the server raises its soft limit to the hard one at start.
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
         self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=self._stderr_file,
-                                     stderr=self._stderr_file, env=self.env)
+                                     stderr=self._stderr_file, env=self.env, preexec_fn=preexec)
         self.wait_ready(ready_timeout)
         return self
 

@@ -98,6 +98,33 @@ class HandshakeTest(harness.ServerTestCase):
     def test_400_non_get_upgrade(self):
         self.assert_status(upgrade_headers(), 400, method="POST")
 
+    def test_400_headers_that_must_appear_once(self):
+        # RFC 6455 §11.3.1/§11.3.5 (one Sec-WebSocket-Key, one Sec-WebSocket-Version) and RFC 7230
+        # §5.4 (exactly one Host in HTTP/1.1): a repeated one, same value or not, is refused.
+        cases = {
+            "key twice": upgrade_headers() + [("Sec-WebSocket-Key", ws_key())],
+            "same key twice": (lambda k: upgrade_headers(key=k) + [("Sec-WebSocket-Key", k)])(ws_key()),
+            "version twice": upgrade_headers() + [("Sec-WebSocket-Version", "13")],
+            "host twice": [("Host", "127.0.0.1"), ("Host", "evil.example.com")] + upgrade_headers(),
+        }
+        for name, hdrs in cases.items():
+            with self.subTest(case=name):
+                self.assert_status(hdrs, 400)
+        with self.subTest(case="no host"):
+            c = RawConn(self.port)
+            with c:
+                c.send(build_request("GET", "/echo", upgrade_headers(), host=False))
+                self.assertEqual(c.read_response("GET").status, 400)
+        with self.subTest(case="plain GET with two hosts"):
+            c = RawConn(self.port)
+            with c:
+                c.send(build_request("GET", "/health", [("Host", "a"), ("Host", "b")]))
+                self.assertEqual(c.read_response("GET").status, 400)
+        # Repeating list-valued headers is fine.
+        with self.subTest(case="list headers repeated"):
+            self.assert_status(upgrade_headers(extra=[("Connection", "keep-alive"),
+                                                      ("Upgrade", "websocket")]), 101)
+
     def test_426_wrong_version(self):
         for version in ("8", "12", "14"):
             with self.subTest(version=version):

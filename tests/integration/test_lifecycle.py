@@ -6,6 +6,7 @@ Run: /usr/bin/python3 tests/integration/test_lifecycle.py --binary build/ringcas
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -327,6 +328,34 @@ class ReloadTest(LifecycleCase):
                     return f.close_code == 1009
                 return False
         harness.wait_until(closes_1009, timeout=5, what="max_message_size=1000 applied by SIGHUP")
+        self.stop_ok(srv)
+
+    def test_sighup_warns_only_about_real_restart_changes(self):
+        # The file disagrees with every flag the harness passes (host, port, http port, threads,
+        # backend, data dir): the flags win at start, and they still win on reload, so nothing
+        # that needs a restart has changed.
+        other_port, other_http = harness.two_free_ports()
+        data_dir = tempfile.mkdtemp(prefix="ringcast-data-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        server_section = {"host": "0.0.0.0", "port": other_port, "http_port": other_http,
+                          "threads": 3, "data_dir": "/nonexistent/ringcast",
+                          "backend": "epoll" if harness.BACKEND == "io_uring" else "io_uring"}
+        conf = {"server": server_section, "limits": {"drain_timeout_ms": 2000}}
+        srv = self.new_server(config=conf, extra_args=["--data-dir", data_dir])
+        reloads = lambda: srv.stderr_text().count("configuration reloaded")  # noqa: E731
+        srv.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: reloads() == 1, timeout=5, what="the first reload")
+        self.assertNotIn("restart", srv.stderr_text())
+
+        # A real change to a restart-only setting is still reported, by name.
+        conf["store"] = {"durability": "relaxed"}
+        srv.rewrite_config(harness.toml_text(conf))
+        srv.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: reloads() == 2, timeout=5, what="the second reload")
+        text = srv.stderr_text()
+        self.assertIn("restart", text)
+        self.assertIn("store.durability", text)
+        self.assertNotIn("server.port", text)
         self.stop_ok(srv)
 
 

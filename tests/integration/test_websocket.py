@@ -213,6 +213,31 @@ class ProtocolErrorTest(WsCase):
         ws.send(_header_only(OP_BINARY, MiB + 1) + b"\x00" * 65536)
         self.expect_close(ws, 1009)
 
+    def test_header_alone_declaring_too_much_1009(self):
+        # Only the header is sent, no payload byte: the declared length alone earns the close,
+        # for a 2 GiB frame (64-bit length form), one byte over the limit, and a continuation
+        # frame that would take the message over it.
+        cases = [("2 GiB", _header_only(OP_BINARY, 2 << 30)),
+                 ("limit + 1", _header_only(OP_TEXT, MiB + 1)),
+                 ("continuation", build_frame(OP_BINARY, b"x" * 1000, fin=False)
+                  + _header_only(OP_CONT, MiB - 999))]
+        for name, raw in cases:
+            with self.subTest(case=name):
+                ws = self.ws()
+                ws.send(raw)
+                self.expect_close(ws, 1009, timeout=3.0)
+
+    def test_header_split_from_payload_still_echoed(self):
+        # The header arriving before its payload (separate segments) changes nothing for a frame
+        # within the limit.
+        ws = self.ws()
+        payload = os.urandom(70000)
+        frame = build_frame(OP_BINARY, payload)
+        ws.send(frame[:14])
+        time.sleep(0.05)
+        ws.send(frame[14:])
+        self.assertEqual(ws.read_message(timeout=10), (OP_BINARY, payload))
+
     def test_over_max_message_size_fragmented_1009(self):
         ws = self.ws()
         ws.send_frame(OP_BINARY, b"\x01" * (MiB - 10), fin=False)
@@ -427,6 +452,27 @@ class MessageRateLimitTest(WsCase):
             self.fail("TCP closed without a close frame (expected 1008)")
         self.assertIn(echoed, (10, 11), "the burst is 10 messages")
         self.finish_close(ws)
+
+    def test_ping_flood_closed_1008(self):
+        # Each ping costs the server a pong, so pings count like messages: 500 pings in one
+        # write get the burst's worth of pongs, then close 1008.
+        ws = self.ws()
+        ws.send(b"".join(build_frame(OP_PING, b"p%d" % i) for i in range(500)))
+        code, reason = ws.read_close(timeout=5)
+        self.assertEqual(code, 1008, reason)
+        pongs = [f for f in ws.controls if f.opcode == OP_PONG]
+        self.assertIn(len(pongs), (10, 11), "the burst is 10 messages")
+        self.finish_close(ws)
+
+    def test_pings_and_messages_share_the_budget(self):
+        # 8 messages and 8 pings: each kind alone fits in the burst of 10, together they do not.
+        ws = self.ws()
+        frames = []
+        for i in range(16):
+            frames.append(build_frame(OP_PING if i % 2 else OP_TEXT, b"x%d" % i))
+        ws.send(b"".join(frames))
+        code, reason = ws.read_close(timeout=5)
+        self.assertEqual(code, 1008, reason)
 
     def test_within_rate_stays_open(self):
         ws = self.ws()

@@ -129,6 +129,31 @@ TEST(Config, BadFlagsThrow) {
   EXPECT_THROW(parse_command_line(2, const_cast<char**>(missing), cfg), ConfigError);
 }
 
+// SIGHUP judges "changed" on effective values: the file re-read with the same flags re-applied.
+TEST(Config, ReloadComparesEffectiveValues) {
+  TempFile f("[server]\nport = 9000\nthreads = 4\nlog_level = \"warn\"\n");
+  std::string path = f.path();
+  const char* argv[] = {"ringcast",  "--config", path.c_str(), "--port", "9100",
+                        "--threads", "2",        "--data-dir", "/tmp/x"};
+  Config running;
+  parse_command_line(9, const_cast<char**>(argv), running);
+  ASSERT_EQ(running.port, 9100);
+  Config again = effective_config(running.flags);
+  EXPECT_EQ(again.port, 9100);
+  EXPECT_EQ(again.threads, 2);
+  EXPECT_EQ(again.data_dir, "/tmp/x");
+  EXPECT_EQ(again.log_level, "warn");
+  EXPECT_TRUE(restart_only_changes(running, again).empty());
+
+  std::ofstream(path) << "[server]\nport = 9001\nhttp_port = 8100\n[store]\ndurability = "
+                         "\"relaxed\"\npersistent_rooms = [\"a*\"]\n";
+  Config edited = effective_config(running.flags);
+  EXPECT_EQ(edited.port, 9100);  // still the flag's
+  auto changed = restart_only_changes(running, edited);
+  EXPECT_EQ(changed, (std::vector<std::string>{"server.http_port", "store.persistent_rooms",
+                                               "store.durability"}));
+}
+
 TEST(Config, FlowControlKeys) {
   using SC = ringcast::websocket::Limits::SlowConsumer;
   {

@@ -128,6 +128,57 @@ TEST(FrameReader, ReportsFlagsAndRejectsBadControlFrames) {
   EXPECT_EQ(feed(r3, frag_ping, out), FrameReader::Result::kProtocolError);
 }
 
+// A header alone is reported as soon as it is complete, so a declared length can be judged
+// before any payload byte arrives (1009 for a 2 GiB frame at once).
+TEST(FrameReader, ReportsAHeaderBeforeItsPayload) {
+  const uint64_t two_gib = 1ull << 31;
+  std::vector<uint8_t> head = {0x82, 0x80 | 127};
+  for (int i = 7; i >= 0; --i) head.push_back(static_cast<uint8_t>(two_gib >> (8 * i)));
+  const uint8_t mask[4] = {1, 2, 3, 4};
+  head.insert(head.end(), mask, mask + 4);
+  for (size_t split : {head.size(), size_t{1}, size_t{5}, size_t{13}}) {
+    FrameReader r;
+    std::vector<FrameChunk> chunks;
+    auto collect = [&](const FrameChunk& c) {
+      chunks.push_back(c);
+      return true;
+    };
+    std::vector<uint8_t> first(head.begin(), head.begin() + split);
+    std::vector<uint8_t> rest(head.begin() + split, head.end());
+    EXPECT_EQ(r.feed(first, collect), FrameReader::Result::kNeedMore);
+    if (!rest.empty()) {
+      EXPECT_EQ(r.feed(rest, collect), FrameReader::Result::kNeedMore);
+    }
+    ASSERT_EQ(chunks.size(), 1u) << "split at " << split;
+    EXPECT_TRUE(chunks[0].frame_start);
+    EXPECT_FALSE(chunks[0].frame_end);
+    EXPECT_EQ(chunks[0].opcode, 0x2);
+    EXPECT_TRUE(chunks[0].fin);
+    EXPECT_TRUE(chunks[0].masked);
+    EXPECT_EQ(chunks[0].payload_length, two_gib);
+    EXPECT_TRUE(chunks[0].data.empty());
+    EXPECT_FALSE(r.at_boundary());
+    // Payload that follows continues the same frame.
+    std::vector<uint8_t> payload = {'a' ^ 1, 'b' ^ 2};
+    EXPECT_EQ(r.feed(payload, collect), FrameReader::Result::kNeedMore);
+    ASSERT_EQ(chunks.size(), 2u);
+    EXPECT_FALSE(chunks[1].frame_start);
+    EXPECT_EQ(std::string(chunks[1].data.begin(), chunks[1].data.end()), "ab");
+  }
+  // A frame header followed by its whole payload in one piece is still one chunk, and a header
+  // split from a short payload arrives as header, then data, with the frame ending on the data.
+  FrameReader r;
+  Collected out;
+  auto frame = client_frame(0x1, "hello");
+  std::vector<uint8_t> hdr(frame.begin(), frame.begin() + 6), body(frame.begin() + 6, frame.end());
+  feed(r, hdr, out);
+  feed(r, body, out);
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0], "hello");
+  EXPECT_EQ(out.opcodes.size(), 1u);
+  EXPECT_TRUE(r.at_boundary());
+}
+
 TEST(FrameReaderPool, ReusesCleanReadersOnly) {
   FrameReaderPool pool;
   FrameReader* a = pool.acquire();

@@ -44,12 +44,25 @@ TEST(HttpRequest, RejectsMalformed) {
   }
 }
 
+TEST(HttpRequest, HostExactlyOnceInHttp11) {
+  HttpRequest req;
+  EXPECT_EQ(parse_http_request("GET / HTTP/1.1\r\n\r\n", 8192, req), ParseStatus::kBad);
+  EXPECT_EQ(parse_http_request("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 8192, req),
+            ParseStatus::kBad);
+  EXPECT_EQ(parse_http_request("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 8192, req),
+            ParseStatus::kBad);
+  EXPECT_EQ(parse_http_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 8192, req),
+            ParseStatus::kComplete);
+  EXPECT_EQ(req.header_count_of("HOST"), 1u);
+  EXPECT_EQ(parse_http_request("GET / HTTP/1.0\r\n\r\n", 8192, req), ParseStatus::kComplete);
+}
+
 TEST(HttpRequest, BoundsHeadSizeAndHeaderCount) {
   HttpRequest req;
   std::string big = "GET / HTTP/1.1\r\nX: " + std::string(9000, 'a');
   EXPECT_EQ(parse_http_request(big, 8192, req), ParseStatus::kTooLarge);
   std::string many = "GET / HTTP/1.1\r\n";
-  for (int i = 0; i < 100; ++i) many += "H" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 100; ++i) many.append("H").append(std::to_string(i)).append(": v\r\n");
   many += "\r\n";
   EXPECT_EQ(parse_http_request(many, 65536, req), ParseStatus::kTooLarge);
 }
@@ -61,14 +74,14 @@ TEST(HttpRequest, Http10KeepAliveRules) {
   ASSERT_EQ(parse_http_request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 8192, req),
             ParseStatus::kComplete);
   EXPECT_TRUE(req.keep_alive());
-  ASSERT_EQ(parse_http_request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 8192, req),
+  ASSERT_EQ(parse_http_request("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 8192, req),
             ParseStatus::kComplete);
   EXPECT_FALSE(req.keep_alive());
 }
 
 TEST(HttpRequest, AbsoluteFormKeepsPath) {
   HttpRequest req;
-  ASSERT_EQ(parse_http_request("GET http://h:1/echo?a HTTP/1.1\r\n\r\n", 8192, req),
+  ASSERT_EQ(parse_http_request("GET http://h:1/echo?a HTTP/1.1\r\nHost: h:1\r\n\r\n", 8192, req),
             ParseStatus::kComplete);
   EXPECT_EQ(req.path, "/echo");
   EXPECT_EQ(req.query, "a");

@@ -66,7 +66,7 @@ void ErrorLog::note(ErrorKind k, const std::string& msg) {
 }
 
 Worker::Worker(Run& run, int index, int nthreads, uint64_t total_conns)
-    : run_(run), index_(index), nthreads_(nthreads), scratch_(kScratch) {
+    : run_(run), index_(index), scratch_(kScratch) {
   uint64_t mine = total_conns > static_cast<uint64_t>(index)
                       ? (total_conns - static_cast<uint64_t>(index) + nthreads - 1) /
                             static_cast<uint64_t>(nthreads)

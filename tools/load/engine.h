@@ -189,7 +189,6 @@ class Worker {
 
   Run& run_;
   int index_;
-  int nthreads_;
   int epfd_ = -1;
   int evfd_ = -1;
   std::thread thread_;

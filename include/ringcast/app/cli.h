@@ -17,6 +17,11 @@ struct CliAction {
 // Throws ConfigError on a bad flag, value or file.
 CliAction parse_command_line(int argc, char** argv, Config& cfg);
 
+// The configuration a start with these flags would have now: built-in defaults, then
+// $STATE_DIRECTORY, then the file named by --config (re-read), then the flags. Validated; throws
+// ConfigError. What SIGHUP compares the running configuration with.
+Config effective_config(const std::vector<CliFlag>& flags);
+
 std::string usage_text();
 
 }  // namespace ringcast::app

@@ -20,8 +20,17 @@ struct ProfileMount {
   bool operator==(const ProfileMount&) const = default;
 };
 
+// One command-line setting (--port 9000 -> {"--port", "9000"}).
+struct CliFlag {
+  std::string name, value;
+  bool operator==(const CliFlag&) const = default;
+};
+
 struct Config {
   std::string config_path;  // empty: no file
+  // The flags this configuration was built with: a reload re-applies them over the file, so a
+  // setting given on the command line keeps winning.
+  std::vector<CliFlag> flags;
   std::string host = "0.0.0.0";
   uint16_t port = 8765;
   uint16_t http_port = 8000;  // 0 disables the health listener
@@ -104,5 +113,8 @@ void load_config_file(const std::string& path, Config& cfg);
 void validate_config(const Config& cfg);
 // The parts workers read live.
 std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg);
+// Settings that only a restart applies (listeners, threads, backend, data_dir, [store],
+// [profiles.*]) whose value differs between `running` and `next`, as "server.port", ...
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
 
 }  // namespace ringcast::app

@@ -30,6 +30,8 @@ class Server {
 
  private:
   bool start_workers();
+  // Warns when max_connections cannot fit in RLIMIT_NOFILE.
+  void check_descriptor_budget(int threads) const;
   void mount_seed_profiles();
   void stop_workers();
   void reload();

@@ -53,6 +53,9 @@ struct BackendOptions {
   unsigned ring_entries = 4096;
   unsigned recv_buffer_size = 16384;  // bytes per provided receive buffer
   unsigned recv_buffer_count = 1024;  // power of two
+  // Written to connections accepted only to be turned away when descriptors run out (see
+  // descriptor_reserve.h); the layer above supplies it in its own protocol.
+  std::string refusal;
 };
 
 class Backend {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdarg>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -24,6 +25,22 @@ inline bool enabled(Level level) {
 }
 
 void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Lets one line through per interval, from any number of threads, and counts the ones it held
+// back: for conditions that can repeat at loop speed (a failing accept), where one line per event
+// would flood the log.
+class Throttle {
+ public:
+  explicit Throttle(int64_t interval_ms) : interval_ms_(interval_ms) {}
+  // True if a line may be written at now_ms (monotonic); `held_back` gets how many calls were
+  // refused since the last line that went through.
+  bool allow(int64_t now_ms, uint64_t& held_back);
+
+ private:
+  const int64_t interval_ms_;
+  std::atomic<int64_t> next_ms_{0};
+  std::atomic<uint64_t> held_{0};
+};
 
 }  // namespace ringcast::log
 

@@ -50,6 +50,12 @@ class FrameReader {
 
  private:
   static ssize_t recv_cb(uint8_t* buf, size_t len, int flags, void* user_data);
+  // wslay reports a frame only once payload bytes arrive, so a header declaring 2 GiB would go
+  // unanswered until the first of them. When the input ends with a complete header (which wslay
+  // has already validated), this builds a chunk for it with no data, so limits on the declared
+  // length apply at once. `in` is the input of this feed; the header's first bytes may have come
+  // in an earlier one and are kept in head_.
+  bool header_only(std::span<const uint8_t> in, FrameChunk& out);
 
   wslay_frame_context_ptr ctx_ = nullptr;
   const uint8_t* in_ = nullptr;
@@ -58,6 +64,7 @@ class FrameReader {
   uint64_t pending_ = 0;          // bytes fed but not yet accounted to a finished frame
   uint64_t frame_remaining_ = 0;  // payload bytes of the current frame not yet delivered
   bool in_frame_ = false;
+  uint8_t head_[14];  // the next frame's header bytes so far (max header: 2 + 8 + 4 mask)
 };
 
 // Per-worker pool of readers.
@@ -82,7 +89,13 @@ FrameReader::Result FrameReader::feed(std::span<const uint8_t> in, Fn&& on_chunk
   while (true) {
     wslay_frame_iocb iocb{};
     ssize_t r = wslay_frame_recv(ctx_, &iocb);
-    if (r == WSLAY_ERR_WANT_READ) return Result::kNeedMore;
+    if (r == WSLAY_ERR_WANT_READ) {
+      if (in_frame_ || pending_ == 0) return Result::kNeedMore;
+      // The input ended inside the next frame's header, or right after it.
+      FrameChunk h;
+      if (!header_only(in, h)) return Result::kNeedMore;
+      return on_chunk(h) ? Result::kNeedMore : Result::kStopped;
+    }
     if (r < 0) return Result::kProtocolError;
     FrameChunk c;
     c.opcode = iocb.opcode;

@@ -27,6 +27,8 @@ struct HttpRequest {
 
   // Case-insensitive lookup of the first header with this name.
   std::optional<std::string_view> header(std::string_view name) const;
+  // How many header lines carry this name (case-insensitive).
+  size_t header_count_of(std::string_view name) const;
   // True if a comma-separated header (e.g. Connection) contains token, case-insensitively.
   bool header_has_token(std::string_view name, std::string_view token) const;
   // Keep-alive semantics of HTTP/1.0 and 1.1.
@@ -36,7 +38,8 @@ struct HttpRequest {
 enum class ParseStatus { kIncomplete, kComplete, kBad, kTooLarge };
 
 // Parses one request head from the start of `buf`. kTooLarge when no complete head fits in
-// max_head_bytes; kBad on any syntax error (the caller answers 400).
+// max_head_bytes; kBad on any syntax error, and (RFC 7230 §5.4) on more than one Host header or
+// an HTTP/1.1 request without one (the caller answers 400).
 ParseStatus parse_http_request(std::string_view buf, size_t max_head_bytes, HttpRequest& out);
 
 bool iequals(std::string_view a, std::string_view b);

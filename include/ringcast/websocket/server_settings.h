@@ -32,8 +32,8 @@ struct Limits {
   // A recipient holding uncapped output (paced frames, a join snapshot) that the kernel takes
   // nothing of for this long is closed with 1013 and stops holding its senders.
   int stall_timeout_ms = 10000;
-  // Data messages a client may send per second, with bursts of up to message_burst (0: the rate);
-  // over it the connection is closed with 1008. 0 = unlimited.
+  // Data messages (and pings) a client may send per second, with bursts of up to message_burst
+  // (0: the rate); over it the connection is closed with 1008. 0 = unlimited.
   uint32_t max_messages_per_second = 0;
   uint32_t message_burst = 0;
 };
