@@ -135,6 +135,8 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"max_rooms", integer(path, cfg.max_rooms, 1, 100000000)},
         {"max_rooms_per_connection", integer(path, cfg.max_rooms_per_connection, 1, 1000000)},
         {"history_ttl_s", integer(path, cfg.history_ttl_s, 0, int64_t{10} * 365 * 86400)},
+        {"max_state_keys", integer(path, cfg.max_state_keys, 1, 10000000)},
+        {"max_state_value_bytes", integer(path, cfg.max_state_value_bytes, 1, 1 << 30)},
         {"history_by_room",
          [&path, &cfg](const std::string& key, const toml::node& node) {
            const toml::table* t = node.as_table();
@@ -169,7 +171,9 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"path", string(path, cfg.livemap.mount.path)},
         {"persistent", boolean(path, cfg.livemap.persistent)},
         {"max_markers", integer(path, cfg.livemap.max_markers, 1, 1000000)},
-        {"max_marker_bytes", integer(path, cfg.livemap.max_marker_bytes, 64, 1 << 20)}}},
+        {"max_marker_bytes", integer(path, cfg.livemap.max_marker_bytes, 64, 1 << 20)},
+        {"max_positions", integer(path, cfg.livemap.max_positions, 1, 1000000)},
+        {"max_position_bytes", integer(path, cfg.livemap.max_position_bytes, 64, 1 << 20)}}},
       {"profiles.gamechat",
        {{"enabled", boolean(path, cfg.gamechat.mount.enabled)},
         {"path", string(path, cfg.gamechat.mount.path)},
@@ -292,6 +296,18 @@ void validate_config(const Config& cfg) {
         " make a markers_sync of up to " + std::to_string(worst) +
         " bytes; a default client refuses messages above 1048576 (need " +
         "36 + max_markers * (max_marker_bytes + 1) - 1 <= 1048576)");
+  }
+  // Likewise every player position in one positions_sync.
+  const size_t worst_positions =
+      profiles::positions_sync_worst_case(static_cast<size_t>(cfg.livemap.max_positions),
+                                          static_cast<size_t>(cfg.livemap.max_position_bytes));
+  if (cfg.livemap.mount.enabled && worst_positions > profiles::kMaxClientMessageBytes) {
+    throw ConfigError(
+        "profiles.livemap: max_positions = " + std::to_string(cfg.livemap.max_positions) +
+        " positions of max_position_bytes = " + std::to_string(cfg.livemap.max_position_bytes) +
+        " make a positions_sync of up to " + std::to_string(worst_positions) +
+        " bytes; a default client refuses messages above 1048576 (need " +
+        "40 + max_positions * (max_position_bytes + 1) - 1 <= 1048576)");
   }
   websocket::OriginPolicy policy;
   std::string error;

@@ -38,6 +38,8 @@ hub::RoomLimits room_limits(const Config& cfg) {
   l.max_rooms = cfg.max_rooms;
   l.max_rooms_per_connection = cfg.max_rooms_per_connection;
   l.history_ttl_ms = cfg.history_ttl_s * 1000;
+  l.max_state_keys = cfg.max_state_keys;
+  l.max_state_value_bytes = cfg.max_state_value_bytes;
   return l;
 }
 
@@ -138,6 +140,8 @@ void Server::mount_seed_profiles() {
     profiles::LivemapLimits limits;
     limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
     limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
+    limits.max_positions = static_cast<size_t>(cfg_.livemap.max_positions);
+    limits.max_position_bytes = static_cast<size_t>(cfg_.livemap.max_position_bytes);
     auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
     router_.add(cfg_.livemap.mount.path, false, livemap.get());
     seed_profiles_.push_back(std::move(livemap));
@@ -288,6 +292,8 @@ void Server::reload() {
     next.max_rooms = fresh.max_rooms;
     next.max_rooms_per_connection = fresh.max_rooms_per_connection;
     next.history_ttl_s = fresh.history_ttl_s;
+    next.max_state_keys = fresh.max_state_keys;
+    next.max_state_value_bytes = fresh.max_state_value_bytes;
   } catch (const ConfigError& e) {
     RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
     return;

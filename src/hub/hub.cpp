@@ -42,10 +42,12 @@ void release_envelope(RoomRegistry& rooms, Envelope& e) {
   if (e.reply_ok) e.reply_ok->release();
   if (e.reply_fail) e.reply_fail->release();
   if (e.room) rooms.release(e.room);
-  if (e.kind == Envelope::Kind::kTask)
+  if (e.kind == Envelope::Kind::kTask) {
     delete e.task;
-  else if (e.kind == Envelope::Kind::kState && e.event)
-    e.event->release();
+  } else if (e.kind == Envelope::Kind::kState) {
+    if ((e.flags & Envelope::kEvent) && e.event) e.event->release();
+    if (e.reply_refused) e.reply_refused->release();
+  }
   e = Envelope{};
 }
 
@@ -177,6 +179,8 @@ void HubSystem::set_limits(const RoomLimits& limits) {
   rooms_.set_max_rooms(limits.max_rooms);
   max_rooms_per_connection_.store(limits.max_rooms_per_connection, std::memory_order_relaxed);
   history_ttl_ms_.store(limits.history_ttl_ms, std::memory_order_relaxed);
+  max_state_keys_.store(limits.max_state_keys, std::memory_order_relaxed);
+  max_state_value_bytes_.store(limits.max_state_value_bytes, std::memory_order_relaxed);
 }
 
 // ---- Hub ----------------------------------------------------------------------------------------
@@ -589,11 +593,14 @@ void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exc
 }
 
 // Retained-state writes travel as one envelope: key and value packed in a pooled frame
-// ([u32 key length][key][value]), so a write allocates nothing once warm.
+// ([u32 key length][key][value]), so a write allocates nothing once warm. A value over the size
+// limit is judged here (it depends on nothing else) but refused from the home core, in order
+// with the writer's earlier writes; it travels without its value.
 void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view key,
                     std::optional<std::string_view> value, StateFormatter formatter,
                     const StateOptions& opts) {
-  size_t vlen = value ? value->size() : 0;
+  const bool too_large = value && opts.max_value_bytes && value->size() > opts.max_value_bytes;
+  size_t vlen = value && !too_large ? value->size() : 0;
   engine::SharedFrame* data = engine::SharedFrame::allocate(4 + key.size() + vlen);
   uint32_t klen = static_cast<uint32_t>(key.size());
   std::memcpy(data->data(), &klen, 4);
@@ -602,21 +609,33 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   data->set_size(4 + key.size() + vlen);
   Envelope e;
   e.kind = Envelope::Kind::kState;
-  e.flags =
-      static_cast<uint8_t>((opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
-                           (opts.write_behind ? Envelope::kWriteBehind : 0));
+  e.flags = static_cast<uint8_t>(
+      (opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
+      (opts.write_behind ? Envelope::kWriteBehind : 0) | (opts.event ? Envelope::kEvent : 0) |
+      (too_large ? Envelope::kTooLarge : 0));
   if (!opts.write_behind && hold_for_commit(s, room, data->size())) e.flags |= Envelope::kHeld;
+  e.max_keys = opts.max_keys;
+  e.key_prefix = static_cast<uint16_t>(std::min<size_t>(opts.key_prefix, key.size()));
   room->add_ref();
   e.room = room;
   e.frame = data;
   e.session = s.id();
-  e.state_formatter = formatter;
-  if (opts.event) opts.event->add_ref();
-  if (opts.reply_ok) opts.reply_ok->add_ref();
-  if (opts.reply_fail) opts.reply_fail->add_ref();
-  e.event = opts.event;
-  e.reply_ok = opts.reply_ok;
-  e.reply_fail = opts.reply_fail;
+  if (opts.event) {
+    opts.event->add_ref();
+    e.event = opts.event;
+  } else {
+    e.state_formatter = formatter;
+  }
+  // A refused write never gets reply_ok: a too-large one carries only its refusal.
+  engine::SharedFrame* refused = too_large ? opts.reply_too_large : opts.reply_refused;
+  engine::SharedFrame* ok = too_large ? nullptr : opts.reply_ok;
+  engine::SharedFrame* fail = too_large ? nullptr : opts.reply_fail;
+  if (refused) refused->add_ref();
+  if (ok) ok->add_ref();
+  if (fail) fail->add_ref();
+  e.reply_refused = refused;
+  e.reply_ok = ok;
+  e.reply_fail = fail;
   send(room->home(), e, &s);
 }
 
@@ -629,12 +648,28 @@ void Hub::home_state(Envelope& e) {
   const bool del = e.flags & Envelope::kDelete;
   const bool echo = !(e.flags & Envelope::kNoEcho);
   const bool held = e.flags & Envelope::kHeld;
+  engine::SharedFrame* event = (e.flags & Envelope::kEvent) ? e.event : nullptr;
+  StateFormatter formatter = (e.flags & Envelope::kEvent) ? nullptr : e.state_formatter;
   std::optional<std::string_view> value;
   if (!del) {
     value =
         std::string_view(reinterpret_cast<const char*>(p) + 4 + klen, e.frame->size() - 4 - klen);
   }
   RetainedState& state = room->state();
+  RoomStore& store = system_.store();
+  const bool persistent = store.persistent(*room);
+  const bool deferred = persistent && store.acknowledge_after_commit() &&
+                        !(e.flags & Envelope::kWriteBehind);  // applied after its commit
+  // Limits: judged here, where the room's writes are ordered, so the count is exact however many
+  // cores write at once. A refused write changes nothing and reaches nobody but its writer.
+  const uint32_t max_keys = e.max_keys;
+  const std::string_view prefix = key.substr(0, e.key_prefix);
+  if ((e.flags & Envelope::kTooLarge) ||
+      (!del && !state.admits(key, prefix, max_keys, !deferred))) {
+    if (e.reply_refused) send_to(e.session, e.reply_refused);
+    if (held) release_hold(e.session, e.frame->size());
+    return;
+  }
   // Deleting what is not there is already done, unless an earlier write of this room is still
   // waiting for its commit (it may be the one that adds the key): then the delete queues behind
   // it and looks again when applied.
@@ -644,48 +679,67 @@ void Hub::home_state(Envelope& e) {
     return;
   }
   const uint64_t order = state.reserve_order();
-  RoomStore& store = system_.store();
-  if (!store.persistent(*room)) {
-    apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+  if (!persistent) {
+    apply_state(room, key, value, order, event, formatter, e.session, echo, e.reply_ok);
     if (held) release_hold(e.session, e.frame->size());
     return;
   }
-  if (!store.acknowledge_after_commit() || (e.flags & Envelope::kWriteBehind)) {
+  if (!deferred) {
     // Deliver now, write behind. A later write of the same key cannot overtake this one: a
     // room's writes reach the store in the order they were made.
     store.put_state(*room, key, value, order, [](bool) {});
-    apply_state(room, key, value, order, e.event, e.state_formatter, e.session, echo, e.reply_ok);
+    apply_state(room, key, value, order, event, formatter, e.session, echo, e.reply_ok);
     if (held) release_hold(e.session, e.frame->size());
     return;
   }
   // Acknowledged means kept: the change (and the writer's reply) is seen only after its commit.
+  // Until then the write counts as pending, so later writes are judged as if it were applied.
   ++room->state_pending;
+  state.pend(key, !del);
   room->add_ref();
   RoomRef ref(&system_.rooms(), room);
-  engine::FrameRef data(e.frame), event(e.event), ok(e.reply_ok), fail(e.reply_fail);
-  e.frame = e.event = e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
-  StateFormatter formatter = e.state_formatter;
+  engine::FrameRef data(e.frame), ev(event), ok(e.reply_ok), fail(e.reply_fail),
+      refused(e.reply_refused);
+  e.frame = e.reply_ok = e.reply_fail = e.reply_refused = nullptr;  // now owned by the callback
+  if (event) e.event = nullptr;
   uint64_t sender = e.session;
   store.put_state(
       *room, key, value, order,
-      [this, ref, data, event, ok, fail, formatter, sender, echo, del, order, held](bool stored) {
+      [this, ref, data, ev, ok, fail, refused, formatter, sender, echo, del, order, held, max_keys,
+       key_prefix = e.key_prefix](bool stored) {
         SharedRoom* r = ref.get();
         --r->state_pending;
-        if (!stored) {
-          if (fail) send_to(sender, fail.get());
-          if (held) release_hold(sender, data->size());
-          return;
-        }
         const uint8_t* q = data->data();
         uint32_t kl;
         std::memcpy(&kl, q, 4);
         std::string_view k(reinterpret_cast<const char*>(q) + 4, kl);
+        RetainedState& st = r->state();
+        auto done = [&] {
+          st.settle(k);
+          if (held) release_hold(sender, data->size());
+        };
+        if (!stored) {
+          if (fail) send_to(sender, fail.get());
+          return done();
+        }
+        // Admitted counting the writes before it as applied; if the store refused one of those
+        // (a delete that would have made room), this one no longer fits: take it back out of the
+        // store rather than pass the limit.
+        if (!del && !st.fits(k, k.substr(0, key_prefix), max_keys)) {
+          RC_WARN(
+              "room %s: a state write passed the key limit after an earlier write failed; "
+              "taken back",
+              r->name().c_str());
+          system_.store().put_state(*r, k, std::nullopt, st.reserve_order(), [](bool) {});
+          if (refused) send_to(sender, refused.get());
+          return done();
+        }
         std::optional<std::string_view> v;
         if (!del) {
           v = std::string_view(reinterpret_cast<const char*>(q) + 4 + kl, data->size() - 4 - kl);
         }
-        apply_state(r, k, v, order, event.get(), formatter, sender, echo, ok.get());
-        if (held) release_hold(sender, data->size());
+        apply_state(r, k, v, order, ev.get(), formatter, sender, echo, ok.get());
+        done();
       });
 }
 

@@ -4,9 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <mutex>
 #include <string>
-#include <unordered_set>
 
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
@@ -98,48 +96,18 @@ void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
 
 }  // namespace
 
-// The map's marker ids as marker_add and marker_remove decided them, shared by every core, so that
-// max_markers holds across cores. Only marker writes take the lock (positions, chat and pings never
-// do). The room's home core owns the truth: after each marker write reaches it, settle() counts the
-// stored markers and, once no write is in flight, puts the ledger back in line with them (a write
-// the store refused, or an add and a remove of one id from two cores that reached the home core in
-// the other order, would otherwise leave the two apart).
-struct LivemapProfile::Ledger {
-  std::mutex mutex;
-  std::unordered_set<std::string> ids;
-  size_t in_flight = 0;  // marker writes decided here that the home core has not seen yet
-  size_t stored = 0;     // markers in the room's state when the home core last counted
-
-  // Home core only: the markers in the state, counted; `into` (if given) gets their ids.
-  static size_t count(const hub::RetainedState& state, std::unordered_set<std::string>* into) {
-    size_t n = 0;
-    state.for_each([&](std::string_view key, std::string_view) {
-      if (!key.starts_with(kMarkerPrefix)) return;
-      ++n;
-      if (into) into->emplace(key.substr(kMarkerPrefix.size()));
-    });
-    return n;
-  }
-
-  // Home core, after one marker write has been handled there.
-  void settle(const hub::SharedRoom& room) {
-    const size_t n = count(room.state(), nullptr);
-    std::lock_guard lock(mutex);
-    --in_flight;
-    stored = n;
-    if (in_flight == 0 && room.state_pending == 0 && n != ids.size()) {
-      ids.clear();
-      count(room.state(), &ids);
-    }
-  }
-};
-
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
-    : hubs_(hubs), limits_(limits), ledger_(std::make_shared<Ledger>()) {
+    : hubs_(hubs), limits_(limits) {
   room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
   persistent_ = hubs.store().persistent(*room_.get());
-  // The store restored the map before the workers start: nothing runs on the home core yet.
-  ledger_->stored = Ledger::count(room_->state(), &ledger_->ids);
+  // The limits are fixed for the life of the profile: their refusals are encoded once.
+  markers_full_ = engine::FrameRef(error_frame(
+      "marker_add: the map already holds the maximum of " + std::to_string(limits_.max_markers) +
+      " markers; remove one first (the marker was not added)"));
+  positions_full_ = engine::FrameRef(
+      error_frame("position_update: the map already holds the maximum of " +
+                  std::to_string(limits_.max_positions) +
+                  " player positions; a new player's position is not stored or sent"));
 }
 
 LivemapProfile::~LivemapProfile() = default;
@@ -244,6 +212,19 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     opts.echo = false;
     opts.write_behind = true;
     opts.event = event.get();
+    // Bounded like the markers, so that positions_sync stays within 1 MiB (see the header).
+    opts.max_keys = static_cast<uint32_t>(limits_.max_positions);
+    opts.key_prefix = static_cast<uint16_t>(kPositionPrefix.size());
+    opts.reply_refused = positions_full_.get();
+    opts.max_value_bytes = limits_.max_position_bytes;
+    engine::FrameRef too_large;
+    if (value.size() > limits_.max_position_bytes) {
+      too_large = engine::FrameRef(
+          error_frame("position_update: the player record is " + std::to_string(value.size()) +
+                      " bytes of JSON, more than the " +
+                      std::to_string(limits_.max_position_bytes) + " allowed; not stored or sent"));
+      opts.reply_too_large = too_large.get();
+    }
     hub.set_state(s, room_.get(), key, value, nullptr, opts);
   } else if (type == "marker_add") {
     const Value* marker = py_get(doc, "marker");
@@ -264,38 +245,23 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     id.push_back('_');
     append_py_str(id, *ts);
     std::string_view value = marker_json(*marker, id);
-    // Bounded so that markers_sync stays within what a default client accepts (see the header).
-    if (value.size() > limits_.max_marker_bytes) {
-      engine::FrameRef f(error_frame("marker_add: the marker is " + std::to_string(value.size()) +
-                                     " bytes of JSON, more than the " +
-                                     std::to_string(limits_.max_marker_bytes) +
-                                     " allowed; it was not added"));
-      return reply(s, f.get());
-    }
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "marker_added");
     j.key("marker");
     j.raw(value);
     j.w().EndObject();
-    engine::FrameRef event(j.frame());
-    {
-      std::lock_guard lock(ledger_->mutex);
-      Ledger& l = *ledger_;
-      auto known = l.ids.find(id);
-      if (known == l.ids.end()) {
-        if (l.ids.size() >= limits_.max_markers || l.stored >= limits_.max_markers) {
-          engine::FrameRef f(error_frame("marker_add: the map already holds the maximum of " +
-                                         std::to_string(limits_.max_markers) +
-                                         " markers; remove one first (the marker was not added)"));
-          return reply(s, f.get());
-        }
-        l.ids.emplace(id);
-      }
-      // Queued under the lock: this core's marker writes reach the home core in decision order.
-      write_marker(s, id, value, std::move(event),
-                   "the marker could not be stored; it was not added");
+    // Bounded so that markers_sync stays within what a default client accepts (see the header):
+    // the room's home core refuses a marker over max_marker_bytes, or a new id past max_markers.
+    engine::FrameRef too_large;
+    if (value.size() > limits_.max_marker_bytes) {
+      too_large = engine::FrameRef(
+          error_frame("marker_add: the marker is " + std::to_string(value.size()) +
+                      " bytes of JSON, more than the " + std::to_string(limits_.max_marker_bytes) +
+                      " allowed; it was not added"));
     }
+    write_marker(s, id, value, engine::FrameRef(j.frame()),
+                 "the marker could not be stored; it was not added", too_large.get());
   } else if (type == "marker_remove") {
     const Value* mid = py_get(doc, "marker_id");
     if (!mid || mid->IsObject() || mid->IsArray()) {
@@ -310,8 +276,6 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
     j.kv("marker_id", id);
     j.w().EndObject();
     // The event goes out only if the marker was there.
-    std::lock_guard lock(ledger_->mutex);
-    ledger_->ids.erase(std::string(id));
     write_marker(s, id, std::nullopt, engine::FrameRef(j.frame()),
                  "the marker could not be removed (store failure)");
   } else if (type == "chat_message") {
@@ -340,10 +304,12 @@ void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint
 }
 
 // Sets (value) or deletes (nullopt) marker `id` in the room; `event` goes to everyone else once
-// it is in effect, and the sender gets `fail_text` as an error if the store refuses it.
+// it is in effect. The sender gets `fail_text` as an error if the store refuses it, the
+// max_markers error if the room's home core finds the map full, or `too_large` (if not null:
+// the marker is over max_marker_bytes) in order with its other writes.
 void LivemapProfile::write_marker(Session& s, std::string_view id,
                                   std::optional<std::string_view> value, engine::FrameRef event,
-                                  const char* fail_text) {
+                                  const char* fail_text, engine::SharedFrame* too_large) {
   engine::FrameRef fail;
   if (persistent_) fail = engine::FrameRef(error_frame(fail_text));
   thread_local std::string key;
@@ -353,13 +319,12 @@ void LivemapProfile::write_marker(Session& s, std::string_view id,
   opts.echo = false;
   opts.event = event.get();
   opts.reply_fail = fail.get();
-  hub::Hub& hub = hubs_.hub_of(s);
-  hub.set_state(s, room_.get(), key, value, nullptr, opts);
-  // The caller holds the ledger's lock. Posted after the write, so it runs on the home core once
-  // the write has been handled there (one queue per pair of cores keeps them in order).
-  ++ledger_->in_flight;
-  hub.post_fn(room_->home(),
-              [ledger = ledger_, room = room_](hub::Hub&) { ledger->settle(*room.get()); });
+  opts.max_keys = static_cast<uint32_t>(limits_.max_markers);
+  opts.key_prefix = static_cast<uint16_t>(kMarkerPrefix.size());
+  opts.reply_refused = markers_full_.get();
+  opts.max_value_bytes = limits_.max_marker_bytes;
+  opts.reply_too_large = too_large;
+  hubs_.hub_of(s).set_state(s, room_.get(), key, value, nullptr, opts);
 }
 
 }  // namespace ringcast::profiles

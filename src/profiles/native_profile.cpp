@@ -205,6 +205,17 @@ engine::FrameRef store_failed_frame(const Value* id) {
   return engine::FrameRef(j.frame());
 }
 
+engine::FrameRef state_limit_frame(const Value* id, std::string_view message) {
+  JsonFrame j;
+  j.w().StartObject();
+  j.kv("type", "error");
+  write_id(j, id);
+  j.kv("code", "state_limit");
+  j.kv("message", message);
+  j.w().EndObject();
+  return engine::FrameRef(j.frame());
+}
+
 bool valid_room(std::string_view name) {
   return !name.empty() && name.size() <= NativeProfile::kMaxRoomName;
 }
@@ -584,10 +595,32 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (!rm) return;
     std::optional<std::string> v;
     if (set) v = to_json(*value);
-    engine::FrameRef ok, fail;
+    engine::FrameRef ok, fail, refused, too_large;
     if (id) ok = engine::FrameRef(simple_frame("ack", id));
     if (hubs_.store().persistent(*rm)) fail = store_failed_frame(id);
-    hub.set_state(s, rm, std::string(*key), std::move(v), state_event, ok.get(), fail.get());
+    hub::StateOptions opts;
+    opts.reply_ok = ok.get();
+    opts.reply_fail = fail.get();
+    if (set) {
+      // [hub] max_state_keys and max_state_value_bytes, judged on the room's home core in order
+      // with every other write of the room (exact across cores).
+      const size_t max_keys = hubs_.max_state_keys();
+      const size_t max_bytes = hubs_.max_state_value_bytes();
+      opts.max_keys = static_cast<uint32_t>(std::min<size_t>(max_keys, UINT32_MAX));
+      opts.max_value_bytes = max_bytes;
+      refused = state_limit_frame(id, "the room holds the maximum of " + std::to_string(max_keys) +
+                                          " state keys ([hub] max_state_keys); delete one first "
+                                          "(the key was not set)");
+      opts.reply_refused = refused.get();
+      if (v->size() > max_bytes) {
+        too_large = state_limit_frame(
+            id, "the value is " + std::to_string(v->size()) + " bytes of JSON, more than the " +
+                    std::to_string(max_bytes) + " allowed ([hub] max_state_value_bytes); not set");
+        opts.reply_too_large = too_large.get();
+      }
+    }
+    hub.set_state(s, rm, std::string_view(*key),
+                  v ? std::optional<std::string_view>(*v) : std::nullopt, state_event, opts);
   } else if (r.op == "register") {
     auto name = r.string("name");
     if (!name || name->empty() || name->size() > 128)

@@ -184,6 +184,8 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   room_limits.max_rooms = cfg_.max_rooms;
   room_limits.max_rooms_per_connection = cfg_.max_rooms_per_connection;
   room_limits.history_ttl_ms = cfg_.history_ttl_s * 1000;
+  room_limits.max_state_keys = cfg_.max_state_keys;
+  room_limits.max_state_value_bytes = cfg_.max_state_value_bytes;
   hubs_->set_limits(room_limits);
   tokens_.set(cfg_.tokens);
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
@@ -217,6 +219,8 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   profiles::LivemapLimits limits;
   limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
   limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
+  limits.max_positions = static_cast<size_t>(cfg_.livemap.max_positions);
+  limits.max_position_bytes = static_cast<size_t>(cfg_.livemap.max_position_bytes);
   auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
   router_.add("/map", false, livemap.get());
   seeds_.push_back(std::move(livemap));

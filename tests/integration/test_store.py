@@ -606,7 +606,9 @@ class FullDiskTest(StoreCase):
 
     def test_full_disk_refuses_then_recovers(self):
         d = self.make_data_dir()
-        cfg = store_config(d, persistent=("keep-*",), extra="[limits]\noutbound_cap = 67108864\n")
+        # (the 256 KiB state value below must reach the store: above the 64 KiB default limit)
+        cfg = store_config(d, persistent=("keep-*",), extra="[limits]\noutbound_cap = 67108864\n"
+                           "[hub]\nmax_state_value_bytes = 1048576\n")
         room, temp = "keep-full", "temp-full"
         srv = self.new_server(config_text=cfg)
         pid = srv.proc.pid

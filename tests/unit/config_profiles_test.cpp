@@ -1,4 +1,5 @@
-// Config keys of the seed profiles: [profiles.livemap] marker limits and the [tokens] identities.
+// Config keys of the seed profiles: [profiles.livemap] marker and position limits and the [tokens]
+// identities.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -69,6 +70,31 @@ TEST(ConfigLivemap, RefusesBadValuesAndSyncsAboveOneMiB) {
   EXPECT_NE(e.find("max_markers"), std::string::npos) << e;
   // A disabled live map is not checked.
   EXPECT_EQ(error_of("[profiles.livemap]\nenabled = false\nmax_markers = 2000\n"), "");
+}
+
+TEST(ConfigLivemap, PositionLimitsKeepAFullPositionsSyncUnderOneMiB) {
+  Config cfg;
+  EXPECT_EQ(cfg.livemap.max_positions, 2000);
+  EXPECT_EQ(cfg.livemap.max_position_bytes, 512);
+  // 40 + 2000 * 512 + 1999 commas.
+  EXPECT_EQ(ringcast::profiles::kPositionsSyncEnvelopeBytes, 40u);
+  EXPECT_EQ(ringcast::profiles::positions_sync_worst_case(2000, 512), 1026039u);
+  EXPECT_EQ(error_of("[profiles.livemap]\nmax_positions = 30\nmax_position_bytes = 200\n", &cfg),
+            "");
+  EXPECT_EQ(cfg.livemap.max_positions, 30);
+  EXPECT_EQ(cfg.livemap.max_position_bytes, 200);
+  // Exactly 1 MiB is accepted: 40 + 1 * 1048536 = 1048576; one byte more is not.
+  EXPECT_EQ(error_of("[profiles.livemap]\nmax_positions = 1\nmax_position_bytes = 1048536\n"), "");
+  std::string e = error_of("[profiles.livemap]\nmax_positions = 1\nmax_position_bytes = 1048537\n");
+  EXPECT_NE(e.find("max_positions"), std::string::npos) << e;
+  EXPECT_NE(e.find("1048577"), std::string::npos) << e;
+  e = error_of("[profiles.livemap]\nmax_positions = 4000\n");  // 4000 * 512: ~2 MiB
+  EXPECT_NE(e.find("positions_sync"), std::string::npos) << e;
+  e = error_of("[profiles.livemap]\nmax_positions = 0\n");
+  EXPECT_NE(e.find("profiles.livemap.max_positions"), std::string::npos) << e;
+  e = error_of("[profiles.livemap]\nmax_position_bytes = 10\n");  // below 64
+  EXPECT_NE(e.find("profiles.livemap.max_position_bytes"), std::string::npos) << e;
+  EXPECT_EQ(error_of("[profiles.livemap]\nenabled = false\nmax_positions = 4000\n"), "");
 }
 
 TEST(ConfigTokens, IdentitiesMustBeSafeToDisplay) {

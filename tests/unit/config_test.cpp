@@ -197,3 +197,21 @@ TEST(Config, RoomLimits) {
   e = error_of("[hub]\nhistory_ttl_s = -1\n");
   EXPECT_NE(e.find("hub.history_ttl_s"), std::string::npos) << e;
 }
+
+TEST(Config, StateLimits) {
+  Config defaults;
+  EXPECT_EQ(defaults.max_state_keys, 1000u);
+  EXPECT_EQ(defaults.max_state_value_bytes, 65536u);
+  TempFile f("[hub]\nmax_state_keys = 25\nmax_state_value_bytes = 100\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  validate_config(cfg);
+  EXPECT_EQ(cfg.max_state_keys, 25u);
+  EXPECT_EQ(cfg.max_state_value_bytes, 100u);
+  std::string e = error_of("[hub]\nmax_state_keys = 0\n");
+  EXPECT_NE(e.find("hub.max_state_keys"), std::string::npos) << e;
+  e = error_of("[hub]\nmax_state_value_bytes = 0\n");
+  EXPECT_NE(e.find("hub.max_state_value_bytes"), std::string::npos) << e;
+  e = error_of("[hub]\nmax_state_keys = 20000000\n");
+  EXPECT_NE(e.find("hub.max_state_keys"), std::string::npos) << e;
+}

@@ -55,6 +55,9 @@ struct Config {
   size_t max_rooms = hub::RoomRegistry::kDefaultMaxRooms;
   size_t max_rooms_per_connection = 100;
   int64_t history_ttl_s = 86400;
+  // Retained state a native client can make a room keep: keys per room, bytes per value.
+  size_t max_state_keys = hub::RoomLimits{}.max_state_keys;
+  size_t max_state_value_bytes = hub::RoomLimits{}.max_state_value_bytes;
   // Durable store: rooms whose history and state survive restarts (name patterns, "*" = all),
   // and whether members see a change only after its commit ("strict") or at once ("relaxed").
   std::vector<std::string> persistent_rooms;
@@ -78,9 +81,12 @@ struct Config {
   struct Livemap {  // seed 002
     ProfileMount mount{true, "/map"};
     bool persistent = true;  // markers and positions survive restarts (durable store)
-    // Bounds on the markers a joiner must accept in one markers_sync (<= 1 MiB together).
+    // Bounds on the markers a joiner must accept in one markers_sync (<= 1 MiB together), and
+    // on the player positions of one positions_sync (likewise).
     int64_t max_markers = 1000;
     int64_t max_marker_bytes = 1024;
+    int64_t max_positions = 2000;
+    int64_t max_position_bytes = 512;
     bool operator==(const Livemap&) const = default;
   } livemap;
   struct Gamechat {  // seed 003

@@ -43,21 +43,29 @@ struct Envelope {
     kDelete = 8,        // kState: delete the key
     kWriteBehind = 16,  // kState: deliver at once and store behind, even under strict durability
     kHeld = 32,         // kPublish, kState: the sender's input is held until this is in effect
+    kEvent = 64,        // kState: `event` is set (else `state_formatter`, which may be null)
+    kTooLarge = 128,    // kState: the value is over the writer's size limit: refuse it
   };
 
   Kind kind = Kind::kTask;
   uint8_t flags = 0;
+  // kState: a set of a new key is refused when the room has `max_keys` keys (0: no limit)
+  // starting with the key's first `key_prefix` bytes (see RetainedState::admits).
+  uint16_t key_prefix = 0;
+  uint32_t max_keys = 0;
   SharedRoom* room = nullptr;            // counted reference
   engine::SharedFrame* frame = nullptr;  // counted reference
   uint64_t session = 0;
   union {
-    Task* task = nullptr;        // kTask (owned)
-    engine::SharedFrame* event;  // kState: the event frame, already encoded (counted reference)
-    uint64_t bytes;              // kRelease: the size of the write that is in effect
+    Task* task = nullptr;            // kTask (owned)
+    engine::SharedFrame* event;      // kState with kEvent: the event, encoded (counted reference)
+    StateFormatter state_formatter;  // kState without kEvent
+    uint64_t bytes;                  // kRelease: the size of the write that is in effect
   };
   union {
     EventFormatter formatter = nullptr;  // kPublish
-    StateFormatter state_formatter;      // kState (when `event` is null)
+    engine::SharedFrame* reply_refused;  // kState: to the writer if a limit refuses the write
+                                         // (counted reference; may be null)
   };
   // kPublish: sent to the publisher once the message is in effect (stored, where the room is
   // persistent), or if the store refused it. Counted references; either may be null.

@@ -76,6 +76,17 @@ struct StateOptions {
                                               // formatter (not sent if a delete finds nothing)
   engine::SharedFrame* reply_ok = nullptr;    // to the writer once the change is in effect
   engine::SharedFrame* reply_fail = nullptr;  // to the writer if the store refused it
+  // Limits, checked on the home core in order with the room's other writes (0: no limit). A
+  // set of a key the room does not have is refused when the room already has `max_keys` keys
+  // starting with the key's first `key_prefix` bytes (writes still waiting for their commit
+  // count as done); replacing a key that is there always passes. A set whose value is over
+  // `max_value_bytes` is refused. Refused: nothing changes, no event, and the writer gets
+  // `reply_refused` (key limit) or `reply_too_large` (value size); deletes are never refused.
+  uint32_t max_keys = 0;
+  uint16_t key_prefix = 0;
+  size_t max_value_bytes = 0;
+  engine::SharedFrame* reply_refused = nullptr;
+  engine::SharedFrame* reply_too_large = nullptr;
 };
 
 class Hub final : public websocket::LoopHooks {
@@ -255,6 +266,10 @@ class HubSystem {
     return max_rooms_per_connection_.load(std::memory_order_relaxed);
   }
   int64_t history_ttl_ms() const { return history_ttl_ms_.load(std::memory_order_relaxed); }
+  size_t max_state_keys() const { return max_state_keys_.load(std::memory_order_relaxed); }
+  size_t max_state_value_bytes() const {
+    return max_state_value_bytes_.load(std::memory_order_relaxed);
+  }
   engine::Mailbox<Envelope>& mailbox() { return mailbox_; }
 
  private:
@@ -266,6 +281,8 @@ class HubSystem {
   RoomStore* store_ = &memory_store_;
   std::atomic<size_t> max_rooms_per_connection_{RoomLimits{}.max_rooms_per_connection};
   std::atomic<int64_t> history_ttl_ms_{RoomLimits{}.history_ttl_ms};
+  std::atomic<size_t> max_state_keys_{RoomLimits{}.max_state_keys};
+  std::atomic<size_t> max_state_value_bytes_{RoomLimits{}.max_state_value_bytes};
 };
 
 template <typename Fn>

@@ -135,6 +135,10 @@ struct RoomLimits {
   size_t max_rooms = RoomRegistry::kDefaultMaxRooms;
   size_t max_rooms_per_connection = 100;
   int64_t history_ttl_ms = int64_t{86400} * 1000;  // 0: in-memory history never expires
+  // Native retained state (state.set): keys per room, bytes per value (the profiles' own rooms
+  // have their own limits).
+  size_t max_state_keys = 1000;
+  size_t max_state_value_bytes = 64 * 1024;
   bool operator==(const RoomLimits&) const = default;
 };
 
