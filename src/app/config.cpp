@@ -285,30 +285,25 @@ void validate_config(const Config& cfg) {
     for (size_t j = i + 1; j < paths.size(); ++j)
       if (paths[i] == paths[j])
         throw ConfigError("profiles: path '" + paths[i] + "' is mounted twice");
-  // A joiner gets every marker in one markers_sync; the seed's clients accept at most 1 MiB.
-  const size_t worst =
-      profiles::markers_sync_worst_case(static_cast<size_t>(cfg.livemap.max_markers),
-                                        static_cast<size_t>(cfg.livemap.max_marker_bytes));
-  if (cfg.livemap.mount.enabled && worst > profiles::kMaxClientMessageBytes) {
-    throw ConfigError(
-        "profiles.livemap: max_markers = " + std::to_string(cfg.livemap.max_markers) +
-        " markers of max_marker_bytes = " + std::to_string(cfg.livemap.max_marker_bytes) +
-        " make a markers_sync of up to " + std::to_string(worst) +
-        " bytes; a default client refuses messages above 1048576 (need " +
-        "36 + max_markers * (max_marker_bytes + 1) - 1 <= 1048576)");
-  }
-  // Likewise every player position in one positions_sync.
-  const size_t worst_positions =
-      profiles::positions_sync_worst_case(static_cast<size_t>(cfg.livemap.max_positions),
-                                          static_cast<size_t>(cfg.livemap.max_position_bytes));
-  if (cfg.livemap.mount.enabled && worst_positions > profiles::kMaxClientMessageBytes) {
-    throw ConfigError(
-        "profiles.livemap: max_positions = " + std::to_string(cfg.livemap.max_positions) +
-        " positions of max_position_bytes = " + std::to_string(cfg.livemap.max_position_bytes) +
-        " make a positions_sync of up to " + std::to_string(worst_positions) +
-        " bytes; a default client refuses messages above 1048576 (need " +
-        "40 + max_positions * (max_position_bytes + 1) - 1 <= 1048576)");
-  }
+  // A joiner gets every marker in one markers_sync and every player position in one
+  // positions_sync; the seed's clients accept at most 1 MiB each.
+  auto sync_fits = [&cfg](const char* sync, const char* what, int64_t count, int64_t bytes,
+                          size_t worst, const char* formula) {
+    if (!cfg.livemap.mount.enabled || worst <= profiles::kMaxClientMessageBytes) return;
+    throw ConfigError("profiles.livemap: max_" + std::string(what) +
+                      "s = " + std::to_string(count) + " " + what + "s of max_" + what +
+                      "_bytes = " + std::to_string(bytes) + " make a " + sync + " of up to " +
+                      std::to_string(worst) +
+                      " bytes; a default client refuses messages above 1048576 (need " + formula +
+                      " <= 1048576)");
+  };
+  const profiles::LivemapLimits lim = livemap_limits(cfg);
+  sync_fits("markers_sync", "marker", cfg.livemap.max_markers, cfg.livemap.max_marker_bytes,
+            profiles::markers_sync_worst_case(lim.max_markers, lim.max_marker_bytes),
+            "36 + max_markers * (max_marker_bytes + 1) - 1");
+  sync_fits("positions_sync", "position", cfg.livemap.max_positions, cfg.livemap.max_position_bytes,
+            profiles::positions_sync_worst_case(lim.max_positions, lim.max_position_bytes),
+            "40 + max_positions * (max_position_bytes + 1) - 1");
   websocket::OriginPolicy policy;
   std::string error;
   if (!policy.set(cfg.allowed_origins, cfg.origin_check, error)) {
@@ -343,6 +338,15 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.gamechat == b.gamechat, "profiles.gamechat");
   check(a.relayer == b.relayer, "profiles.relayer");
   return changed;
+}
+
+profiles::LivemapLimits livemap_limits(const Config& cfg) {
+  profiles::LivemapLimits limits;
+  limits.max_markers = static_cast<size_t>(cfg.livemap.max_markers);
+  limits.max_marker_bytes = static_cast<size_t>(cfg.livemap.max_marker_bytes);
+  limits.max_positions = static_cast<size_t>(cfg.livemap.max_positions);
+  limits.max_position_bytes = static_cast<size_t>(cfg.livemap.max_position_bytes);
+  return limits;
 }
 
 }  // namespace ringcast::app

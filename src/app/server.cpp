@@ -137,12 +137,7 @@ void Server::mount_seed_profiles() {
     }
   }
   if (cfg_.livemap.mount.enabled) {
-    profiles::LivemapLimits limits;
-    limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
-    limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
-    limits.max_positions = static_cast<size_t>(cfg_.livemap.max_positions);
-    limits.max_position_bytes = static_cast<size_t>(cfg_.livemap.max_position_bytes);
-    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
+    auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, livemap_limits(cfg_));
     router_.add(cfg_.livemap.mount.path, false, livemap.get());
     seed_profiles_.push_back(std::move(livemap));
   }

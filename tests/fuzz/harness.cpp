@@ -216,12 +216,7 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
       std::make_unique<ChatroomProfile>(*hubs_, ChatroomProfile::Variant::kJson, "PROD", 1000);
   router_.add("/chatroom/json", false, json.get());
   seeds_.push_back(std::move(json));
-  profiles::LivemapLimits limits;
-  limits.max_markers = static_cast<size_t>(cfg_.livemap.max_markers);
-  limits.max_marker_bytes = static_cast<size_t>(cfg_.livemap.max_marker_bytes);
-  limits.max_positions = static_cast<size_t>(cfg_.livemap.max_positions);
-  limits.max_position_bytes = static_cast<size_t>(cfg_.livemap.max_position_bytes);
-  auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, limits);
+  auto livemap = std::make_unique<profiles::LivemapProfile>(*hubs_, app::livemap_limits(cfg_));
   router_.add("/map", false, livemap.get());
   seeds_.push_back(std::move(livemap));
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ringcast/hub/room.h"
+#include "ringcast/profiles/livemap_profile.h"
 #include "ringcast/websocket/server_settings.h"
 
 namespace ringcast::app {
@@ -111,6 +112,9 @@ struct ConfigError : std::runtime_error {
 void load_config_file(const std::string& path, Config& cfg);
 // Checks cross-field rules (ranges, backend name, origins); throws ConfigError.
 void validate_config(const Config& cfg);
+
+// The live-map profile's limits as configured.
+profiles::LivemapLimits livemap_limits(const Config& cfg);
 // The parts workers read live.
 std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg);
 // Settings that only a restart applies (listeners, threads, backend, data_dir, [store],
