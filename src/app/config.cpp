@@ -42,6 +42,27 @@ Reader string(const std::string& path, std::string& out) {
   };
 }
 
+// A string naming one of `choices`; the error lists them in order ("must be a, b or c").
+template <typename T>
+Reader one_of(const std::string& path, T& out,
+              std::vector<std::pair<std::string_view, T>> choices) {
+  return
+      [&path, &out, choices = std::move(choices)](const std::string& key, const toml::node& node) {
+        std::string v;
+        string(path, v)(key, node);
+        std::string names;
+        for (size_t i = 0; i < choices.size(); ++i) {
+          if (choices[i].first == v) {
+            out = choices[i].second;
+            return;
+          }
+          names += i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ";
+          names += choices[i].first;
+        }
+        throw ConfigError(where(path, node) + ": '" + key + "' must be " + names);
+      };
+}
+
 Reader boolean(const std::string& path, bool& out) {
   return [&path, &out](const std::string& key, const toml::node& node) {
     if (!node.is_boolean())
@@ -79,6 +100,7 @@ void load_config_file(const std::string& path, Config& cfg) {
   }
   constexpr int64_t kMaxMs = 24LL * 3600 * 1000;
   auto& L = cfg.limits;
+  using SC = websocket::Limits::SlowConsumer;
   std::map<std::string, std::map<std::string, Reader>> schema = {
       {"server",
        {{"host", string(path, cfg.host)},
@@ -103,30 +125,11 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"message_burst", integer(path, L.message_burst, 0, 100000000)},
         {"stall_timeout_ms", integer(path, L.stall_timeout_ms, 100, kMaxMs)},
         {"slow_consumer",
-         [&path, &L](const std::string& key, const toml::node& node) {
-           std::string v;
-           string(path, v)(key, node);
-           if (v == "close")
-             L.slow_consumer = websocket::Limits::SlowConsumer::kClose;
-           else if (v == "drop_oldest")
-             L.slow_consumer = websocket::Limits::SlowConsumer::kDropOldest;
-           else if (v == "pace")
-             L.slow_consumer = websocket::Limits::SlowConsumer::kPace;
-           else
-             throw ConfigError(where(path, node) + ": '" + key +
-                               "' must be close, drop_oldest or pace");
-         }},
+         one_of<SC>(
+             path, L.slow_consumer,
+             {{"close", SC::kClose}, {"drop_oldest", SC::kDropOldest}, {"pace", SC::kPace}})},
         {"relay_slow_consumer",
-         [&path, &L](const std::string& key, const toml::node& node) {
-           std::string v;
-           string(path, v)(key, node);
-           if (v == "pace")
-             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kPace;
-           else if (v == "close")
-             L.relay_slow_consumer = websocket::Limits::SlowConsumer::kClose;
-           else
-             throw ConfigError(where(path, node) + ": '" + key + "' must be pace or close");
-         }}}},
+         one_of<SC>(path, L.relay_slow_consumer, {{"pace", SC::kPace}, {"close", SC::kClose}})}}},
       {"origins",
        {{"check", boolean(path, cfg.origin_check)},
         {"allowed", string_list(path, cfg.allowed_origins)}}},

@@ -135,6 +135,7 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   bool deliver_message(Session& s, Opcode op, std::span<uint8_t> payload);
   bool passes_holds(const Session& s) const;
   void defer_message(Session& s, Opcode op, std::span<const uint8_t> payload);
+  bool hold_reply(Session& s, engine::SharedFrame* f);  // true: held until earlier writes land
   void flush_held_replies(Session& s);
   void drop_pipeline(Session& s);
   void run_resumes();
