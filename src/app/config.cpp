@@ -189,7 +189,9 @@ void load_config_file(const std::string& path, Config& cfg) {
       {"api",
        {{"version", string(path, cfg.api_version)},
         {"env", string(path, cfg.api_env)},
-        {"desc", string(path, cfg.api_desc)}}},
+        {"desc", string(path, cfg.api_desc)},
+        {"keys", string_list(path, cfg.api_keys)},
+        {"max_body_bytes", integer(path, cfg.api_max_body_bytes, 64, 64 << 20)}}},
   };
   // [profiles.<name>] tables are flattened to "profiles.<name>" sections.
   std::vector<std::pair<std::string, const toml::node*>> sections;
@@ -251,6 +253,11 @@ void load_config_file(const std::string& path, Config& cfg) {
 }
 
 void validate_config(const Config& cfg) {
+  for (const auto& key : cfg.api_keys) {
+    // A short key is guessable; the value itself is never logged.
+    if (key.size() < 16 || key.find_first_of(" \t\r\n") != std::string::npos)
+      throw ConfigError("api.keys: each key must be at least 16 characters without whitespace");
+  }
   if (cfg.backend != "auto" && cfg.backend != "io_uring" && cfg.backend != "epoll") {
     throw ConfigError("server.backend: must be auto, io_uring or epoll (got '" + cfg.backend +
                       "')");

@@ -87,7 +87,8 @@ std::string HealthService::health_json() const {
   return buf.GetString();
 }
 
-websocket::HttpResponse HealthService::handle(const websocket::HttpRequest& req, bool) {
+websocket::HttpResponse HealthService::handle(const websocket::HttpRequest& req,
+                                              const websocket::HttpContext&) {
   websocket::HttpResponse r;
   if (req.path == "/health" || req.path == "/") {
     r.body = health_json();

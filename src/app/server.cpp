@@ -281,6 +281,8 @@ void Server::reload() {
     next.api_env = fresh.api_env;
     next.api_version = fresh.api_version;
     next.api_desc = fresh.api_desc;
+    next.api_keys = fresh.api_keys;  // key rotation without a restart
+    next.api_max_body_bytes = fresh.api_max_body_bytes;
     next.tokens = fresh.tokens;
     next.history_size = fresh.history_size;
     next.history_rules = fresh.history_rules;

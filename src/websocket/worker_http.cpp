@@ -6,6 +6,20 @@
 
 namespace ringcast::websocket {
 
+namespace {
+
+// peer_ip_ holds IPv4 as v4-mapped IPv6: 127.0.0.0/8 or ::1.
+bool is_loopback(const std::array<uint8_t, 16>& ip) {
+  bool zero10 = true;
+  for (int i = 0; i < 10; ++i) zero10 &= ip[i] == 0;
+  if (!zero10) return false;
+  if (ip[10] == 0xff && ip[11] == 0xff) return ip[12] == 127;
+  bool v6_one = ip[10] == 0 && ip[11] == 0 && ip[12] == 0 && ip[13] == 0 && ip[14] == 0;
+  return v6_one && ip[15] == 1;
+}
+
+}  // namespace
+
 void Worker::handle_http(Session& s, std::span<const uint8_t> data) {
   const Limits& lim = settings_->limits;
   if (!s.http_buf_) s.http_buf_ = take_buffer();
@@ -103,7 +117,10 @@ bool Worker::serve_request(Session& s, const HttpRequest& req) {
     r = json_error(405, "method not allowed");
     r.add_header("Allow", "GET, HEAD, OPTIONS");
   } else {
-    r = shared_.http->handle(req, s.websocket_port_);
+    HttpContext ctx;
+    ctx.websocket_port = s.websocket_port_;
+    ctx.loopback_peer = is_loopback(s.peer_ip_);
+    r = shared_.http->handle(req, ctx);
     r.head_only = req.method == "HEAD";
     bool has_acao = false;
     for (const auto& h : r.headers) has_acao |= iequals(h.first, "Access-Control-Allow-Origin");

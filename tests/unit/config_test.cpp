@@ -66,6 +66,8 @@ check = false
 allowed = ["http://a.example:1-2"]
 [api]
 env = "LOCAL DEV"
+keys = ["0123456789abcdef-key"]
+max_body_bytes = 4096
 )");
   Config cfg;
   load_config_file(f.path(), cfg);
@@ -81,6 +83,19 @@ env = "LOCAL DEV"
   EXPECT_FALSE(cfg.origin_check);
   ASSERT_EQ(cfg.allowed_origins.size(), 1u);
   EXPECT_EQ(cfg.api_env, "LOCAL DEV");
+  ASSERT_EQ(cfg.api_keys.size(), 1u);
+  EXPECT_EQ(cfg.api_keys[0], "0123456789abcdef-key");
+  EXPECT_EQ(cfg.api_max_body_bytes, 4096u);
+}
+
+TEST(Config, ShortApiKeysAreRefused) {
+  Config cfg;
+  cfg.api_keys = {"short"};
+  EXPECT_THROW(validate_config(cfg), ConfigError);
+  cfg.api_keys = {"0123456789abcdef with space"};
+  EXPECT_THROW(validate_config(cfg), ConfigError);
+  cfg.api_keys = {"0123456789abcdef"};
+  EXPECT_NO_THROW(validate_config(cfg));
 }
 
 TEST(Config, ErrorsNameKeyAndLine) {

@@ -48,6 +48,10 @@ struct Config {
   std::string api_version = "v1.0.1";
   std::string api_env = "PRODUCTION";
   std::string api_desc = "Websocket Server Python";
+  // Server API (/api/publish ...), /metrics and /dashboard: `Authorization: apikey <key>` must
+  // carry one of these. No key: the server API is off and /dashboard answers loopback peers only.
+  std::vector<std::string> api_keys;
+  size_t api_max_body_bytes = 1 << 20;  // request body of a server API call
   // Hub: messages of history kept per room, with per-room-name overrides ("prefix*" or exact).
   size_t history_size = 100;
   std::vector<std::pair<std::string, size_t>> history_rules;

@@ -18,7 +18,8 @@ class HealthService final : public websocket::HttpService {
  public:
   HealthService(const Config& cfg, const websocket::Router& router,
                 const websocket::ServerStats& stats, engine::BackendKind backend);
-  websocket::HttpResponse handle(const websocket::HttpRequest& req, bool websocket_port) override;
+  websocket::HttpResponse handle(const websocket::HttpRequest& req,
+                                 const websocket::HttpContext& ctx) override;
   // The JSON body of /health (also used by tests).
   std::string health_json() const;
   // Picks up reloadable values (api env strings).
