@@ -48,7 +48,7 @@ struct Config {
   std::string api_version = "v1.0.1";
   std::string api_env = "PRODUCTION";
   std::string api_desc = "Websocket Server Python";
-  // Server API (/api/publish ...), /metrics and /dashboard: `Authorization: apikey <key>` must
+  // Server API (/api/publish ...) and /dashboard data: `Authorization: apikey <key>` must
   // carry one of these. No key: the server API is off and /dashboard answers loopback peers only.
   std::vector<std::string> api_keys;
   size_t api_max_body_bytes = 1 << 20;  // request body of a server API call
