@@ -563,6 +563,43 @@ void Hub::home_publish(Envelope& e) {
                });
 }
 
+void Hub::publish_at_home(SharedRoom* room, std::span<const uint8_t> payload, std::string_view user,
+                          uint64_t sender, EventFormatter formatter,
+                          std::function<void(std::optional<uint64_t>)> done) {
+  // The record's payload frame has the layout publish() gives it: [user length][user][bytes].
+  size_t ulen = std::min<size_t>(user.size(), 255);
+  engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
+  f->data()[0] = static_cast<uint8_t>(ulen);
+  if (ulen) std::memcpy(f->data() + 1, user.data(), ulen);
+  if (!payload.empty()) std::memcpy(f->data() + 1 + ulen, payload.data(), payload.size());
+  f->set_size(1 + ulen + payload.size());
+  HistoryRecord rec;
+  rec.seq = ++room->seq;
+  rec.ts_ms = wall_ms();
+  rec.sender = sender;
+  rec.user.assign(user.data(), ulen);
+  rec.payload = engine::FrameRef(f);
+  rec.payload_offset = static_cast<uint32_t>(1 + ulen);
+  rec.event = engine::FrameRef(formatter(*room, rec));
+  const uint64_t seq = rec.seq;
+  RoomStore& store = system_.store();
+  if (!store.persistent(*room) || !store.acknowledge_after_commit()) {
+    if (store.persistent(*room)) store.append(*room, rec, [](bool) {});
+    commit_publish(room, std::move(rec), true, true);
+    done(seq);
+    return;
+  }
+  // Strict: in effect (delivered, answered) once committed, as for a session's publish.
+  auto rec_held = std::make_shared<HistoryRecord>(std::move(rec));
+  room->add_ref();
+  RoomRef ref(&system_.rooms(), room);
+  store.append(*room, *rec_held, [this, ref, rec_held, done = std::move(done), seq](bool stored) {
+    if (!stored) return done(std::nullopt);
+    commit_publish(ref.get(), std::move(*rec_held), true, true);
+    done(seq);
+  });
+}
+
 void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
   engine::SharedFrame* event = rec.event.get();
   uint64_t sender = rec.sender;

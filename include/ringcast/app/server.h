@@ -29,6 +29,7 @@ class Server {
   static void block_signals();
 
  private:
+  std::string node_id() const;
   bool start_workers();
   // Warns when max_connections cannot fit in RLIMIT_NOFILE.
   void check_descriptor_budget(int threads) const;
@@ -41,6 +42,7 @@ class Server {
   websocket::Router router_;
   std::unique_ptr<websocket::ServerStats> stats_;
   std::unique_ptr<websocket::SettingsStore> settings_;
+  std::unique_ptr<ApiService> api_;
   std::unique_ptr<HealthService> health_;
   websocket::WorkerShared shared_;
   std::unique_ptr<hub::HubSystem> hubs_;

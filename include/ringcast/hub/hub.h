@@ -162,6 +162,24 @@ class Hub final : public websocket::LoopHooks {
   void set_identity(websocket::Session& s, SharedRoom* room, Identity identity,
                     engine::SharedFrame* announce = nullptr);
 
+  // ---- server API ----
+  // Publishes `payload` to a sequenced room for a sender that is not a session of the room (the
+  // server API): the same sequencing, history and durability as publish(). Call on the room's
+  // home core (post there first); `done` runs on it once the message is in effect, with its
+  // sequence number, or with nullopt if the store refused it.
+  void publish_at_home(SharedRoom* room, std::span<const uint8_t> payload, std::string_view user,
+                       uint64_t sender, EventFormatter formatter,
+                       std::function<void(std::optional<uint64_t>)> done);
+  // Each room with members on this core and how many (raw and sequenced alike).
+  template <typename Fn>
+  void for_each_local_room(Fn&& fn) const {
+    for (const auto& [room, lr] : local_) {
+      size_t n = 0;
+      for (const auto& m : lr.members) n += m.session != nullptr;
+      if (n) fn(*room, n);
+    }
+  }
+
   // ---- direct sends ----
   // Delivers an encoded frame to a session on any core; dropped if the session is gone.
   void send_to(uint64_t session_id, engine::SharedFrame* frame);
