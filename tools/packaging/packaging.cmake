@@ -3,7 +3,7 @@
 #   ringcast-tools_<version>_<arch>.deb  the load generator, /usr/bin/ringcast-load
 # The load generator is a separate package because it belongs on client and benchmark machines,
 # not on the servers. Files come from the install rules (components "server" and "tools"); cpack
-# installs them with prefix /usr, which cmake/install_service.cmake maps to the Debian layout.
+# installs them with prefix /usr, which tools/packaging/install_service.cmake maps to the Debian layout.
 
 set(RINGCAST_DEB_MAINTAINER "ringcast maintainers <maintainers@ringcast.invalid>"
     CACHE STRING "Maintainer field of the Debian packages")
@@ -47,7 +47,7 @@ The package runs it as the systemd service ringcast.service, configured in
 set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_SERVER_PACKAGE_PREDEPENDS "init-system-helpers (>= 1.54~)")
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
-    "${PROJECT_SOURCE_DIR}/packaging/deb/conffiles;${PROJECT_SOURCE_DIR}/packaging/deb/postinst;${PROJECT_SOURCE_DIR}/packaging/deb/prerm;${PROJECT_SOURCE_DIR}/packaging/deb/postrm")
+    "${PROJECT_SOURCE_DIR}/tools/packaging/deb/conffiles;${PROJECT_SOURCE_DIR}/tools/packaging/deb/postinst;${PROJECT_SOURCE_DIR}/tools/packaging/deb/prerm;${PROJECT_SOURCE_DIR}/tools/packaging/deb/postrm")
 
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME ringcast-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
