@@ -61,7 +61,7 @@ void Worker::unlink_item(Session& s, OutItem* it) {
   s.out_bytes_ -= it->length;
   queued_bytes_ -= it->length;
   if (it->flags & OutItem::kUncapped) s.uncapped_bytes_ -= it->length;
-  it->frame->release();
+  release_item_frame(it);
   free_item(it);
 }
 

@@ -93,6 +93,7 @@ bool Worker::serve_request(Session& s, const HttpRequest& req) {
       start_websocket(s, req, route);
       return false;
     }
+    stats_.metrics.refuse(r.status, stopping_);
     r.keep_alive = false;
     queue_response(s, r);
     return true;
