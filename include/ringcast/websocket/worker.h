@@ -169,6 +169,8 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   bool on_chunk(Session& s, const FrameChunk& c);
   void handle_control(Session& s, uint8_t opcode, std::span<uint8_t> payload);
   void fail(Session& s, uint16_t code, const char* reason);
+  void rate_limit_close(Session& s);
+  static void release_item_frame(OutItem* it);  // drops the item's frame reference
   void abort_session(Session& s);
   void shut_write(Session& s);
   void on_timer(Session& s);
