@@ -102,6 +102,17 @@ class LoadToolSmoke(harness.ServerTestCase):
         self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("login refused", p.stdout + p.stderr)
 
+    def test_native_publish_flow(self):
+        # WebSocket publishers on the native protocol ({"op":"publish"}, echo off): the baseline
+        # http-publish is compared with.
+        result, text = self.run_load("broadcast", "--flow", "native", "--room", "wsnative",
+                                     "--subscribers", "20", "--publishers", "2", "--rate", "200",
+                                     "--duration", "1", self.url("/ws"))
+        self.assertIn("PASS", text)
+        m = result["metrics"]
+        self.assertGreater(m["deliveries"], 0)
+        self.assertEqual(m["deliveries"], m["expected_deliveries"])
+
     def test_http_publish_native(self):
         # Publishes through POST /api/publish on keep-alive connections (the WebSocket port
         # answers the API), native subscribers joined to the room: every message reaches every

@@ -251,7 +251,7 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--flow", {kBroadcast | kHttpPublish, true}},
       {"--api", {kHttpPublish, true}},
       {"--api-key", {kHttpPublish, true}},
-      {"--room", {kHttpPublish, true}},
+      {"--room", {kBroadcast | kHttpPublish, true}},
       {"--token", {kBroadcast, true}},
       {"--pairs", {kRelay, true}},
       {"--hold", {kConnect, true}},
@@ -337,8 +337,10 @@ Options parse_args(const std::vector<std::string>& args) {
         o.flow = Flow::kLivemap;
       else if (v == "gamechat")
         o.flow = Flow::kGamechat;
+      else if (v == "native")
+        o.flow = Flow::kNative;
       else
-        throw ArgError("--flow: expected raw, livemap or gamechat (got '" + v + "')");
+        throw ArgError("--flow: expected raw, livemap, gamechat or native (got '" + v + "')");
     } else if (name == "--api") {
       o.api = parse_http_url(v);
     } else if (name == "--api-key") {
@@ -374,6 +376,8 @@ Options parse_args(const std::vector<std::string>& args) {
           "--text and --publisher-echo apply to --flow raw only (profile flows are JSON)");
     if (seen["--token"] && o.flow != Flow::kGamechat)
       throw ArgError("--token applies to --flow gamechat only");
+    if (seen["--room"] && o.flow != Flow::kNative)
+      throw ArgError("--room applies to --flow native only (other flows: the URL's room)");
     if (static_cast<uint64_t>(o.subscribers) * o.publishers > 10'000'000)
       throw ArgError("--subscribers x --publishers too large (order tracking needs S*P entries)");
   }
@@ -424,9 +428,10 @@ scenarios:
   broadcast  S subscribers and P publishers in one room (URL path, e.g. /raw/room1)
              --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
              --size BYTES (64)  --text  --publisher-echo (publishers connect without ?echo=0)
-             --flow raw|livemap|gamechat (raw): what the clients speak; livemap publishes
-               position_update on /map, gamechat logs in (--token T, default "load") and
-               sends chat messages on /chat; latency and order are checked the same way
+             --flow raw|livemap|gamechat|native (raw): what the clients speak; livemap
+               publishes position_update on /map, gamechat logs in (--token T, default "load")
+               and sends chat messages on /chat, native joins --room R (default "load") on /ws
+               and publishes with {"op":"publish"}; latency and order are checked the same way
   relay      N pairs A,B in room <path>/pair-<i> (or the URL with {pair} replaced); A sends,
              B sends it back, A measures the round trip
              --pairs N (10)  --size BYTES (64)  --pipeline K (1)  --rate MSG/S (0)  --text

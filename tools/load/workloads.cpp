@@ -323,6 +323,8 @@ class BroadcastWorkload final : public ScenarioWorkload {
       apis_.resize(pubs_);
       for (auto& a : apis_) a.t.resize(64);
     }
+    native_head_ =
+        "{\"op\":\"publish\",\"room\":" + json_string(o.room) + ",\"echo\":false,\"data\":";
   }
 
   uint8_t role(uint64_t gid) const override { return gid < pubs_ ? kPublisher : kSubscriber; }
@@ -335,8 +337,8 @@ class BroadcastWorkload final : public ScenarioWorkload {
     return o_.url.target();
   }
 
-  // Game chat: every connection logs in first; native: every subscriber joins the room first. The
-  // run starts when all have been accepted.
+  // Game chat: every connection logs in first; native: every WebSocket connection joins the room
+  // first (publishers must be members to publish). The run starts when all have been accepted.
   void on_open(Worker& w, Conn& c, uint64_t) override {
     if (o_.flow != Flow::kGamechat && (o_.flow != Flow::kNative || c.http)) return;
     Per& p = per_[static_cast<size_t>(w.index())];
@@ -698,6 +700,13 @@ class BroadcastWorkload final : public ScenarioWorkload {
     }
     if (http_) {
       publish_http(w, p, c, pub, seq, t);
+    } else if (o_.flow == Flow::kNative) {
+      // The native protocol's publish, no ack, not back to the publisher.
+      p.json.assign(native_head_);
+      append_data(p.json, pub, seq, t);
+      p.json += '}';
+      w.send_message(c, opcode::kText, reinterpret_cast<const uint8_t*>(p.json.data()),
+                     p.json.size());
     } else if (o_.flow != Flow::kRaw) {
       publish_json(w, p, c, pub, seq, t);
     } else {
@@ -741,18 +750,24 @@ class BroadcastWorkload final : public ScenarioWorkload {
                    p.json.size());
   }
 
-  // POST /api/publish {"room":R,["kind":"raw",]"data":{"load_pub":…,"load_seq":…,"load_t":…,
-  // "pad":"…"}}, "data" padded with letters to about --size bytes.
-  void publish_http(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t) {
+  // {"load_pub":…,"load_seq":…,"load_t":…,"pad":"…"} padded with letters to about --size bytes:
+  // the "data" of native and API publishes.
+  void append_data(std::string& out, uint32_t pub, uint64_t seq, uint64_t t) const {
     char head[128];
     int len = std::snprintf(
         head, sizeof head, "{\"load_pub\":%u,\"load_seq\":%llu,\"load_t\":%llu,\"pad\":\"", pub,
         static_cast<unsigned long long>(seq), static_cast<unsigned long long>(t));
-    p.body.assign(body_head_);
-    p.body.append(head, static_cast<size_t>(len));
+    out.append(head, static_cast<size_t>(len));
     size_t data_len = static_cast<size_t>(len) + 2;
-    if (o_.size > data_len) p.body.append(o_.size - data_len, static_cast<char>('a' + seq % 26));
-    p.body += "\"}}";
+    if (o_.size > data_len) out.append(o_.size - data_len, static_cast<char>('a' + seq % 26));
+    out += "\"}";
+  }
+
+  // POST /api/publish {"room":R,["kind":"raw",]"data":{…}}.
+  void publish_http(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t) {
+    p.body.assign(body_head_);
+    append_data(p.body, pub, seq, t);
+    p.body += '}';
     char cl[32];
     int cl_len = std::snprintf(cl, sizeof cl, "%zu\r\n\r\n", p.body.size());
     p.json.assign(api_prefix_);
@@ -773,9 +788,10 @@ class BroadcastWorkload final : public ScenarioWorkload {
   std::vector<Track> tracks_;  // [subscriber * pubs_ + publisher], owned by the sub's worker
   uint64_t ring_size_ = 0;
   std::unique_ptr<Slot[]> ring_;
-  std::string api_prefix_;  // http: the request up to "Content-Length: "
-  std::string body_head_;   // http: the body up to "data":
-  std::vector<Api> apis_;   // http: [publisher], owned by the publisher's worker
+  std::string api_prefix_;   // http: the request up to "Content-Length: "
+  std::string body_head_;    // http: the body up to "data":
+  std::string native_head_;  // broadcast --flow native: the publish request up to "data":
+  std::vector<Api> apis_;    // http: [publisher], owned by the publisher's worker
 };
 
 // ---------------------------------------------------------------------------------------------

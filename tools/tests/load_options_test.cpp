@@ -60,6 +60,9 @@ TEST(LoadOptions, OtherScenarios) {
   EXPECT_EQ(o.flow, Flow::kGamechat);
   EXPECT_EQ(o.token, "t1");
   EXPECT_STREQ(flow_name(o.flow), "gamechat");
+  o = parse({"broadcast", "--flow", "native", "--room", "r1", "ws://127.0.0.1:8765/ws"});
+  EXPECT_EQ(o.flow, Flow::kNative);
+  EXPECT_EQ(o.room, "r1");
 
   o = parse({"relay", "--pairs", "50", "ws://127.0.0.1:8765/raw"});
   EXPECT_EQ(o.pairs, 50u);
@@ -187,7 +190,7 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"broadcast", "--rate", "0", url}, "publish rate");
   expect_rejected({"broadcast", "--size", "30", "--text", url}, "payload header");
   expect_rejected({"broadcast", "--publishers", "0", url}, "out of range");
-  expect_rejected({"broadcast", "--flow", "mqtt", url}, "raw, livemap or gamechat");
+  expect_rejected({"broadcast", "--flow", "mqtt", url}, "raw, livemap, gamechat or native");
   expect_rejected({"broadcast", "--flow", "livemap", "--text", url}, "--flow raw only");
   expect_rejected({"broadcast", "--token", "x", url}, "--flow gamechat only");
   expect_rejected({"echo", "--flow", "livemap", url}, "does not apply");
@@ -207,7 +210,7 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"http-publish", "--api-key", "a b", ws}, "space");
   expect_rejected({"http-publish", "--api-key", "k", "--rate", "0", ws}, "publish rate");
   expect_rejected({"http-publish", "--api-key", "k", "--flow", "gamechat", ws}, "native or raw");
-  expect_rejected({"broadcast", "--flow", "native", url}, "raw, livemap or gamechat");
+  expect_rejected({"broadcast", "--room", "r", url}, "--flow native only");
   expect_rejected({"http-publish", "--api-key", "k", "--flow", "raw", ws}, "/raw/<room>");
   expect_rejected({"http-publish", "--api-key", "k", "--flow", "raw", "ws://h:1/raw/"},
                   "/raw/<room>");
