@@ -414,7 +414,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
       ++p.publisher_received;  // room traffic reaching a publisher is not checked
       return;
     }
-    std::string who = "subscriber " + std::to_string(c.gid - pubs_);
+    auto who = [&] { return subscriber_name(c); };
     uint32_t pub = 0;
     uint64_t seq = 0, t = 0;
     if (o_.flow != Flow::kRaw || http_) {
@@ -428,15 +428,15 @@ class BroadcastWorkload final : public ScenarioWorkload {
       }
       if (!json_uint(data, n, "\"load_pub\"", pub64) || !json_uint(data, n, "\"load_t\"", t) ||
           pub64 >= pubs_) {
-        w.error(ErrorKind::kPayload, who + ": message without valid load_pub/load_t");
+        w.error(ErrorKind::kPayload, who() + ": message without valid load_pub/load_t");
         return;
       }
       pub = static_cast<uint32_t>(pub64);
-      track(w, p, c, who, pub, seq, t, now);
+      track(w, p, c, pub, seq, t, now);
       return;
     }
     if (op != data_opcode(o_) || n != o_.size) {
-      w.error(ErrorKind::kPayload, who + ": got " + (op == opcode::kText ? "text" : "binary") +
+      w.error(ErrorKind::kPayload, who() + ": got " + (op == opcode::kText ? "text" : "binary") +
                                        " message of " + std::to_string(n) + " bytes, published " +
                                        (o_.text ? "text" : "binary") + " of " +
                                        std::to_string(o_.size));
@@ -444,22 +444,28 @@ class BroadcastWorkload final : public ScenarioWorkload {
     }
     PayloadReader r(data, n, o_.text);
     if (!r.u32(pub) || !r.u64(seq) || !r.u64(t) || pub >= pubs_) {
-      w.error(ErrorKind::kPayload, who + ": malformed message header");
+      w.error(ErrorKind::kPayload, who() + ": malformed message header");
       return;
     }
     size_t bad = check_padding(data, r.offset(), n, payload_salt(pub, seq), o_.text);
     if (bad != n) {
-      w.error(ErrorKind::kPayload, who + ": message " + std::to_string(seq) + " of publisher " +
+      w.error(ErrorKind::kPayload, who() + ": message " + std::to_string(seq) + " of publisher " +
                                        std::to_string(pub) + " differs at byte " +
                                        std::to_string(bad));
       return;
     }
-    track(w, p, c, who, pub, seq, t, now);
+    track(w, p, c, pub, seq, t, now);
+  }
+
+  // Built only when an error is reported: past subscriber 9999 the name no longer fits the
+  // string's inline buffer, and a delivery must not allocate.
+  std::string subscriber_name(const Conn& c) const {
+    return "subscriber " + std::to_string(c.gid - pubs_);
   }
 
   // Loss, duplicate and order accounting and latency of one delivery.
-  void track(Worker& w, Per& p, Conn& c, const std::string& who, uint32_t pub, uint64_t seq,
-             uint64_t t, uint64_t now) {
+  void track(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t, uint64_t now) {
+    auto who = [&] { return subscriber_name(c); };
     Track& tr = tracks_[static_cast<size_t>(c.gid - pubs_) * pubs_ + pub];
     if (seq >= tr.next) {
       uint64_t gap = seq - tr.next;
@@ -470,11 +476,12 @@ class BroadcastWorkload final : public ScenarioWorkload {
     } else {
       uint64_t d = tr.next - 1 - seq;
       if (d < 64 && ((tr.window >> d) & 1)) {
-        w.error(ErrorKind::kDuplicate, who + ": message " + std::to_string(seq) + " of publisher " +
-                                           std::to_string(pub) + " delivered twice");
+        w.error(ErrorKind::kDuplicate, who() + ": message " + std::to_string(seq) +
+                                           " of publisher " + std::to_string(pub) +
+                                           " delivered twice");
         return;
       }
-      w.error(ErrorKind::kOrder, who + ": message " + std::to_string(seq) + " of publisher " +
+      w.error(ErrorKind::kOrder, who() + ": message " + std::to_string(seq) + " of publisher " +
                                      std::to_string(pub) + " arrived after message " +
                                      std::to_string(tr.next - 1));
       if (d < 64) {
