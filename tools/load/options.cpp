@@ -344,7 +344,7 @@ Options parse_args(const std::vector<std::string>& args) {
     } else if (name == "--api") {
       o.api = parse_http_url(v);
     } else if (name == "--api-key") {
-      // The server refuses keys under 16 characters; the request header must stay one line.
+      // Sent in a request header: it must stay one token on one line.
       if (v.empty()) throw ArgError("--api-key: empty key");
       for (char ch : v)
         if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7F)
