@@ -1,6 +1,8 @@
-#include "ringcast/profiles/jwt_hs256.h"
+#include "ringcast/profiles/jwt_verifier.h"
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <rapidjson/document.h>
@@ -8,22 +10,12 @@
 #include <array>
 #include <cmath>
 
+#include "ringcast/profiles/base64url.h"
 #include "ringcast/profiles/python_json.h"
 
 namespace ringcast::profiles {
 
 namespace {
-
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
 
 // A JSON object from a base64url segment, or false.
 bool decode_object(std::string_view segment, rapidjson::Document& doc) {
@@ -38,6 +30,10 @@ const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
   return py_get(obj, name);
 }
 
+std::string_view text_of(const rapidjson::Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
+
 // A NumericDate claim (seconds; fractions allowed), or nullopt when it is not a finite number.
 std::optional<double> numeric_date(const rapidjson::Value& v) {
   if (!v.IsNumber()) return std::nullopt;
@@ -46,56 +42,74 @@ std::optional<double> numeric_date(const rapidjson::Value& v) {
   return d;
 }
 
+bool verify_hmac(const JwtKey& key, std::string_view input, std::string_view sig) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+  unsigned int mac_len = 0;
+  if (!HMAC(EVP_sha256(), key.secret.data(), static_cast<int>(key.secret.size()),
+            reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac.data(),
+            &mac_len))
+    return false;
+  // Constant time over the MAC; its length is public (32 bytes).
+  return sig.size() == mac_len && CRYPTO_memcmp(sig.data(), mac.data(), mac_len) == 0;
+}
+
+// JOSE carries an ES256 signature as r || s (32 bytes each); EVP wants DER.
+std::optional<std::string> es256_der(std::string_view sig) {
+  if (sig.size() != 64) return std::nullopt;
+  auto bytes = reinterpret_cast<const unsigned char*>(sig.data());
+  BIGNUM* r = BN_bin2bn(bytes, 32, nullptr);
+  BIGNUM* s = BN_bin2bn(bytes + 32, 32, nullptr);
+  ECDSA_SIG* es = ECDSA_SIG_new();
+  if (!r || !s || !es || !ECDSA_SIG_set0(es, r, s)) {
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return std::nullopt;
+  }
+  std::optional<std::string> out;
+  unsigned char* der = nullptr;
+  int len = i2d_ECDSA_SIG(es, &der);
+  if (len > 0) out.emplace(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  ECDSA_SIG_free(es);  // owns r and s
+  return out;
+}
+
+bool verify_pkey(const JwtKey& key, std::string_view input, std::string_view sig) {
+  std::optional<std::string> der;
+  if (key.alg == JwtAlg::kES256) {
+    der = es256_der(sig);
+    if (!der) return false;
+    sig = *der;
+  }
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx) return false;
+  // RSA keys default to PKCS#1 v1.5 padding: RS256 exactly.
+  bool ok =
+      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key.pkey.get()) == 1 &&
+      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  return ok;
+}
+
+bool audience_matches(const rapidjson::Value& aud, const std::vector<std::string>& wanted) {
+  auto one = [&wanted](const rapidjson::Value& v) {
+    if (!v.IsString()) return false;
+    for (const auto& w : wanted)
+      if (text_of(v) == w) return true;
+    return false;
+  };
+  if (aud.IsString()) return one(aud);
+  if (!aud.IsArray()) return false;
+  for (const auto& v : aud.GetArray())
+    if (one(v)) return true;
+  return false;
+}
+
 }  // namespace
 
-std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  auto b = [&](size_t k) { return static_cast<uint8_t>(bytes[k]); };
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t v = b(i) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (rest == 2) {
-    uint32_t v = (b(i) << 16) | (b(i + 1) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v = sextet(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-JwtResult verify_hs256(std::string_view token, std::string_view secret, int64_t now,
-                       JwtClaims& claims) {
+JwtResult JwtVerifier::verify(std::string_view token, int64_t now, JwtClaims& claims) const {
   size_t d1 = token.find('.');
   if (d1 == std::string_view::npos) return JwtResult::kMalformed;
   size_t d2 = token.find('.', d1 + 1);
@@ -110,30 +124,49 @@ JwtResult verify_hs256(std::string_view token, std::string_view secret, int64_t 
   auto sig = base64url_decode(sig_b64);
   if (!sig) return JwtResult::kMalformed;
 
-  if (secret.empty()) return JwtResult::kInvalid;
+  // The header picks among our keys: alg must be one a configured key verifies ("none" never is),
+  // and a kid, when given, must name that key.
   const rapidjson::Value* alg = member(header, "alg");
-  if (!alg || !alg->IsString() ||
-      std::string_view(alg->GetString(), alg->GetStringLength()) != "HS256")
-    return JwtResult::kInvalid;
-  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-  unsigned int mac_len = 0;
+  if (!alg || !alg->IsString()) return JwtResult::kInvalid;
+  std::optional<JwtAlg> want;
+  for (JwtAlg a : {JwtAlg::kRS256, JwtAlg::kES256, JwtAlg::kHS256})
+    if (text_of(*alg) == jwt_alg_name(a)) want = a;
+  if (!want) return JwtResult::kInvalid;
+  const rapidjson::Value* kid = member(header, "kid");
+  if (kid && !kid->IsString()) return JwtResult::kInvalid;
+  // Extensions we do not implement must not be ignored (RFC 7515 section 4.1.11).
+  if (member(header, "crit")) return JwtResult::kInvalid;
   std::string_view signed_part = token.substr(0, d2);
-  if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-            reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(),
-            mac.data(), &mac_len)) {
-    return JwtResult::kInvalid;
+  bool verified = false;
+  for (const JwtKey& key : keys_.keys()) {
+    if (key.alg != *want) continue;
+    if (kid && !key.kid.empty() && key.kid != text_of(*kid)) continue;
+    verified = key.alg == JwtAlg::kHS256 ? verify_hmac(key, signed_part, *sig)
+                                         : verify_pkey(key, signed_part, *sig);
+    if (verified) break;
   }
-  // Constant time over the MAC length; the length itself is public (32 bytes).
-  if (sig->size() != mac_len || CRYPTO_memcmp(sig->data(), mac.data(), mac_len) != 0)
-    return JwtResult::kInvalid;
+  if (!verified) return JwtResult::kInvalid;
 
+  const double leeway = static_cast<double>(policy_.leeway_s);
+  const double t_now = static_cast<double>(now);
+  std::optional<double> expires;
   if (const rapidjson::Value* exp = member(payload, "exp")) {
-    auto t = numeric_date(*exp);
-    if (!t || static_cast<double>(now) >= *t) return JwtResult::kInvalid;
+    expires = numeric_date(*exp);
+    if (!expires || t_now >= *expires + leeway) return JwtResult::kInvalid;
   }
   if (const rapidjson::Value* nbf = member(payload, "nbf")) {
     auto t = numeric_date(*nbf);
-    if (!t || static_cast<double>(now) < *t) return JwtResult::kInvalid;
+    if (!t || t_now + leeway < *t) return JwtResult::kInvalid;
+  }
+  if (policy_.check_audience) {
+    const rapidjson::Value* aud = member(payload, "aud");
+    if (policy_.audiences.empty() ? aud != nullptr
+                                  : (!aud || !audience_matches(*aud, policy_.audiences)))
+      return JwtResult::kInvalid;
+  }
+  if (!policy_.issuer.empty()) {
+    const rapidjson::Value* iss = member(payload, "iss");
+    if (!iss || !iss->IsString() || text_of(*iss) != policy_.issuer) return JwtResult::kInvalid;
   }
   const rapidjson::Value* sub = member(payload, "sub");
   if (!sub || !sub->IsString() || sub->GetStringLength() == 0) return JwtResult::kInvalid;
@@ -141,6 +174,9 @@ JwtResult verify_hs256(std::string_view token, std::string_view secret, int64_t 
   claims.nickname.reset();
   if (const rapidjson::Value* nick = member(payload, "nickname"); nick && nick->IsString())
     claims.nickname.emplace(nick->GetString(), nick->GetStringLength());
+  claims.exp = expires;
+  claims.valid_until.reset();
+  if (expires) claims.valid_until = *expires + leeway;
   return JwtResult::kOk;
 }
 

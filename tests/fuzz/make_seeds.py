@@ -95,7 +95,8 @@ config = [
 ]
 write("config", config)
 
-# ---- jwt: first byte even = token as is, odd = "<header JSON>\n<payload JSON>", signed ----
+# ---- jwt: first byte & 3: 0 = token as is, 1/3 = "<header JSON>\n<payload JSON>" signed HS256 /
+# ES256, 2 = a key file (PEM or JWKS) ----
 jwt = [
     b"\x00eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
     b"IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
@@ -106,6 +107,13 @@ jwt = [
     b'\x01{"alg":"HS256"}\n{"sub":"","exp":1.5e9}',
     b'\x01{"alg":"HS256"}\n{"sub":"x","sub":"y","nickname":null,"exp":"soon"}',
     b"\x00a.b.c",
+    b"\x00bad-token",
+    b'\x01{"alg":"HS256","kid":"k1","crit":["b64"]}\n{"sub":"u","aud":["aud-1","x"],"iss":"i"}',
+    b'\x03{"alg":"ES256"}\n{"sub":"u1","aud":"aud-1","exp":1700000010,"nbf":1700000020}',
+    b'\x03{"alg":"RS256"}\n{"sub":"u1","aud":"aud-1"}',
+    b'\x02{"keys":[{"kty":"EC","crv":"P-256","kid":"e","x":"AAAA","y":"AAAA"},'
+    b'{"kty":"RSA","use":"sig","alg":"RS256","n":"AQAB","e":"AQAB"},{"kty":"oct","k":"c2VjcmV0"}]}',
+    b"\x02-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
 ]
 write("jwt", jwt)
 

@@ -10,6 +10,7 @@
 #include "ringcast/app/health_service.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/profiles/echo_profile.h"
+#include "ringcast/profiles/jwt_verifier.h"
 #include "ringcast/profiles/native_profile.h"
 #include "ringcast/profiles/raw_profile.h"
 #include "ringcast/store/sqlite_room_store.h"
@@ -46,6 +47,7 @@ class Server {
   std::unique_ptr<hub::HubSystem> hubs_;
   std::unique_ptr<store::SqliteRoomStore> store_;  // only when some rooms are persistent
   profiles::TokenTable tokens_;
+  profiles::JwtVerifierSlot jwt_;  // [jwt]; replaced on SIGHUP
   profiles::EchoProfile echo_;
   std::unique_ptr<profiles::RawProfile> raw_;
   std::unique_ptr<profiles::NativeProfile> native_;
