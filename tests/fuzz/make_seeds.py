@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Writes the seed corpora in corpus/<target>/ from the inputs the unit and integration tests and
 the README use. Rerun after changing a fuzz target's input format; the files are checked in."""
+import base64
 import hashlib
+import hmac
+import json
 import os
 import struct
 
@@ -130,6 +133,14 @@ pj = [
 write("python_json", pj)
 
 # ---- profiles: actions separated by 0xFF; first byte = connection | action << 2 ----
+def hs256_jwt(claims, secret=b"fuzz-secret"):  # harness.cpp: [jwt] and gamechat hs256_secret
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    signing = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    return signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
+
+
+
 def actions(*items):
     return b"\xff".join((bytes([c]) + (p.encode() if isinstance(p, str) else p)) for c, p in items)
 
@@ -198,6 +209,11 @@ profiles = {
         actions((0, '{"op":"register","name":"booth-1"}'), (1, '{"op":"attach","name":"booth-1"}'),
                 (1, '{"op":"relay","data":{"a":1}}'), (0, '{"op":"send","to":"1","data":{}}'),
                 (2, '{"op":"nope"}'), (2, "{"), (3 | BIN, b"\x01")),
+        actions((0, json.dumps({"op": "auth", "id": 1, "token": hs256_jwt({"sub": "j1", "exp": 4102444800})})),
+                (0, json.dumps({"op": "refresh", "id": 2, "token": hs256_jwt({"sub": "j1"})})),
+                (0, json.dumps({"op": "refresh", "token": hs256_jwt({"sub": "j2", "exp": 4102444800})})),
+                (1, json.dumps({"op": "auth", "token": hs256_jwt({"sub": "j3", "nbf": 4102444800})})),
+                (1, '{"op":"refresh","token":"change-me"}'), (2, '{"op":"auth","token":"bad-token"}')),
     ],
     "raw": [
         actions((0, "hello"), (1 | BIN, b"\x00\x01"), (2 | FRAG, "fragmented text"),
