@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "ringcast/app/api_service.h"
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
 #include "ringcast/profiles/health_fields.h"
@@ -28,6 +29,8 @@ class HealthService final : public websocket::HttpService {
   void add_fields(const profiles::HealthFields* fields) { fields_.push_back(fields); }
   // The room registry whose size /health reports as "rooms". Call before the listeners open.
   void set_rooms(const hub::RoomRegistry* rooms) { rooms_ = rooms; }
+  // The server API, which answers /api/... (all but /api/version). Call before listeners open.
+  void set_api(ApiService* api) { api_ = api; }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -37,6 +40,7 @@ class HealthService final : public websocket::HttpService {
   engine::BackendKind backend_;
   std::vector<const profiles::HealthFields*> fields_;
   const hub::RoomRegistry* rooms_ = nullptr;
+  ApiService* api_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
