@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "ringcast/app/cli.h"
+#include "ringcast/app/jwt_loader.h"
 #include "ringcast/app/server.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
   CliAction action;
   try {
     action = parse_command_line(argc, argv, cfg);
+    // [jwt] public_key_file must be usable at start (a reload that breaks it keeps the old keys).
+    if (!action.show_help && !action.show_version) load_jwt_verifier(cfg.jwt);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "ringcast: configuration error: %s\n", e.what());
     return 2;

@@ -86,6 +86,20 @@ Reader string_list(const std::string& path, std::vector<std::string>& out) {
   };
 }
 
+// A string, or an array of strings ("a" reads as ["a"]).
+Reader string_or_list(const std::string& path, std::vector<std::string>& out) {
+  return [&path, &out](const std::string& key, const toml::node& node) {
+    if (node.is_string()) {
+      out = {*node.value<std::string>()};
+      return;
+    }
+    if (!node.is_array())
+      throw ConfigError(where(path, node) + ": '" + key +
+                        "' must be a string or an array of strings");
+    string_list(path, out)(key, node);
+  };
+}
+
 }  // namespace
 
 void load_config_file(const std::string& path, Config& cfg) {
@@ -158,6 +172,12 @@ void load_config_file(const std::string& path, Config& cfg) {
        {{"persistent_rooms", string_list(path, cfg.persistent_rooms)},
         {"durability", string(path, cfg.durability)}}},
       {"tokens", {}},
+      {"jwt",
+       {{"public_key_file", string(path, cfg.jwt.public_key_file)},
+        {"hs256_secret", string(path, cfg.jwt.hs256_secret)},
+        {"audience", string_or_list(path, cfg.jwt.audience)},
+        {"issuer", string(path, cfg.jwt.issuer)},
+        {"leeway_s", integer(path, cfg.jwt.leeway_s, 0, 86400)}}},
       {"profiles.bridge",
        {{"enabled", boolean(path, cfg.bridge.mount.enabled)},
         {"path", string(path, cfg.bridge.mount.path)},

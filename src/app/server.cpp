@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "ringcast/app/cli.h"
+#include "ringcast/app/jwt_loader.h"
 #include "ringcast/app/sd_notify.h"
 #include "ringcast/engine/listen_socket.h"
 #include "ringcast/engine/log.h"
@@ -123,8 +124,8 @@ void Server::mount_seed_profiles() {
     seed_profiles_.push_back(std::move(relayer));
   }
   if (cfg_.gamechat.mount.enabled) {
-    auto chat =
-        std::make_unique<profiles::GamechatProfile>(*hubs_, tokens_, cfg_.gamechat.hs256_secret);
+    auto chat = std::make_unique<profiles::GamechatProfile>(
+        *hubs_, tokens_, jwt_, gamechat_secret_verifier(cfg_.gamechat.hs256_secret));
     router_.add(cfg_.gamechat.mount.path, false, chat.get());
     seed_profiles_.push_back(std::move(chat));
   }
@@ -179,6 +180,7 @@ bool Server::start_workers() {
   hubs_ = std::make_unique<hub::HubSystem>(n, cfg_.history_size, history_rules(cfg_));
   hubs_->set_limits(room_limits(cfg_));
   tokens_.set(cfg_.tokens);
+  jwt_.set(load_jwt_verifier(cfg_.jwt));  // a bad key file at start is a configuration error
   std::vector<std::string> persistent = cfg_.persistent_rooms;
   if (cfg_.livemap.mount.enabled && cfg_.livemap.persistent) persistent.push_back("livemap:*");
   if (cfg_.gamechat.mount.enabled && cfg_.gamechat.persistent) persistent.push_back("gamechat:*");
@@ -198,7 +200,7 @@ bool Server::start_workers() {
     hubs_->set_store(store_.get());
   }
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
-  native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_);
+  native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_, jwt_);
   router_.add("/echo", false, &echo_);
   router_.add(std::string(profiles::RawProfile::kPrefix), true, raw_.get());
   router_.add("/ws", false, native_.get());
@@ -275,10 +277,11 @@ void Server::reload() {
     return;
   }
   Config next = cfg_;
+  Config fresh;
   try {
     // What a start with the same command line would get now: the flags still override the file,
     // so a setting given as a flag is not "changed" by a file that says otherwise.
-    Config fresh = effective_config(cfg_.flags);
+    fresh = effective_config(cfg_.flags);
     std::vector<std::string> ignored = restart_only_changes(cfg_, fresh);
     if (!ignored.empty()) {
       std::string names;
@@ -307,7 +310,19 @@ void Server::reload() {
     RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
     return;
   }
+  // The JWT keys: a key file that cannot be used now keeps the keys in force (and the rest of
+  // [jwt] with them); everything else still reloads.
+  std::shared_ptr<const profiles::JwtVerifier> jwt;
+  bool jwt_ok = false;
+  try {
+    jwt = load_jwt_verifier(fresh.jwt);
+    next.jwt = fresh.jwt;
+    jwt_ok = true;
+  } catch (const ConfigError& e) {
+    RC_ERROR("SIGHUP: keeping the JWT keys in force: %s", e.what());
+  }
   cfg_ = next;
+  if (jwt_ok) jwt_.set(std::move(jwt));
   log::set_level(*log::parse_level(cfg_.log_level));
   settings_->publish(make_settings(cfg_));
   health_->update(cfg_);

@@ -1,10 +1,13 @@
 // The game chat (seed 003, docs/profiles/gamechat.md) on the hub. Rulings taken where the original
 // service leaves a choice:
-//  - login tokens: the [tokens] table first, then an HS256 JWT ([profiles.gamechat] hs256_secret).
-//    A token that is not a string, or not a table token and not three base64url segments with a
-//    JSON header and payload, is "error parsing the access token"; a JWT with a bad signature,
-//    another alg, an `exp` passed or `nbf` to come, or no `sub`, or any JWT while no secret is
-//    set, is "the access token is expired or invalid". An empty table nickname is null.
+//  - login tokens: the [tokens] table first, then a JWT the [jwt] keys verify (RS256 with audience
+//    heavenland-api is what the seed's real server took), then an HS256 JWT with
+//    [profiles.gamechat] hs256_secret. Every token that none of them accepts, whatever its form
+//    (not a string, not a JWT at all like "bad-token", bad signature, expired, ...), is
+//    "the access token is expired or invalid", as the seed's PyJWT answered (its DecodeError is an
+//    InvalidTokenError). "error parsing the access token" was the seed's answer to an unusable
+//    verification key, which ringcast refuses when it loads the keys. An empty table nickname is
+//    null.
 //  - username + password: there is no password backend, so always "invalid credentials".
 //  - after the login the session joins the hub room kRoom; {"info": "connected"} is sent once that
 //    join is in effect, so every message sequenced after it reaches the session. Frames that
@@ -37,7 +40,6 @@
 #include "ringcast/profiles/json_depth.h"
 #include "ringcast/profiles/json_frame.h"
 #include "ringcast/profiles/json_peek.h"
-#include "ringcast/profiles/jwt_hs256.h"
 #include "ringcast/profiles/python_json.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/session.h"
@@ -56,7 +58,6 @@ constexpr std::string_view kAuthenticateFirst = R"({"error": "you need to authen
 constexpr std::string_view kNoCredentials =
     R"({"error": "username and password or token have to be provided with action of type login"})";
 constexpr std::string_view kInvalidCredentials = R"({"error": "invalid credentials"})";
-constexpr std::string_view kTokenUnparseable = R"({"error": "error parsing the access token"})";
 constexpr std::string_view kTokenInvalid = R"({"error": "the access token is expired or invalid"})";
 constexpr std::string_view kInvalidJson = R"({"error": "invalid JSON"})";
 constexpr std::string_view kNotAnObject =
@@ -119,10 +120,12 @@ struct GamechatProfile::Request {
 };
 
 GamechatProfile::GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens,
-                                 std::string hs256_secret)
+                                 const JwtVerifierSlot& jwt,
+                                 std::shared_ptr<const JwtVerifier> secret_jwt)
     : hubs_(hubs),
       tokens_(tokens),
-      secret_(std::move(hs256_secret)),
+      jwt_(jwt),
+      secret_jwt_(std::move(secret_jwt)),
       store_failed_(websocket::encode_frame(websocket::Opcode::kText, kStoreFailed)),
       // Held for the profile's lifetime: the one chat exists whatever the room limit.
       room_(&hubs.rooms(), hubs.rooms().acquire(kRoom, false)) {}
@@ -220,7 +223,7 @@ void GamechatProfile::login(Session& s, Request& r) {
     return;
   }
   if (!token->IsString()) {
-    s.send_text(kTokenUnparseable);
+    s.send_text(kTokenInvalid);
     return;
   }
   std::string_view tok = name_of(*token);
@@ -230,15 +233,14 @@ void GamechatProfile::login(Session& s, Request& r) {
     st.nickname = id->nickname;
   } else {
     JwtClaims claims;
-    switch (verify_hs256(tok, secret_, now_seconds(), claims)) {
-      case JwtResult::kMalformed:
-        s.send_text(kTokenUnparseable);
-        return;
-      case JwtResult::kInvalid:
-        s.send_text(kTokenInvalid);
-        return;
-      case JwtResult::kOk:
-        break;
+    const int64_t now = now_seconds();
+    auto accepts = [&](const JwtVerifier* v) {
+      return v && v->verify(tok, now, claims) == JwtResult::kOk;
+    };
+    std::shared_ptr<const JwtVerifier> jwt = jwt_.get();
+    if (!accepts(jwt.get()) && !accepts(secret_jwt_.get())) {
+      s.send_text(kTokenInvalid);
+      return;
     }
     // Both are shown to everyone in the chat. (Table tokens are checked when the config is read.)
     if (!is_display_safe(claims.sub) || (claims.nickname && !is_display_safe(*claims.nickname))) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
@@ -36,10 +37,17 @@ std::optional<hub::Identity> TokenTable::lookup(std::string_view token) const {
 
 namespace {
 
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 struct NativeState {
   hub::Identity identity;
   bool authed = false;
-  std::vector<std::string> owned;                          // endpoint names this session registered
+  bool jwt_login = false;          // authed with a JWT: `refresh` renews it, and it expires
+  std::vector<std::string> owned;  // endpoint names this session registered
   std::vector<std::pair<std::string, uint64_t>> attached;  // endpoint name -> owner session
   std::string binary_room;  // last joined room: where binary frames go
 };
@@ -316,6 +324,72 @@ const void* NativeProfile::order_key(Session& s, websocket::Opcode op,
   return room.empty() ? nullptr : hubs_.hub_of(s).joined_room(s, room);
 }
 
+// `auth` logs in with a [tokens] entry or a JWT; `refresh` renews a JWT login with a newer token
+// of the same user before the current one expires. A JWT login is closed with
+// kCloseTokenExpired once its token's exp (+ leeway) passes without a refresh. A failed `auth` or
+// `refresh` changes nothing (the identity and the deadline in force stay).
+void NativeProfile::auth(Session& s, Request& r, bool refresh) {
+  NativeState& st = state_of(s);
+  const Value* id = r.id;
+  auto token = r.string("token");
+  if (!token) return send_error(s, id, "bad_request", "missing string field \"token\"");
+  if (refresh && !st.jwt_login)
+    return send_error(s, id, "auth_failed",
+                      "refresh renews a JWT login; this session did not log in with a JWT");
+  std::optional<hub::Identity> who = refresh ? std::nullopt : tokens_.lookup(*token);
+  JwtClaims claims;
+  if (!who) {
+    std::shared_ptr<const JwtVerifier> jwt = jwt_.get();
+    const int64_t now_ms = wall_ms();
+    if (!jwt || jwt->verify(*token, now_ms / 1000, claims) != JwtResult::kOk)
+      return send_error(s, id, "auth_failed",
+                        refresh ? "the token is not a valid, unexpired JWT"
+                                : "unknown token (not in the token table, nor a valid, "
+                                  "unexpired JWT)");
+    if (refresh && claims.sub != st.identity.user_id)
+      return send_error(s, id, "auth_failed", "the token is for another user (sub)");
+    // Both are shown to other users (presence, message senders).
+    if (!is_display_safe(claims.sub) || (claims.nickname && !is_display_safe(*claims.nickname)))
+      return send_error(s, id, "auth_failed",
+                        "the token's sub and nickname " + std::string(kDisplayNameRule));
+    if (claims.valid_until) {
+      // Milliseconds until the token stops being accepted, bounded so that far-future (or huge)
+      // exp values stay representable.
+      constexpr double kMaxMs = 10.0 * 365 * 86400 * 1000;
+      double ms =
+          std::clamp(*claims.valid_until * 1000.0 - static_cast<double>(now_ms), 0.0, kMaxMs);
+      s.close_after(static_cast<int64_t>(ms), kCloseTokenExpired, "token expired");
+    } else {
+      s.close_after(-1, 0, nullptr);
+    }
+    if (!refresh) {
+      hub::Identity jwt_identity;
+      jwt_identity.user_id = std::move(claims.sub);
+      jwt_identity.nickname = claims.nickname.value_or(std::string());
+      who = std::move(jwt_identity);
+    }
+    st.jwt_login = true;
+  } else {
+    s.close_after(-1, 0, nullptr);  // a table token does not expire
+    st.jwt_login = false;
+  }
+  if (!refresh) {
+    st.identity = std::move(*who);
+    st.authed = true;
+  }
+  reply(s, id, refresh ? "refreshed" : "authed", [&](JsonFrame& j) {
+    if (!refresh) {
+      j.kv("session", Sid(s.id()));
+      j.kv("user_id", st.identity.user_id);
+      j.kv("nickname", st.identity.nickname);
+    }
+    if (st.jwt_login && claims.exp) {
+      j.key("expires");
+      j.w().Int64(static_cast<int64_t>(std::clamp(*claims.exp, -9.0e15, 9.0e15)));
+    }
+  });
+}
+
 void NativeProfile::handle(Session& s, Request& r) {
   NativeState& st = state_of(s);
   hub::Hub& hub = hubs_.hub_of(s);
@@ -347,18 +421,8 @@ void NativeProfile::handle(Session& s, Request& r) {
 
   if (r.op == "ping") {
     reply(s, id, "pong", [](JsonFrame&) {});
-  } else if (r.op == "auth") {
-    auto token = r.string("token");
-    if (!token) return send_error(s, id, "bad_request", "missing string field \"token\"");
-    auto who = tokens_.lookup(*token);
-    if (!who) return send_error(s, id, "auth_failed", "unknown token");
-    st.identity = *who;
-    st.authed = true;
-    reply(s, id, "authed", [&](JsonFrame& j) {
-      j.kv("session", Sid(s.id()));
-      j.kv("user_id", st.identity.user_id);
-      j.kv("nickname", st.identity.nickname);
-    });
+  } else if (r.op == "auth" || r.op == "refresh") {
+    auth(s, r, r.op == "refresh");
   } else if (r.op == "join") {
     auto room = room_arg();
     if (!room) return;

@@ -61,6 +61,9 @@ void Session::close(uint16_t code, std::string_view reason) {
 void Session::close_unless_message_within(int64_t ms) {
   worker_->set_message_deadline(*this, ms);
 }
+void Session::close_after(int64_t ms, uint16_t code, const char* reason) {
+  worker_->set_close_deadline(*this, ms, code, reason);
+}
 void Session::hold_input() {
   worker_->hold_input(*this);
 }
@@ -579,11 +582,25 @@ void Worker::shut_write(Session& s) {
 
 // ---- Timers -------------------------------------------------------------------------------------
 
+namespace {
+
+// The earliest of an open session's handler deadlines (first message, close_after), or 0.
+int64_t handler_deadline(int64_t message_deadline_ms, int64_t close_deadline_ms) {
+  if (message_deadline_ms > 0 && close_deadline_ms > 0)
+    return std::min(message_deadline_ms, close_deadline_ms);
+  return message_deadline_ms > 0 ? message_deadline_ms : close_deadline_ms;
+}
+
+}  // namespace
+
 void Worker::schedule(Session& s, int64_t deadline_ms) {
-  // An open session's one timer node also carries its first-message deadline: whichever is due
-  // first. Firing early is harmless: on_timer re-derives the next deadline.
-  if (s.state_ == Session::State::kOpen && s.message_deadline_ms_ > 0)
-    deadline_ms = std::min(deadline_ms, s.message_deadline_ms_);
+  // An open session's one timer node also carries its handler deadlines (first message,
+  // close_after): whichever is due first. Firing early is harmless: on_timer re-derives the next
+  // deadline.
+  if (s.state_ == Session::State::kOpen) {
+    int64_t h = handler_deadline(s.message_deadline_ms_, s.close_deadline_ms_);
+    if (h > 0) deadline_ms = std::min(deadline_ms, h);
+  }
   timers_.schedule(&s.timer_, deadline_ms);
 }
 
@@ -596,6 +613,20 @@ void Worker::set_message_deadline(Session& s, int64_t ms) {
   s.message_deadline_ms_ = now_ms_ + ms;
   if (!s.timer_.linked() || s.timer_.deadline_ms > s.message_deadline_ms_)
     timers_.schedule(&s.timer_, s.message_deadline_ms_);
+}
+
+void Worker::set_close_deadline(Session& s, int64_t ms, uint16_t code, const char* reason) {
+  if (s.state_ != Session::State::kOpen) return;
+  if (ms < 0) {
+    s.close_deadline_ms_ = 0;  // a pending timer fires early and re-derives: harmless
+    return;
+  }
+  // Never 0: that means "none".
+  s.close_deadline_ms_ = std::max<int64_t>(now_ms_ + ms, 1);
+  s.close_code_ = code;
+  s.close_reason_ = reason;
+  if (!s.timer_.linked() || s.timer_.deadline_ms > s.close_deadline_ms_)
+    timers_.schedule(&s.timer_, s.close_deadline_ms_);
 }
 
 void Worker::on_timer(Session& s) {
@@ -611,6 +642,11 @@ void Worker::on_timer(Session& s) {
         close_session(s, kCloseNormal, {});
         return;
       }
+      if (s.close_deadline_ms_ > 0 && now_ms_ >= s.close_deadline_ms_) {
+        s.close_deadline_ms_ = 0;
+        close_session(s, s.close_code_, s.close_reason_ ? s.close_reason_ : "");
+        return;
+      }
       if (s.ping_outstanding_) {
         if (s.last_rx_ms_ > s.ping_sent_ms_) {
           s.ping_outstanding_ = false;
@@ -623,7 +659,8 @@ void Worker::on_timer(Session& s) {
         }
       }
       if (lim.ping_interval_ms <= 0) {  // keepalive pings disabled
-        if (s.message_deadline_ms_ > 0) schedule(s, s.message_deadline_ms_);
+        if (int64_t h = handler_deadline(s.message_deadline_ms_, s.close_deadline_ms_); h > 0)
+          schedule(s, h);
         return;
       }
       int64_t due = s.last_rx_ms_ + lim.ping_interval_ms;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ringcast/app/jwt_loader.h"
 #include "ringcast/profiles/bridge_profile.h"
 #include "ringcast/profiles/chatroom_profile.h"
 #include "ringcast/profiles/gamechat_profile.h"
@@ -174,6 +175,7 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   cfg_.tokens["change-me"] = hub::Identity{"u1", "Alice", ""};
   cfg_.tokens["token-2"] = hub::Identity{"u2", "", ""};
   cfg_.gamechat.hs256_secret = "fuzz-secret";
+  cfg_.jwt.hs256_secret = "fuzz-secret";   // native auth/refresh with JWTs (exp, expiry timer)
   cfg_.limits.max_message_size = 1 << 16;  // frames past it are the same code path, only slower
   stats_ = std::make_unique<websocket::ServerStats>(1);
   settings_ = std::make_unique<websocket::SettingsStore>(app::make_settings(cfg_));
@@ -188,8 +190,9 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   room_limits.max_state_value_bytes = cfg_.max_state_value_bytes;
   hubs_->set_limits(room_limits);
   tokens_.set(cfg_.tokens);
+  jwt_.set(app::load_jwt_verifier(cfg_.jwt));
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
-  native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_);
+  native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_, jwt_);
   router_.add("/echo", false, &echo_);
   router_.add(std::string(profiles::RawProfile::kPrefix), true, raw_.get());
   router_.add("/ws", false, native_.get());
@@ -203,8 +206,8 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   auto relayer = std::make_unique<profiles::RelayerProfile>(*hubs_);
   router_.add("/relay", false, relayer.get());
   seeds_.push_back(std::move(relayer));
-  auto chat =
-      std::make_unique<profiles::GamechatProfile>(*hubs_, tokens_, cfg_.gamechat.hs256_secret);
+  auto chat = std::make_unique<profiles::GamechatProfile>(
+      *hubs_, tokens_, jwt_, app::gamechat_secret_verifier(cfg_.gamechat.hs256_secret));
   router_.add("/chat", false, chat.get());
   seeds_.push_back(std::move(chat));
   using profiles::ChatroomProfile;

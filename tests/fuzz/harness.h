@@ -83,6 +83,7 @@ class FakeServer final : private FakeBackend::Observer {
   std::unique_ptr<websocket::SettingsStore> settings_;
   std::unique_ptr<hub::HubSystem> hubs_;
   profiles::TokenTable tokens_;
+  profiles::JwtVerifierSlot jwt_;
   profiles::EchoProfile echo_;
   std::unique_ptr<profiles::RawProfile> raw_;
   std::unique_ptr<profiles::NativeProfile> native_;

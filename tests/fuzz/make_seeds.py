@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Writes the seed corpora in corpus/<target>/ from the inputs the unit and integration tests and
 the README use. Rerun after changing a fuzz target's input format; the files are checked in."""
+import base64
 import hashlib
+import hmac
+import json
 import os
 import struct
 
@@ -95,7 +98,8 @@ config = [
 ]
 write("config", config)
 
-# ---- jwt: first byte even = token as is, odd = "<header JSON>\n<payload JSON>", signed ----
+# ---- jwt: first byte & 3: 0 = token as is, 1/3 = "<header JSON>\n<payload JSON>" signed HS256 /
+# ES256, 2 = a key file (PEM or JWKS) ----
 jwt = [
     b"\x00eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
     b"IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
@@ -106,6 +110,13 @@ jwt = [
     b'\x01{"alg":"HS256"}\n{"sub":"","exp":1.5e9}',
     b'\x01{"alg":"HS256"}\n{"sub":"x","sub":"y","nickname":null,"exp":"soon"}',
     b"\x00a.b.c",
+    b"\x00bad-token",
+    b'\x01{"alg":"HS256","kid":"k1","crit":["b64"]}\n{"sub":"u","aud":["aud-1","x"],"iss":"i"}',
+    b'\x03{"alg":"ES256"}\n{"sub":"u1","aud":"aud-1","exp":1700000010,"nbf":1700000020}',
+    b'\x03{"alg":"RS256"}\n{"sub":"u1","aud":"aud-1"}',
+    b'\x02{"keys":[{"kty":"EC","crv":"P-256","kid":"e","x":"AAAA","y":"AAAA"},'
+    b'{"kty":"RSA","use":"sig","alg":"RS256","n":"AQAB","e":"AQAB"},{"kty":"oct","k":"c2VjcmV0"}]}',
+    b"\x02-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
 ]
 write("jwt", jwt)
 
@@ -122,6 +133,14 @@ pj = [
 write("python_json", pj)
 
 # ---- profiles: actions separated by 0xFF; first byte = connection | action << 2 ----
+def hs256_jwt(claims, secret=b"fuzz-secret"):  # harness.cpp: [jwt] and gamechat hs256_secret
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    signing = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    return signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
+
+
+
 def actions(*items):
     return b"\xff".join((bytes([c]) + (p.encode() if isinstance(p, str) else p)) for c, p in items)
 
@@ -190,6 +209,11 @@ profiles = {
         actions((0, '{"op":"register","name":"booth-1"}'), (1, '{"op":"attach","name":"booth-1"}'),
                 (1, '{"op":"relay","data":{"a":1}}'), (0, '{"op":"send","to":"1","data":{}}'),
                 (2, '{"op":"nope"}'), (2, "{"), (3 | BIN, b"\x01")),
+        actions((0, json.dumps({"op": "auth", "id": 1, "token": hs256_jwt({"sub": "j1", "exp": 4102444800})})),
+                (0, json.dumps({"op": "refresh", "id": 2, "token": hs256_jwt({"sub": "j1"})})),
+                (0, json.dumps({"op": "refresh", "token": hs256_jwt({"sub": "j2", "exp": 4102444800})})),
+                (1, json.dumps({"op": "auth", "token": hs256_jwt({"sub": "j3", "nbf": 4102444800})})),
+                (1, '{"op":"refresh","token":"change-me"}'), (2, '{"op":"auth","token":"bad-token"}')),
     ],
     "raw": [
         actions((0, "hello"), (1 | BIN, b"\x00\x01"), (2 | FRAG, "fragmented text"),

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "ringcast/app/cli.h"
+#include "ringcast/app/jwt_loader.h"
 
 using namespace ringcast::app;
 
@@ -229,4 +230,56 @@ TEST(Config, StateLimits) {
   EXPECT_NE(e.find("hub.max_state_value_bytes"), std::string::npos) << e;
   e = error_of("[hub]\nmax_state_keys = 20000000\n");
   EXPECT_NE(e.find("hub.max_state_keys"), std::string::npos) << e;
+}
+
+TEST(Config, JwtSection) {
+  Config defaults;
+  EXPECT_EQ(defaults.jwt.leeway_s, 60);
+  EXPECT_TRUE(defaults.jwt.public_key_file.empty());
+  EXPECT_TRUE(defaults.jwt.audience.empty());
+  EXPECT_EQ(load_jwt_verifier(defaults.jwt), nullptr);  // no key: no JWT logs in
+
+  TempFile f(R"([jwt]
+public_key_file = "/etc/ringcast/jwt.pem"
+hs256_secret = "s3cret"
+audience = "heavenland-api"
+issuer = "https://id.example"
+leeway_s = 5
+)");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  EXPECT_EQ(cfg.jwt.public_key_file, "/etc/ringcast/jwt.pem");
+  EXPECT_EQ(cfg.jwt.hs256_secret, "s3cret");
+  EXPECT_EQ(cfg.jwt.audience, std::vector<std::string>{"heavenland-api"});
+  EXPECT_EQ(cfg.jwt.issuer, "https://id.example");
+  EXPECT_EQ(cfg.jwt.leeway_s, 5);
+
+  TempFile list("[jwt]\naudience = [\"a\", \"b\"]\n");
+  Config cfg2;
+  load_config_file(list.path(), cfg2);
+  EXPECT_EQ(cfg2.jwt.audience, (std::vector<std::string>{"a", "b"}));
+
+  EXPECT_NE(error_of("[jwt]\naudience = 5\n").find("jwt.audience"), std::string::npos);
+  EXPECT_NE(error_of("[jwt]\nleeway_s = -1\n").find("jwt.leeway_s"), std::string::npos);
+  EXPECT_NE(error_of("[jwt]\nkeyfile = \"x\"\n").find("jwt.keyfile"), std::string::npos);
+}
+
+TEST(Config, JwtKeyFileMustBeUsable) {
+  Config::Jwt jwt;
+  jwt.public_key_file = "/nonexistent/ringcast-jwt.pem";
+  try {
+    load_jwt_verifier(jwt);
+    ADD_FAILURE() << "a missing key file must be a configuration error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("jwt.public_key_file"), std::string::npos) << e.what();
+  }
+  TempFile garbage("not a key\n");
+  jwt.public_key_file = garbage.path();
+  EXPECT_THROW(load_jwt_verifier(jwt), ConfigError);
+  // An HS256 secret alone is a usable configuration.
+  jwt.public_key_file.clear();
+  jwt.hs256_secret = "s3cret";
+  auto v = load_jwt_verifier(jwt);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->policy().leeway_s, 60);
 }

@@ -69,6 +69,17 @@ struct Config {
   std::string durability = "strict";
   // Login tokens: token -> identity.
   std::map<std::string, hub::Identity> tokens;
+  // [jwt]: JSON Web Tokens that log in (game chat, native auth). Keys: public_key_file (a PEM
+  // public key or a JWKS document, RS256/ES256) and hs256_secret; none = no JWT logs in (except
+  // with [profiles.gamechat] hs256_secret). Reloaded on SIGHUP.
+  struct Jwt {
+    std::string public_key_file;
+    std::string hs256_secret;
+    std::vector<std::string> audience;  // `aud` must name one; empty: tokens with `aud` refused
+    std::string issuer;                 // non-empty: `iss` must equal it
+    int64_t leeway_s = 60;              // clock skew allowed on exp and nbf
+    bool operator==(const Jwt&) const = default;
+  } jwt;
 
   // Seed profiles ([profiles.<name>]). Each keeps its seed's wire protocol on its own path.
   struct Bridge {  // seed 000

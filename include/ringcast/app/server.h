@@ -11,6 +11,7 @@
 #include "ringcast/app/metrics_service.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/profiles/echo_profile.h"
+#include "ringcast/profiles/jwt_verifier.h"
 #include "ringcast/profiles/native_profile.h"
 #include "ringcast/profiles/raw_profile.h"
 #include "ringcast/store/sqlite_room_store.h"
@@ -50,6 +51,7 @@ class Server {
   std::unique_ptr<hub::HubSystem> hubs_;
   std::unique_ptr<store::SqliteRoomStore> store_;  // only when some rooms are persistent
   profiles::TokenTable tokens_;
+  profiles::JwtVerifierSlot jwt_;  // [jwt]; replaced on SIGHUP
   profiles::EchoProfile echo_;
   std::unique_ptr<profiles::RawProfile> raw_;
   std::unique_ptr<profiles::NativeProfile> native_;

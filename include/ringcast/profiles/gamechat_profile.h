@@ -1,15 +1,17 @@
 // /chat: the Heavenland in-game chat (seed 003). A connection logs in with a token (the [tokens]
-// table, or an HS256 JWT when a secret is configured), then every chat message goes, as the seed's
-// chat object, to every logged-in connection (the sender included) and into the one global
-// history, which survives restarts when the profile is persistent. The wire protocol is
-// docs/profiles/gamechat.md; the rulings this profile takes are in the .cpp.
+// table, or a JWT the [jwt] keys or [profiles.gamechat] hs256_secret verify), then every chat
+// message goes, as the seed's chat object, to every logged-in connection (the sender included) and
+// into the one global history, which survives restarts when the profile is persistent. The wire
+// protocol is docs/profiles/gamechat.md; the rulings this profile takes are in the .cpp.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "ringcast/engine/shared_frame.h"
 #include "ringcast/hub/hub.h"
+#include "ringcast/profiles/jwt_verifier.h"
 #include "ringcast/profiles/native_profile.h"
 #include "ringcast/websocket/message_handler.h"
 
@@ -21,7 +23,9 @@ class GamechatProfile final : public websocket::MessageHandler {
   static constexpr std::string_view kRoom = "gamechat:global";
   static constexpr int64_t kDefaultHistoryLimit = 10;
 
-  GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens, std::string hs256_secret);
+  // `jwt`: the [jwt] verifier in force; `secret_jwt`: [profiles.gamechat] hs256_secret's (or null).
+  GamechatProfile(hub::HubSystem& hubs, const TokenTable& tokens, const JwtVerifierSlot& jwt,
+                  std::shared_ptr<const JwtVerifier> secret_jwt);
   ~GamechatProfile() override;
 
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
@@ -41,7 +45,8 @@ class GamechatProfile final : public websocket::MessageHandler {
 
   hub::HubSystem& hubs_;
   const TokenTable& tokens_;
-  const std::string secret_;
+  const JwtVerifierSlot& jwt_;
+  const std::shared_ptr<const JwtVerifier> secret_jwt_;
   engine::FrameRef store_failed_;  // {"error": ...} for a message the store refused
   hub::RoomRef room_;
 };

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ringcast/hub/hub.h"
+#include "ringcast/profiles/jwt_verifier.h"
 #include "ringcast/websocket/message_handler.h"
 
 namespace ringcast::profiles {
@@ -25,7 +26,8 @@ class TokenTable {
 
 class NativeProfile final : public websocket::MessageHandler {
  public:
-  NativeProfile(hub::HubSystem& hubs, const TokenTable& tokens) : hubs_(hubs), tokens_(tokens) {}
+  NativeProfile(hub::HubSystem& hubs, const TokenTable& tokens, const JwtVerifierSlot& jwt)
+      : hubs_(hubs), tokens_(tokens), jwt_(jwt) {}
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
   const void* order_key(websocket::Session& s, websocket::Opcode op,
@@ -40,13 +42,17 @@ class NativeProfile final : public websocket::MessageHandler {
 
   static constexpr size_t kMaxRoomName = 128;
   static constexpr size_t kMaxHistoryLimit = 1000;
+  // Close code for a session whose JWT expired (exp + leeway) without a `refresh`.
+  static constexpr uint16_t kCloseTokenExpired = 4001;
 
  private:
   struct Request;
   void handle(websocket::Session& s, Request& r);
+  void auth(websocket::Session& s, Request& r, bool refresh);
 
   hub::HubSystem& hubs_;
   const TokenTable& tokens_;
+  const JwtVerifierSlot& jwt_;
 };
 
 }  // namespace ringcast::profiles

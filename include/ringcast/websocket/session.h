@@ -68,6 +68,10 @@ class Session : public engine::Socket {
   // The next message (or another call) clears it; ms <= 0 cancels. Costs no timer of its own: it
   // shares the session's timer node with keep-alive pings.
   void close_unless_message_within(int64_t ms);
+  // A deadline the handler sets (e.g. a login token's expiry): close with `code` and `reason` (a
+  // string literal) once `ms` have passed. Another call moves it; ms < 0 cancels it. Shares the
+  // session's timer node too.
+  void close_after(int64_t ms, uint16_t code, const char* reason);
 
   // Input holds: while any is held, no further message of this session reaches its handler
   // (what was already received waits, and the socket is not read). A hold taken inside
@@ -125,6 +129,7 @@ class Session : public engine::Socket {
   bool http_head_ = false;       // that request was HEAD
   bool http_read_paused_ = false;  // reads paused until that answer is sent (buffer full)
   uint16_t holds_ = 0;           // input holds (hold_input)
+  uint16_t close_code_ = 0;      // close_after()
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
@@ -137,8 +142,10 @@ class Session : public engine::Socket {
   int64_t rate_refill_ms_ = 0;
   int64_t last_rx_ms_ = 0;
   int64_t ping_sent_ms_ = 0;
-  int64_t message_deadline_ms_ = 0;  // close_unless_message_within(); 0 = none
-  int64_t progress_ms_ = 0;          // last time the kernel took bytes of uncapped output
+  int64_t message_deadline_ms_ = 0;     // close_unless_message_within(); 0 = none
+  int64_t close_deadline_ms_ = 0;       // close_after(); 0 = none
+  const char* close_reason_ = nullptr;  // close_after()'s reason
+  int64_t progress_ms_ = 0;             // last time the kernel took bytes of uncapped output
   engine::TimerNode timer_;
   Session* next_dirty_ = nullptr;
   Session* prev_ = nullptr;  // worker's list of all sessions

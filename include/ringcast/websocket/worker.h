@@ -121,6 +121,7 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void send_message(Session& s, Opcode op, std::span<const uint8_t> payload);
   void close_session(Session& s, uint16_t code, std::string_view reason);
   void set_message_deadline(Session& s, int64_t ms);
+  void set_close_deadline(Session& s, int64_t ms, uint16_t code, const char* reason);
   int64_t now_ms() const { return now_ms_; }
 
   // BackendEvents.
