@@ -118,13 +118,7 @@ void Worker::run() {
     engine::FrameRef f(refusal.encode());
     options.refusal.assign(reinterpret_cast<const char*>(f->data()), f->size());
   }
-  if (shared_.backend == engine::BackendKind::kIoUring) {
-    std::string why;
-    backend_ = engine::make_io_uring_backend(*this, options, why);
-    if (!backend_)
-      RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
-  }
-  if (!backend_) backend_ = engine::make_epoll_backend(*this, options);
+  backend_ = make_backend(options);
   backend_kind_ = backend_->kind();
   if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
   refresh_settings();
@@ -555,7 +549,7 @@ void Worker::shut_write(Session& s) {
   // on_read_end; the linger timer bounds the wait.
   if (s.write_shut_) return;
   s.write_shut_ = true;
-  ::shutdown(s.fd, SHUT_WR);
+  backend_->shutdown_write(&s);
 }
 
 // ---- Timers -------------------------------------------------------------------------------------

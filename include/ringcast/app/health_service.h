@@ -7,6 +7,7 @@
 
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/tls_context.h"
 #include "ringcast/profiles/health_fields.h"
 #include "ringcast/websocket/http_service.h"
 #include "ringcast/websocket/router.h"
@@ -28,6 +29,8 @@ class HealthService final : public websocket::HttpService {
   void add_fields(const profiles::HealthFields* fields) { fields_.push_back(fields); }
   // The room registry whose size /health reports as "rooms". Call before the listeners open.
   void set_rooms(const hub::RoomRegistry* rooms) { rooms_ = rooms; }
+  // TLS session counters, reported as "tls" when TLS is configured. Call before the listeners open.
+  void set_tls(const engine::TlsCounters* tls) { tls_ = tls; }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -37,6 +40,7 @@ class HealthService final : public websocket::HttpService {
   engine::BackendKind backend_;
   std::vector<const profiles::HealthFields*> fields_;
   const hub::RoomRegistry* rooms_ = nullptr;
+  const engine::TlsCounters* tls_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
