@@ -53,6 +53,10 @@ namespace {
 constexpr size_t kRecordBytes = 16384;  // TLS maximum plaintext per record
 constexpr size_t kSpareBuffers = 16;
 constexpr size_t kMaxSpareCapacity = 256 * 1024;
+// Ciphertext waiting for a peer that does not read. The worker's batches stay under ~1 MiB of
+// it; more can only be records OpenSSL answers with (TLS 1.3 key updates) to a peer that keeps
+// asking without reading: that peer is cut off.
+constexpr size_t kMaxPendingCipher = 4 << 20;
 
 size_t crypto_info_size(uint16_t cipher) {
   switch (cipher) {
@@ -205,6 +209,9 @@ class TlsBackend final : public Backend, public BackendEvents {
     } else if (res < 0) {
       end_read(*t, res);
     }
+    // The worker may have queued more (its close frame's FIN becomes a close_notify send in
+    // shutdown_write): the FIN waits until that is out too.
+    if (t->inner_busy) return;
     if (t->fail_pending) {
       t->fail_pending = false;
       end_read(*t, -EPROTO);
@@ -369,11 +376,18 @@ class TlsBackend final : public Backend, public BackendEvents {
     while (!t.sock->closing && t.phase == TlsStream::Phase::kOpen) {
       size_t n = 0;
       ERR_clear_error();
-      if (SSL_read_ex(t.ssl, plain_.data(), plain_.size(), &n) == 1) {
+      const int r = SSL_read_ex(t.ssl, plain_.data(), plain_.size(), &n);
+      if (t.out && t.out->size() - t.out_sent > kMaxPendingCipher) {
+        RC_DEBUG("tls: fd %d answers records it never reads; closing", t.sock->fd);
+        t.phase = TlsStream::Phase::kFailed;
+        end_read(t, -EPROTO);
+        return;
+      }
+      if (r == 1) {
         events_.on_data(t.sock, {plain_.data(), n});
         continue;
       }
-      int e = SSL_get_error(t.ssl, 0);
+      int e = SSL_get_error(t.ssl, r);
       if (e == SSL_ERROR_WANT_READ) return;
       ERR_clear_error();
       t.phase = TlsStream::Phase::kFailed;

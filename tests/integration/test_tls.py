@@ -210,6 +210,30 @@ class TlsTest(ServerTestCase):
         body = json.loads(data.split(b"\r\n\r\n", 1)[1])
         self.assertIn("tls", body)
 
+    def test_close_handshake_ends_with_close_notify(self):
+        # After the close frames the server ends TLS with close_notify before its FIN, so the
+        # client sees an orderly end of stream (b""), not a truncation (SSLEOFError).
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw:
+            ctx = self.pki.client_ctx()
+            ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # python's default forgives truncation
+            with ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as s:
+                key = harness.ws_key()
+                s.sendall(harness.build_request("GET", "/echo", harness.upgrade_headers(key)))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "closed during the upgrade")
+                    head += chunk
+                self.assertTrue(head.startswith(b"HTTP/1.1 101"), head[:80])
+                s.sendall(harness.build_frame(0x8, harness.close_payload(1000)))
+                rest = head.split(b"\r\n\r\n", 1)[1]
+                while True:
+                    chunk = s.recv(4096)  # raises SSLEOFError on a FIN without close_notify
+                    if not chunk:
+                        break
+                    rest += chunk
+                self.assertEqual(rest[:4], b"\x88\x02\x03\xe8")  # the server's close 1000
+
     def test_alpn_http11(self):
         ctx = self.pki.client_ctx()
         ctx.set_alpn_protocols(["h2", "http/1.1"])
@@ -323,7 +347,10 @@ class TlsTest(ServerTestCase):
         arun(go())
         wait_until(lambda: self.server.health()["tls"]["userspace"] == 0,
                    what="closed sessions uncounted")
-        self.assertIn("user space", self.server.stderr_text())  # the one-time fallback line
+        # The kTLS attempt ran (OpenSSL handed the keys to our BIO) and its fallback is logged once.
+        log = self.server.stderr_text()
+        self.assertIn("no `tls` module", log)
+        self.assertEqual(log.count("encrypting in user space"), 1)
 
 
 class TlsReloadTest(ProcessTestCase):
