@@ -353,6 +353,59 @@ class TlsTest(ServerTestCase):
         self.assertEqual(log.count("encrypting in user space"), 1)
 
 
+def spki_hash(cert):
+    """base64(sha256(SubjectPublicKeyInfo)), what --ignore-certificate-errors-spki-list takes."""
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", cert], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
+                         capture_output=True).stdout
+    import base64
+    import hashlib
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+class TlsBrowserTest(ProcessTestCase):
+    """The fireworks web app's flow (see test_browser.py) with the page opening wss://."""
+
+    def test_fireworks_over_wss(self):
+        import test_browser
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.install("srv1", pki.path("live.pem"), pki.path("live.key"))
+        page = test_browser.PageServer(test_browser.PAGE.replace("ws://", "wss://"))
+        self.addCleanup(page.close)
+        srv = self.new_server(config_text=tls_config(pki) + "[origins]\nallowed = [%s]\n"
+                              % json.dumps(page.origin))
+        page.ws_port = srv.port
+        ctx = pki.client_ctx()
+
+        async def go():
+            bridge = await websockets.connect("wss://localhost:%d/" % srv.port, ssl=ctx,
+                                              max_size=None)
+            await bridge.send(json.dumps({"type": "bridge"}))
+            browser = test_browser.Browser(
+                page.origin + "/",
+                ["--ignore-certificate-errors-spki-list=" + spki_hash(pki.path("srv1.pem"))])
+            try:
+                raw = await asyncio.wait_for(bridge.recv(), 30)
+                m = json.loads(raw)
+                self.assertEqual(len(m["fireworks"]), 3)
+                self.assertGreater(len(raw), 900_000, "the drawings arrive whole")
+                r = await asyncio.to_thread(page.wait_report, lambda r: r.get("event") == "id", 10)
+                self.assertEqual(int(r["id"]), m["id"])
+                await bridge.send(json.dumps({"id": m["id"],
+                                              "data": {"id": m["id"], "status": "ready"}}))
+                r = await asyncio.to_thread(page.wait_report,
+                                            lambda r: r.get("event") == "status", 10)
+                self.assertEqual(r, {"event": "status", "status": "ready", "id": str(m["id"])})
+                self.assertGreaterEqual(srv.health()["tls"]["userspace"], 2)
+            finally:
+                browser.close()
+                await bridge.close()
+        arun(go(), timeout=60)
+        self.assertEqual(srv.stop(), 0)
+
+
 class TlsReloadTest(ProcessTestCase):
     def setUp(self):
         super().setUp()
