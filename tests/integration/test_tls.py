@@ -173,6 +173,28 @@ class TlsTest(ServerTestCase):
                 self.assertEqual(await ws.recv(), "".join(parts))
         arun(go())
 
+    def test_every_profile_over_wss(self):
+        # One exchange per mounted protocol: the TLS layer is below all of them.
+        async def one(path, send, check):
+            async with websockets.connect(self.uri(path), ssl=self.pki.client_ctx()) as ws:
+                if send is not None:
+                    await ws.send(send)
+                check(await asyncio.wait_for(ws.recv(), 10))
+
+        async def go():
+            await one("/chatroom", None, lambda m: self.assertTrue(m.startswith("Welcome, "), m))
+            await one("/map", json.dumps({"type": "ping", "timestamp": "t1"}),
+                      lambda m: self.assertEqual(json.loads(m), {"type": "pong", "timestamp": "t1"}))
+            await one("/chat", json.dumps({"action": "history"}),
+                      lambda m: self.assertEqual(json.loads(m),
+                                                 {"error": "you need to authenticate first"}))
+            await one("/relay", json.dumps({"type": "hello"}),
+                      lambda m: self.assertEqual(json.loads(m)["message"],
+                                                 "Unknown message type: hello"))
+            await one("/ws", json.dumps({"op": "ping", "id": 7}),
+                      lambda m: self.assertEqual(json.loads(m), {"type": "pong", "id": 7}))
+        arun(go())
+
     def test_broadcast_across_workers(self):
         n = 8
 
