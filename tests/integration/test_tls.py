@@ -195,6 +195,23 @@ class TlsTest(ServerTestCase):
                       lambda m: self.assertEqual(json.loads(m), {"type": "pong", "id": 7}))
         arun(go())
 
+    def test_load_tool_over_wss(self):
+        # ringcast-load's wss:// client (built next to the server), certificate verified.
+        tool = os.path.join(os.path.dirname(harness.BINARY), "tools", "ringcast-load")
+        if not os.access(tool, os.X_OK):
+            self.skipTest("ringcast-load not built")
+        r = subprocess.run([tool, "echo", "--connections", "8", "--duration", "1", "--quiet",
+                            "--tls-ca", self.pki.ca, self.uri("/echo")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("result: PASS", r.stdout)
+        # With a CA that did not sign the server's certificate, every connection fails.
+        r = subprocess.run([tool, "echo", "--connections", "2", "--duration", "1", "--quiet",
+                            "--connect-timeout", "5", "--tls-ca", self.pki.other_ca,
+                            self.uri("/echo")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("certificate verify failed", r.stderr)
+
     def test_broadcast_across_workers(self):
         n = 8
 

@@ -63,10 +63,16 @@ std::string Url::host_header() const {
 
 Url parse_url(std::string_view s) {
   std::string orig(s);
-  if (s.starts_with("wss://")) throw ArgError("URL '" + orig + "': wss:// (TLS) is not supported");
-  if (!s.starts_with("ws://")) throw ArgError("URL '" + orig + "': must start with ws://");
-  s.remove_prefix(5);
   Url u;
+  if (s.starts_with("wss://")) {
+    u.tls = true;
+    u.port = 443;
+    s.remove_prefix(6);
+  } else if (s.starts_with("ws://")) {
+    s.remove_prefix(5);
+  } else {
+    throw ArgError("URL '" + orig + "': must start with ws:// or wss://");
+  }
   size_t slash = s.find_first_of("/?");
   std::string_view authority = s.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
@@ -204,6 +210,7 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--json", {kAll, true}},
       {"--plot", {kAll, true}},
       {"--quiet", {kAll, false}},
+      {"--tls-ca", {kAll, true}},
       {"--size", {kEcho | kBroadcast | kRelay, true}},
       {"--text", {kEcho | kBroadcast | kRelay, false}},
       {"--pipeline", {kEcho | kRelay, true}},
@@ -267,6 +274,9 @@ Options parse_args(const std::vector<std::string>& args) {
       o.plot_path = v;
     } else if (name == "--quiet") {
       o.quiet = true;
+    } else if (name == "--tls-ca") {
+      if (v.empty()) throw ArgError("--tls-ca: empty file name");
+      o.tls_ca = v;
     } else if (name == "--size") {
       o.size = parse_uint(name, v, 0, kMaxMessageSize);
     } else if (name == "--text") {
@@ -322,13 +332,14 @@ Options parse_args(const std::vector<std::string>& args) {
       throw ArgError("--size: " + std::to_string(o.size) + " is below the " + std::to_string(lo) +
                      "-byte payload header of " + sc + (o.text ? " with --text" : ""));
   }
+  if (!o.tls_ca.empty() && !o.url.tls) throw ArgError("--tls-ca applies to wss:// URLs only");
   if (seen["--pipeline"] && o.rate > 0)
     throw ArgError("--pipeline applies to closed-loop runs only (without --rate)");
   return o;
 }
 
 std::string usage() {
-  return R"(usage: ringcast-load SCENARIO [options] ws://HOST:PORT/PATH
+  return R"(usage: ringcast-load SCENARIO [options] ws[s]://HOST:PORT/PATH
 
 scenarios:
   echo       N connections send messages to an echo endpoint and check every reply
@@ -350,6 +361,7 @@ common options:
   --threads N (2)  --duration SEC (10; connect: limit of the connect phase)
   --connect-timeout SEC (10)  --drain SEC (2)  --source-addrs N (1: bind 127.0.0.1..N)
   --max-pending N (512 handshakes in progress per thread)  --json FILE  --plot FILE.svg  --quiet
+  --tls-ca FILE (wss://: verify the server's certificate and name; without it, no check)
 
 exit status: 0 success, 1 connection failure or failed correctness check, 2 bad usage
 )";
