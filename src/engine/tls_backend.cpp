@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -51,9 +52,14 @@ struct TlsStream {
 namespace {
 
 constexpr size_t kRecordBytes = 16384;  // TLS maximum plaintext per record
+// Plaintext encrypted per send: the rest of a larger batch is reported as not yet taken (a short
+// write), which the worker handles as with a plaintext socket. Keeps the ciphertext buffer small
+// enough to be pooled, and lets the worker see a slow reader's progress (stall_timeout_ms) in
+// steps of this size rather than whole batches.
+constexpr size_t kMaxPlainPerSend = 128 * 1024;
 constexpr size_t kSpareBuffers = 16;
 constexpr size_t kMaxSpareCapacity = 256 * 1024;
-// Ciphertext waiting for a peer that does not read. The worker's batches stay under ~1 MiB of
+// Ciphertext waiting for a peer that does not read. A worker's batch adds at most ~130 KiB of
 // it; more can only be records OpenSSL answers with (TLS 1.3 key updates) to a peer that keeps
 // asking without reading: that peer is cut off.
 constexpr size_t kMaxPendingCipher = 4 << 20;
@@ -125,6 +131,7 @@ class TlsBackend final : public Backend, public BackendEvents {
     }
     size_t total = 0;
     for (size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
+    total = std::min(total, kMaxPlainPerSend);
     t->worker_plain = static_cast<int64_t>(total);
     t->worker_failed = !(t->phase == TlsStream::Phase::kOpen && t->ssl && encrypt(*t, *msg, total));
     // Even a failure completes through the backend (a zero-length send if need be), so the
@@ -397,9 +404,9 @@ class TlsBackend final : public Backend, public BackendEvents {
     }
   }
 
-  // Encrypts the worker's iovecs into `out`: full records straight from large buffers, small
-  // frames coalesced through one record-sized staging buffer, so N small frames cost about one
-  // record's overhead, not N.
+  // Encrypts the first `total` bytes of the worker's iovecs into `out`: full records straight
+  // from large buffers, small frames coalesced through one record-sized staging buffer, so N
+  // small frames cost about one record's overhead, not N.
   bool encrypt(TlsStream& t, const msghdr& msg, size_t total) {
     if (total == 0) return true;
     if (!t.out) t.out = take_buffer();
@@ -410,9 +417,11 @@ class TlsBackend final : public Backend, public BackendEvents {
       ERR_clear_error();
       return SSL_write_ex(t.ssl, p, n, &written) == 1 && written == n;
     };
-    for (size_t i = 0; i < msg.msg_iovlen; ++i) {
+    size_t left = total;
+    for (size_t i = 0; i < msg.msg_iovlen && left > 0; ++i) {
       auto* p = static_cast<const uint8_t*>(msg.msg_iov[i].iov_base);
-      size_t len = msg.msg_iov[i].iov_len;
+      size_t len = std::min(msg.msg_iov[i].iov_len, left);
+      left -= len;
       while (len > 0) {
         if (staged == 0 && len >= kRecordBytes) {
           size_t n = len - len % kRecordBytes;

@@ -212,6 +212,33 @@ class TlsTest(ServerTestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("certificate verify failed", r.stderr)
 
+    def test_slow_reader_closed_by_outbound_cap(self):
+        # A TLS member that never reads: its queue is judged against outbound_cap as without TLS
+        # (the ciphertext in flight is bounded per send), so it is closed and the room goes on.
+        before = self.server.health()["slow_consumers"]["closed"]
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck = self.pki.client_ctx().wrap_socket(raw, server_hostname="localhost")
+        try:
+            stuck.sendall(harness.build_request("GET", "/raw/tls-slow",
+                                                harness.upgrade_headers(harness.ws_key())))
+            self.assertTrue(stuck.recv(4096).startswith(b"HTTP/1.1 101"))
+            chunk = os.urandom(64 * 1024)
+
+            async def go():
+                ctx = self.pki.client_ctx()
+                async with websockets.connect(self.uri("/raw/tls-slow?echo=0"), ssl=ctx) as pub, \
+                        websockets.connect(self.uri("/raw/tls-slow"), ssl=ctx,
+                                           max_size=None) as reader:
+                    for i in range(160):  # 10 MiB: more than the kernel buffers and the cap
+                        await pub.send(chunk)
+                        self.assertEqual(await reader.recv(), chunk)
+            arun(go(), timeout=60)
+            wait_until(lambda: self.server.health()["slow_consumers"]["closed"] > before,
+                       timeout=15, what="the non-reading TLS member closed as a slow consumer")
+        finally:
+            stuck.close()
+
     def test_broadcast_across_workers(self):
         n = 8
 
