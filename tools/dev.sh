@@ -5,6 +5,8 @@
 #                       whole suite and each fuzz target for a bounded time
 #   tools/dev.sh deps   only install the Debian packages
 #   tools/dev.sh build  deps + release build (CMAKE_BUILD_TYPE=Release, warnings as errors)
+#   tools/dev.sh package  deps + release build, then the Debian packages in build/:
+#                       ringcast_<version>_<arch>.deb and ringcast-tools_<version>_<arch>.deb
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,10 +18,10 @@ JOBS="${RINGCAST_JOBS:-$(nproc)}"
 
 # Why each package is here is in README.md ("Dependencies").
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential dpkg-dev cmake pkg-config
   liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-websockets systemd curl
+  python3 python3-websockets python3-prometheus-client systemd curl
   chromium fonts-liberation
   clang libfuzzer-14-dev
 )
@@ -79,6 +81,13 @@ run_suite() {
 case "${1:-}" in
   deps) deps ;;
   build) deps; build_release ;;
+  package)
+    deps
+    build_release
+    # -B: the packages land in the build directory whatever the current directory is.
+    cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$BUILD"
+    ls -1 "$BUILD"/*.deb
+    ;;
   run)
     deps
     build_release
@@ -98,7 +107,7 @@ case "${1:-}" in
     run_fuzz
     ;;
   *)
-    echo "usage: $0 run|test|deps|build" >&2
+    echo "usage: $0 run|test|deps|build|package" >&2
     exit 2
     ;;
 esac

@@ -334,6 +334,7 @@ void validate_config(const Config& cfg) {
 std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg) {
   auto s = std::make_shared<websocket::ServerSettings>();
   s->limits = cfg.limits;
+  s->max_body_bytes = cfg.api_max_body_bytes;
   std::string error;
   s->origins.set(cfg.allowed_origins, cfg.origin_check, error);
   return s;

@@ -99,8 +99,14 @@ std::string HealthService::health_json() const {
 }
 
 websocket::HttpResponse HealthService::handle(const websocket::HttpRequest& req,
-                                              const websocket::HttpContext&) {
+                                              const websocket::HttpContext& ctx) {
+  if (api_ && ApiService::owns(req.path)) return api_->handle(req, ctx);
   websocket::HttpResponse r;
+  if (req.method != "GET" && req.method != "HEAD") {
+    r = websocket::json_error(405, "method not allowed");
+    r.add_header("Allow", "GET, HEAD, OPTIONS");
+    return r;
+  }
   if (req.path == "/health" || req.path == "/") {
     r.body = health_json();
     r.add_header("Cache-Control", "no-store");

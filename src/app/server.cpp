@@ -22,6 +22,13 @@
 #include "ringcast/profiles/relayer_profile.h"
 
 namespace ringcast::app {
+std::string Server::node_id() const {
+  // What the server API names this node by: hostname and WebSocket port.
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+  return std::string(host) + ":" + std::to_string(cfg_.port);
+}
+
 namespace {
 
 std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
@@ -202,10 +209,15 @@ bool Server::start_workers() {
   shared_.backend = choose_backend();
   health_ = std::make_unique<HealthService>(cfg_, router_, *stats_, shared_.backend);
   health_->set_rooms(&hubs_->rooms());
+  api_ = std::make_unique<ApiService>(*hubs_, node_id());
+  api_->set_keys(cfg_.api_keys);
+  health_->set_api(api_.get());
   mount_seed_profiles();
   shared_.settings = settings_.get();
   shared_.router = &router_;
-  shared_.http = health_.get();
+  metrics_ = std::make_unique<MetricsService>(cfg_, router_, *stats_, *hubs_, store_.get(),
+                                              shared_.backend, *health_);
+  shared_.http = metrics_.get();
   shared_.stats = stats_.get();
   if (cfg_.tls_enabled()) {
     tls_ = std::make_unique<engine::TlsContext>();
@@ -327,6 +339,8 @@ void Server::reload() {
   log::set_level(*log::parse_level(cfg_.log_level));
   settings_->publish(make_settings(cfg_));
   health_->update(cfg_);
+  api_->set_keys(cfg_.api_keys);
+  metrics_->update(cfg_);
   tokens_.set(cfg_.tokens);
   hubs_->rooms().set_rules(cfg_.history_size, history_rules(cfg_));  // applies to new rooms
   hubs_->set_limits(room_limits(cfg_));  // rooms that exist stay; new ones are counted

@@ -77,6 +77,15 @@ void RoomRegistry::release(SharedRoom* room) {
   delete room;
 }
 
+std::vector<SharedRoom*> RoomRegistry::snapshot() {
+  std::vector<SharedRoom*> out;
+  std::lock_guard lock(mutex_);
+  out.reserve(rooms_.size());
+  for (auto& [name, room] : rooms_)
+    if (room->try_add_ref()) out.push_back(room);
+  return out;
+}
+
 size_t RoomRegistry::size() const {
   std::lock_guard lock(mutex_);
   return rooms_.size();

@@ -358,4 +358,10 @@ void GamechatProfile::history(Session& s, Request& r) {
       });
 }
 
+std::string_view GamechatProfile::user_id(const Session& s) const {
+  const auto* st = static_cast<const GamechatState*>(s.user);
+  return st && st->phase != GamechatState::Phase::kAnon ? std::string_view(st->user_id)
+                                                        : std::string_view();
+}
+
 }  // namespace ringcast::profiles

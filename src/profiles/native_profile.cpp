@@ -705,4 +705,14 @@ void NativeProfile::handle(Session& s, Request& r) {
   }
 }
 
+std::string_view NativeProfile::user_id(const Session& s) const {
+  const auto* st = static_cast<const NativeState*>(s.user);
+  return st && st->authed ? std::string_view(st->identity.user_id) : std::string_view();
+}
+
+engine::SharedFrame* NativeProfile::message_event(const hub::SharedRoom& room,
+                                                  const hub::HistoryRecord& rec) {
+  return profiles::message_event(room, rec);
+}
+
 }  // namespace ringcast::profiles

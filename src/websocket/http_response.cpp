@@ -72,7 +72,17 @@ HttpResponse json_error(int status, std::string_view message) {
   HttpResponse r;
   r.status = status;
   r.body = "{\"error\":\"";
-  r.body += message;
+  // Messages are ASCII text, but some quote names: escape what JSON requires.
+  for (char c : message) {
+    if (c == '"' || c == '\\') {
+      r.body += '\\';
+      r.body += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      r.body += ' ';
+    } else {
+      r.body += c;
+    }
+  }
   r.body += "\"}";
   return r;
 }

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "ringcast/app/api_service.h"
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
 #include "ringcast/engine/tls_context.h"
@@ -31,6 +32,8 @@ class HealthService final : public websocket::HttpService {
   void set_rooms(const hub::RoomRegistry* rooms) { rooms_ = rooms; }
   // TLS session counters, reported as "tls" when TLS is configured. Call before the listeners open.
   void set_tls(const engine::TlsCounters* tls) { tls_ = tls; }
+  // The server API, which answers /api/... (all but /api/version). Call before listeners open.
+  void set_api(ApiService* api) { api_ = api; }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -41,6 +44,7 @@ class HealthService final : public websocket::HttpService {
   std::vector<const profiles::HealthFields*> fields_;
   const hub::RoomRegistry* rooms_ = nullptr;
   const engine::TlsCounters* tls_ = nullptr;
+  ApiService* api_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -114,6 +114,8 @@ class RoomRegistry {
   SharedRoom* find(std::string_view name);
   void release(SharedRoom* room);
   size_t size() const;
+  // A referenced pointer to every room (release each through release()), for listings.
+  std::vector<SharedRoom*> snapshot();
   size_t history_for(std::string_view name) const;
   void set_rules(size_t default_history, std::vector<HistoryRule> rules);
   void set_max_rooms(size_t n);

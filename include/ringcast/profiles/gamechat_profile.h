@@ -29,6 +29,7 @@ class GamechatProfile final : public websocket::MessageHandler {
   const void* order_key(websocket::Session& s, websocket::Opcode op,
                         std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
+  std::string_view user_id(const websocket::Session& s) const override;
 
  private:
   struct Request;

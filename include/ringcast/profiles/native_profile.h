@@ -31,6 +31,12 @@ class NativeProfile final : public websocket::MessageHandler {
   const void* order_key(websocket::Session& s, websocket::Opcode op,
                         std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
+  std::string_view user_id(const websocket::Session& s) const override;
+
+  // A room message as members receive it ({"type":"message",...}); the server API publishes
+  // into native rooms with it.
+  static engine::SharedFrame* message_event(const hub::SharedRoom& room,
+                                            const hub::HistoryRecord& rec);
 
   static constexpr size_t kMaxRoomName = 128;
   static constexpr size_t kMaxHistoryLimit = 1000;

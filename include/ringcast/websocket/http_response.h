@@ -20,6 +20,7 @@ struct HttpResponse {
   std::string body;
   bool head_only = false;  // HEAD request: headers (with the body's length) but no body
   bool keep_alive = true;
+  bool deferred = false;  // HttpService: the answer comes later (see HttpService::handle)
 
   void add_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

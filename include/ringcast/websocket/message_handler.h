@@ -31,6 +31,8 @@ class MessageHandler {
   // Graceful stop: called for each open session just before it is closed with 1001, so a profile
   // can say goodbye in its own shape (the chatroom seed does). Sends queued here go out first.
   virtual void on_shutdown(Session&) {}
+  // The user this session is logged in as (empty: none), for the server API's disconnect.
+  virtual std::string_view user_id(const Session&) const { return {}; }
 };
 
 }  // namespace ringcast::websocket

@@ -41,6 +41,7 @@ struct Limits {
 struct ServerSettings {
   Limits limits;
   OriginPolicy origins;
+  size_t max_body_bytes = 1 << 20;  // HTTP request bodies ([api] max_body_bytes); 413 above
 };
 
 class SettingsStore {

@@ -29,6 +29,7 @@ struct OutItem {
   enum Flags : uint8_t {
     kKeep = 1,      // the HTTP response (the 101): never dropped, whatever follows it
     kUncapped = 2,  // a join snapshot or a paced frame: not slow-consumer backlog (see Worker)
+    kFanout = 4,    // holds a pending delivery of a sampled fan-out (SharedFrame::fanout_done)
   };
   engine::SharedFrame* frame;
   uint32_t offset;
@@ -112,14 +113,17 @@ class Session : public engine::Socket {
   bool close_sent_ = false;
   bool in_message_ = false;  // a fragmented data message is open
   bool ping_outstanding_ = false;
-  bool counted_ws_ = false;     // admitted against connection limits
-  bool discard_input_ = false;  // closing: inbound bytes are ignored
-  bool snapshot_ = false;       // sends are uncapped (SnapshotScope)
-  bool stall_watched_ = false;  // in the worker's stall watch list
-  bool pace_waiting_ = false;   // input held until the recipients drain our frames
-  bool passing_ = false;        // handling a message that passed ordered holds (see Pipeline)
-  bool skip_token_ = false;     // the next message was counted against the rate limit already
-  uint16_t holds_ = 0;          // input holds (hold_input)
+  bool counted_ws_ = false;      // admitted against connection limits
+  bool discard_input_ = false;   // closing: inbound bytes are ignored
+  bool snapshot_ = false;        // sends are uncapped (SnapshotScope)
+  bool stall_watched_ = false;   // in the worker's stall watch list
+  bool pace_waiting_ = false;    // input held until the recipients drain our frames
+  bool passing_ = false;         // handling a message that passed ordered holds (see Pipeline)
+  bool skip_token_ = false;      // the next message was counted against the rate limit already
+  bool http_waiting_ = false;    // a deferred HTTP answer is pending: no further request is read
+  bool http_keep_alive_ = true;  // that request's keep-alive
+  bool http_head_ = false;       // that request was HEAD
+  uint16_t holds_ = 0;           // input holds (hold_input)
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;

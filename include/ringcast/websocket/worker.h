@@ -88,6 +88,19 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   int index() const { return index_; }
   // Sessions by id, on this worker only.
   Session* find_session(uint64_t id) const;
+  // Every session of this worker (worker thread only; fn must not close sessions it is not
+  // given, and may close the one it is given).
+  template <typename Fn>
+  void for_each_session(Fn&& fn) {
+    for (Session* s = sessions_; s;) {
+      Session* next = s->next_;
+      fn(*s);
+      s = next;
+    }
+  }
+  // The deferred answer to the request `session` is waiting on (HttpService::handle); nothing if
+  // the connection is gone. Worker thread only.
+  void complete_http(uint64_t session, const HttpResponse& resp);
   // Asks the loop to wake peer worker `index` at the end of this pass (once per pass).
   void notify_peer(int index) { peers_to_notify_ |= 1ull << index; }
   // Input holds (see Session::hold_input). release_input(id) ignores a session that is gone.
@@ -154,13 +167,16 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void drop_unsent(Session& s);
   void notify_peers();
   void handle_http(Session& s, std::span<const uint8_t> data);
-  bool serve_request(Session& s, const HttpRequest& req);  // false: stop reading this buffer
+  // false: stop reading this buffer (upgraded)
+  bool serve_request(Session& s, const HttpRequest& req, std::string_view body);
   void queue_response(Session& s, const HttpResponse& resp);
   void start_websocket(Session& s, const HttpRequest& req, Route* route);
   void handle_ws(Session& s, std::span<const uint8_t> data);
   bool on_chunk(Session& s, const FrameChunk& c);
   void handle_control(Session& s, uint8_t opcode, std::span<uint8_t> payload);
   void fail(Session& s, uint16_t code, const char* reason);
+  void rate_limit_close(Session& s);
+  static void release_item_frame(OutItem* it);  // drops the item's frame reference
   void abort_session(Session& s);
   void shut_write(Session& s);
   void on_timer(Session& s);
