@@ -228,6 +228,7 @@ bool Server::start_workers() {
     }
     shared_.tls = tls_.get();
     health_->set_tls(&tls_->counters);
+    metrics_->set_tls(&tls_->counters);
   }
   shared_.listeners.push_back({cfg_.host, cfg_.port, true, cfg_.tls_enabled()});
   if (cfg_.http_port)

@@ -413,6 +413,10 @@ class TlsTest(ServerTestCase):
         arun(go())
         wait_until(lambda: self.server.health()["tls"]["userspace"] == 0,
                    what="closed sessions uncounted")
+        metrics = harness.http_request(self.http_port, "GET", "/metrics").body.decode()
+        self.assertIn('ringcast_tls_sessions{mode="userspace"} 0', metrics)
+        self.assertIn('ringcast_tls_sessions{mode="ktls"} 0', metrics)
+        self.assertIn("ringcast_tls_handshake_failures_total ", metrics)
         # The kTLS attempt ran (OpenSSL handed the keys to our BIO) and its fallback is logged once.
         log = self.server.stderr_text()
         self.assertIn("no `tls` module", log)
