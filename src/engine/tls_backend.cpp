@@ -29,7 +29,6 @@ struct TlsStream {
   Phase phase = Phase::kHandshake;
   bool ulp = false;                // the `tls` ULP is attached to the socket
   bool ktls_tx = false;            // the kernel encrypts what we send: sends pass through
-  bool ktls_rx = false;            // the kernel decrypts what we receive: receives pass through
   bool inner_busy = false;         // a send of `out` is in flight in the real backend
   bool read_end_sent = false;      // the worker was told the stream ended
   bool fail_pending = false;       // handshake failed: end the stream once the alert is out
@@ -79,6 +78,8 @@ size_t crypto_info_size(uint16_t cipher) {
   }
 }
 
+KtlsSetsockopt g_ktls_setsockopt = ::setsockopt;
+
 // OpenSSL 3.0's record layer asks the BIO to install kTLS keys with this control (internal
 // header: BIO_set_ktls(b, keyblob, is_tx) = BIO_ctrl(b, BIO_CTRL_SET_KTLS, is_tx, keyblob)); the
 // keyblob starts with the kernel's struct tls_crypto_info.
@@ -99,12 +100,7 @@ class TlsBackend final : public Backend, public BackendEvents {
     for (auto* b : spare_) delete b;
   }
 
-  void set_inner(std::unique_ptr<Backend> inner) {
-    inner_ = std::move(inner);
-    // An io_uring multishot receive may complete with bytes read before kTLS keys were
-    // installed; only epoll reads strictly in step with this layer.
-    ktls_rx_allowed_ = inner_->kind() == BackendKind::kEpoll;
-  }
+  void set_inner(std::unique_ptr<Backend> inner) { inner_ = std::move(inner); }
 
   // ---- Backend ----
   BackendKind kind() const override { return inner_->kind(); }
@@ -167,7 +163,7 @@ class TlsBackend final : public Backend, public BackendEvents {
 
   void on_data(Socket* s, std::span<const uint8_t> data) override {
     TlsStream* t = s->tls;
-    if (!t || t->ktls_rx) {
+    if (!t) {
       events_.on_data(s, data);
       return;
     }
@@ -276,7 +272,7 @@ class TlsBackend final : public Backend, public BackendEvents {
       case BIO_CTRL_GET_KTLS_SEND:
         return t->ktls_tx ? 1 : 0;
       case BIO_CTRL_GET_KTLS_RECV:
-        return t->ktls_rx ? 1 : 0;
+        return 0;  // receiving always stays in user space (see enable_ktls)
       case kBioCtrlSetKtls:
         return t->owner->enable_ktls(*t, num != 0, ptr) ? 1 : 0;
       default:
@@ -372,11 +368,6 @@ class TlsBackend final : public Backend, public BackendEvents {
                 t.ktls_errno ? ": " : "", t.ktls_errno ? std::strerror(t.ktls_errno) : "");
       }
     }
-    if (t.ktls_tx && t.ktls_rx) {
-      // The kernel does all record work from here: the SSL object is dead weight.
-      SSL_free(t.ssl);
-      t.ssl = nullptr;
-    }
   }
 
   void read_records(TlsStream& t) {
@@ -467,12 +458,20 @@ class TlsBackend final : public Backend, public BackendEvents {
   // Called by OpenSSL (through the BIO) when it has traffic keys for one direction.
   bool enable_ktls(TlsStream& t, bool tx, void* keyblob) {
     const int fd = t.sock->fd;
-    if (!tx && !ktls_rx_allowed_) {
-      t.ktls_why = t.ktls_why ? t.ktls_why : "receiving stays in user space on io_uring";
+    // Receiving stays in user space. The loop reads the socket itself, so by the time OpenSSL
+    // has receive keys the bytes after the key change are already out of the kernel (TLS 1.2's
+    // Finished arrives with its ChangeCipherSpec; an io_uring multishot receive reads ahead at
+    // any time), and OpenSSL 3.0 offers no TLS 1.3 receive keys at all. Decrypting is
+    // per-session work either way; the shared broadcast frame is on the sending side.
+    if (!tx) return false;
+    // TLS 1.2 installs the sending keys before its Finished, which OpenSSL then writes as a
+    // control record through the kernel (sendmsg with a record-type cmsg); the sessions that
+    // go to the kernel here are TLS 1.3 ones, which write nothing after the switch (no tickets).
+    if (SSL_version(t.ssl) != TLS1_3_VERSION) {
+      t.ktls_why = "kernel TLS is used for TLS 1.3 sessions";
       return false;
     }
-    if (!tx && t.in_len > 0) return false;  // records already read past the key change
-    if (tx && t.inner_busy) {
+    if (t.inner_busy) {
       t.ktls_why = "handshake bytes still in flight";
       return false;
     }
@@ -483,14 +482,14 @@ class TlsBackend final : public Backend, public BackendEvents {
       return false;
     }
     if (!t.ulp) {
-      if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof "tls") != 0) {
+      if (g_ktls_setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof "tls") != 0) {
         t.ktls_why = "the kernel has no `tls` module";
         t.ktls_errno = errno;
         return false;
       }
       t.ulp = true;
     }
-    if (tx) {
+    {
       // Everything encrypted so far must be on the wire before the kernel encrypts what follows.
       while (t.out && t.out_sent < t.out->size()) {
         ssize_t n = ::send(fd, t.out->data() + t.out_sent, t.out->size() - t.out_sent,
@@ -505,12 +504,12 @@ class TlsBackend final : public Backend, public BackendEvents {
       give_buffer(t.out);
       t.out_sent = 0;
     }
-    if (setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, keyblob, static_cast<socklen_t>(len)) != 0) {
+    if (g_ktls_setsockopt(fd, SOL_TLS, TLS_TX, keyblob, static_cast<socklen_t>(len)) != 0) {
       t.ktls_why = "the kernel refused the keys";
       t.ktls_errno = errno;
       return false;
     }
-    (tx ? t.ktls_tx : t.ktls_rx) = true;
+    t.ktls_tx = true;
     return true;
   }
 
@@ -539,11 +538,14 @@ class TlsBackend final : public Backend, public BackendEvents {
   SSL_CTX* ctx_ = nullptr;  // this loop's reference to the context handshakes start with
   uint64_t ctx_generation_ = 0;
   bool accepting_tls_ = false;
-  bool ktls_rx_allowed_ = false;
   std::vector<uint8_t> plain_;  // decrypted records on their way up
   std::vector<uint8_t> stage_;  // small frames coalesced into one record
   std::vector<std::string*> spare_;
 };
+
+void set_ktls_setsockopt_for_testing(KtlsSetsockopt fn) {
+  g_ktls_setsockopt = fn ? fn : ::setsockopt;
+}
 
 std::unique_ptr<Backend> make_tls_backend(
     BackendEvents& events, TlsContext& context, std::vector<bool> tls_listeners,

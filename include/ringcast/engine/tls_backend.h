@@ -8,8 +8,7 @@
 //  - Kernel TLS first: OpenSSL (SSL_OP_ENABLE_KTLS) hands the traffic keys to our BIO, which
 //    installs them with the `tls` ULP. With the sending side in the kernel the worker's iovecs go
 //    to the socket untouched, so a broadcast frame stays one shared buffer for every recipient.
-//    The receiving side goes to the kernel only on epoll (an io_uring multishot receive may
-//    already hold ciphertext read before the keys were installed).
+//    Receiving stays in user space (see enable_ktls in tls_backend.cpp for why).
 //  - Otherwise (no `tls` module, a cipher the kernel lacks, handshake bytes still in flight) the
 //    session falls back to user-space TLS, logged once per process: each send batch the worker
 //    hands over is encrypted into one buffer (records of up to 16 KiB, small frames coalesced)
@@ -31,5 +30,10 @@ namespace ringcast::engine {
 std::unique_ptr<Backend> make_tls_backend(
     BackendEvents& events, TlsContext& context, std::vector<bool> tls_listeners,
     const std::function<std::unique_ptr<Backend>(BackendEvents&)>& make_inner);
+
+// Test seam: the setsockopt used to attach the `tls` ULP and install kTLS keys (nullptr restores
+// the real one). Lets unit tests drive the kernel-TLS branches on a kernel without the module.
+using KtlsSetsockopt = int (*)(int fd, int level, int name, const void* value, socklen_t len);
+void set_ktls_setsockopt_for_testing(KtlsSetsockopt fn);
 
 }  // namespace ringcast::engine
