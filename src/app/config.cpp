@@ -178,6 +178,11 @@ void load_config_file(const std::string& path, Config& cfg) {
         {"audience", string_or_list(path, cfg.jwt.audience)},
         {"issuer", string(path, cfg.jwt.issuer)},
         {"leeway_s", integer(path, cfg.jwt.leeway_s, 0, 86400)}}},
+      {"tls",
+       {{"cert", string(path, cfg.tls_cert)},
+        {"key", string(path, cfg.tls_key)},
+        {"ca", string(path, cfg.tls_ca)},
+        {"http_port_tls", boolean(path, cfg.http_port_tls)}}},
       {"profiles.bridge",
        {{"enabled", boolean(path, cfg.bridge.mount.enabled)},
         {"path", string(path, cfg.bridge.mount.path)},
@@ -289,6 +294,11 @@ void validate_config(const Config& cfg) {
   if (cfg.durability != "strict" && cfg.durability != "relaxed") {
     throw ConfigError("store.durability: must be strict or relaxed (got '" + cfg.durability + "')");
   }
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty())
+    throw ConfigError("tls: cert and key must be set together (both PEM file paths)");
+  if (!cfg.tls_enabled() && (!cfg.tls_ca.empty() || cfg.http_port_tls))
+    throw ConfigError(std::string("tls.") + (cfg.tls_ca.empty() ? "http_port_tls" : "ca") +
+                      ": needs tls.cert and tls.key");
   if (cfg.http_port != 0 && cfg.http_port == cfg.port) {
     throw ConfigError("server.http_port: must differ from server.port (or be 0 to disable)");
   }
@@ -363,6 +373,9 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.data_dir == b.data_dir, "server.data_dir");
   check(a.persistent_rooms == b.persistent_rooms, "store.persistent_rooms");
   check(a.durability == b.durability, "store.durability");
+  // Certificate files are reloaded; turning TLS on or off changes what the listeners speak.
+  check(a.tls_enabled() == b.tls_enabled(), "tls.cert");
+  check(a.http_port_tls == b.http_port_tls, "tls.http_port_tls");
   check(a.bridge == b.bridge, "profiles.bridge");
   check(a.chatroom == b.chatroom, "profiles.chatroom");
   check(a.livemap == b.livemap, "profiles.livemap");

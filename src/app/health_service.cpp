@@ -74,6 +74,17 @@ std::string HealthService::health_json() const {
     w.Key(key.c_str());
     w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
   }
+  if (tls_) {
+    w.Key("tls");
+    w.StartObject();
+    w.Key("ktls");
+    w.Int64(tls_->ktls.load(std::memory_order_relaxed));
+    w.Key("userspace");
+    w.Int64(tls_->userspace.load(std::memory_order_relaxed));
+    w.Key("handshake_failures");
+    w.Uint64(tls_->handshake_failures.load(std::memory_order_relaxed));
+    w.EndObject();
+  }
   w.Key("slow_consumers");
   w.StartObject();
   w.Key("closed");

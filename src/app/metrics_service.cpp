@@ -327,6 +327,17 @@ std::string MetricsService::metrics_text() const {
   x.family("ringcast_store_commit_failures_total", "counter",
            "Durable store group commits that failed (their writes were refused).");
   x.sample("ringcast_store_commit_failures_total", "", store_ ? store_->failures() : uint64_t{0});
+  if (tls_) {
+    x.family("ringcast_tls_sessions", "gauge",
+             "Open TLS sessions by where their sending side is encrypted.");
+    x.sample("ringcast_tls_sessions", label("mode", "ktls"),
+             tls_->ktls.load(std::memory_order_relaxed));
+    x.sample("ringcast_tls_sessions", label("mode", "userspace"),
+             tls_->userspace.load(std::memory_order_relaxed));
+    x.family("ringcast_tls_handshake_failures_total", "counter", "TLS handshakes that failed.");
+    x.sample("ringcast_tls_handshake_failures_total", "",
+             tls_->handshake_failures.load(std::memory_order_relaxed));
+  }
 
   ProcessSample p = process_sample();
   x.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

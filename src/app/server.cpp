@@ -41,6 +41,10 @@ std::vector<hub::HistoryRule> history_rules(const Config& cfg) {
   return rules;
 }
 
+engine::TlsFiles tls_files(const Config& cfg) {
+  return {cfg.tls_cert, cfg.tls_key, cfg.tls_ca};
+}
+
 hub::RoomLimits room_limits(const Config& cfg) {
   hub::RoomLimits l;
   l.max_rooms = cfg.max_rooms;
@@ -217,8 +221,20 @@ bool Server::start_workers() {
                                               shared_.backend, *health_);
   shared_.http = metrics_.get();
   shared_.stats = stats_.get();
-  shared_.listeners.push_back({cfg_.host, cfg_.port, true});
-  if (cfg_.http_port) shared_.listeners.push_back({cfg_.host, cfg_.http_port, false});
+  if (cfg_.tls_enabled()) {
+    tls_ = std::make_unique<engine::TlsContext>();
+    std::string error;
+    if (!tls_->load(tls_files(cfg_), error)) {
+      RC_ERROR("%s", error.c_str());
+      return false;
+    }
+    shared_.tls = tls_.get();
+    health_->set_tls(&tls_->counters);
+    metrics_->set_tls(&tls_->counters);
+  }
+  shared_.listeners.push_back({cfg_.host, cfg_.port, true, cfg_.tls_enabled()});
+  if (cfg_.http_port)
+    shared_.listeners.push_back({cfg_.host, cfg_.http_port, false, cfg_.http_port_tls});
   for (const auto& spec : shared_.listeners) {
     std::string error;
     if (!engine::port_is_free(spec.host, spec.port, error)) {
@@ -306,6 +322,19 @@ void Server::reload() {
     next.history_ttl_s = fresh.history_ttl_s;
     next.max_state_keys = fresh.max_state_keys;
     next.max_state_value_bytes = fresh.max_state_value_bytes;
+    if (tls_ && fresh.tls_enabled()) {
+      // New handshakes use the new pair; open connections keep theirs. A bad pair keeps the
+      // old one (and the old file names, so the next SIGHUP tries the new files again).
+      std::string error;
+      if (tls_->load(tls_files(fresh), error)) {
+        next.tls_cert = fresh.tls_cert;
+        next.tls_key = fresh.tls_key;
+        next.tls_ca = fresh.tls_ca;
+        RC_INFO("SIGHUP: TLS certificate reloaded from %s", fresh.tls_cert.c_str());
+      } else {
+        RC_ERROR("SIGHUP: keeping the current TLS certificate: %s", error.c_str());
+      }
+    }
   } catch (const ConfigError& e) {
     RC_ERROR("SIGHUP: keeping the old configuration: %s", e.what());
     return;

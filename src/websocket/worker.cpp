@@ -121,13 +121,7 @@ void Worker::run() {
     engine::FrameRef f(refusal.encode());
     options.refusal.assign(reinterpret_cast<const char*>(f->data()), f->size());
   }
-  if (shared_.backend == engine::BackendKind::kIoUring) {
-    std::string why;
-    backend_ = engine::make_io_uring_backend(*this, options, why);
-    if (!backend_)
-      RC_WARN("worker %d: io_uring unavailable (%s), using epoll", index_, why.c_str());
-  }
-  if (!backend_) backend_ = engine::make_epoll_backend(*this, options);
+  backend_ = make_backend(options);
   backend_kind_ = backend_->kind();
   stats_.metrics.tid.store(static_cast<int>(gettid()), std::memory_order_relaxed);
   engine::SharedFrame::set_fanout_observer_this_thread(
@@ -577,7 +571,7 @@ void Worker::shut_write(Session& s) {
   // on_read_end; the linger timer bounds the wait.
   if (s.write_shut_) return;
   s.write_shut_ = true;
-  ::shutdown(s.fd, SHUT_WR);
+  backend_->shutdown_write(&s);
 }
 
 // ---- Timers -------------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ ws.onclose = (ev) => report({event: 'close', code: ev.code});
 class PageServer:
     """Serves PAGE on a free 127.0.0.1 port and records the page's /report calls."""
 
-    def __init__(self):
+    def __init__(self, page=PAGE):
+        self.page = page
         self.reports = []
         self.cond = threading.Condition()
         self.ws_port = None  # set once the ringcast server is up
@@ -73,7 +74,7 @@ class PageServer:
                         outer.cond.notify_all()
                     body = b""
                 elif url.path == "/":
-                    body = (PAGE % {"ws_port": outer.ws_port}).encode()
+                    body = (outer.page % {"ws_port": outer.ws_port}).encode()
                 else:
                     self.send_response(404)
                     self.end_headers()
@@ -117,13 +118,14 @@ class PageServer:
 class Browser:
     """Headless Chromium on one URL (flags from the machine notes: no network chatter)."""
 
-    def __init__(self, url):
+    def __init__(self, url, extra_args=()):
         if not os.access(CHROMIUM, os.X_OK):
             raise AssertionError("%s missing: tools/dev.sh deps installs Debian's chromium" % CHROMIUM)
         self.profile = tempfile.mkdtemp(prefix="ringcast-chromium-")
         args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--user-data-dir=" + self.profile, url]
+                "--disable-sync", "--disable-extensions", "--user-data-dir=" + self.profile,
+                *extra_args, url]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 

@@ -283,3 +283,38 @@ TEST(Config, JwtKeyFileMustBeUsable) {
   ASSERT_NE(v, nullptr);
   EXPECT_EQ(v->policy().leeway_s, 60);
 }
+
+TEST(Config, TlsKeys) {
+  Config defaults;
+  EXPECT_FALSE(defaults.tls_enabled());
+  EXPECT_FALSE(defaults.http_port_tls);
+  TempFile f(
+      "[tls]\ncert = \"/etc/ringcast/cert.pem\"\nkey = \"/etc/ringcast/key.pem\"\n"
+      "ca = \"/etc/ringcast/ca.pem\"\nhttp_port_tls = true\n");
+  Config cfg;
+  load_config_file(f.path(), cfg);
+  validate_config(cfg);  // files are opened at start-up, not here
+  EXPECT_TRUE(cfg.tls_enabled());
+  EXPECT_EQ(cfg.tls_cert, "/etc/ringcast/cert.pem");
+  EXPECT_EQ(cfg.tls_key, "/etc/ringcast/key.pem");
+  EXPECT_EQ(cfg.tls_ca, "/etc/ringcast/ca.pem");
+  EXPECT_TRUE(cfg.http_port_tls);
+  std::string e = error_of("[tls]\ncert = \"c.pem\"\n");
+  EXPECT_NE(e.find("cert and key"), std::string::npos) << e;
+  e = error_of("[tls]\nca = \"ca.pem\"\n");
+  EXPECT_NE(e.find("tls.ca"), std::string::npos) << e;
+  e = error_of("[tls]\nhttp_port_tls = true\n");
+  EXPECT_NE(e.find("tls.http_port_tls"), std::string::npos) << e;
+  e = error_of("[tls]\nhttp_port_tls = 1\n");
+  EXPECT_NE(e.find("tls.http_port_tls"), std::string::npos) << e;
+  e = error_of("[tls]\ncipher = \"x\"\n");
+  EXPECT_NE(e.find("tls.cipher"), std::string::npos) << e;
+  // Turning TLS on or off, or moving the health port to TLS, needs a restart; new file names
+  // are picked up by SIGHUP.
+  Config other = cfg;
+  other.tls_cert = "/elsewhere.pem";
+  EXPECT_TRUE(restart_only_changes(cfg, other).empty());
+  other.http_port_tls = false;
+  EXPECT_EQ(restart_only_changes(cfg, other), std::vector<std::string>{"tls.http_port_tls"});
+  EXPECT_EQ(restart_only_changes(cfg, defaults).front(), "tls.cert");
+}

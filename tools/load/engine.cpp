@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -83,6 +84,18 @@ Worker::Worker(Run& run, int index, int nthreads, uint64_t total_conns)
   std::random_device rd;
   rng_ = (uint64_t{rd()} << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17) ^ now_ns();
   if (rng_ == 0) rng_ = 0x9E3779B97F4A7C15ull;
+  if (run.opt.url.tls) {
+    tls_ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx_) throw std::runtime_error("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(tls_ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls_ctx_, SSL_MODE_RELEASE_BUFFERS);
+    if (!run.opt.tls_ca.empty()) {
+      if (SSL_CTX_load_verify_file(tls_ctx_, run.opt.tls_ca.c_str()) != 1)
+        throw std::runtime_error("--tls-ca: cannot load " + run.opt.tls_ca);
+      SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_PEER, nullptr);
+    }
+    tls_buf_.resize(16384);
+  }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   evfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epfd_ < 0 || evfd_ < 0) throw std::runtime_error(errno_text("epoll/eventfd", errno));
@@ -93,8 +106,11 @@ Worker::Worker(Run& run, int index, int nthreads, uint64_t total_conns)
 }
 
 Worker::~Worker() {
-  for (auto& c : conns_)
+  for (auto& c : conns_) {
     if (c.fd >= 0) ::close(c.fd);
+    if (c.ssl) SSL_free(c.ssl);
+  }
+  if (tls_ctx_) SSL_CTX_free(tls_ctx_);
   if (epfd_ >= 0) ::close(epfd_);
   if (evfd_ >= 0) ::close(evfd_);
 }
@@ -162,6 +178,10 @@ void Worker::mark_dirty(Conn& c) {
 
 void Worker::flush(Conn& c) {
   if (c.fd < 0 || c.blocked || c.state == ConnState::kConnecting) return;
+  if (c.ssl) {
+    tls_flush(c);
+    return;
+  }
   while (c.out_off < c.out.size()) {
     ssize_t r = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
                        MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -185,6 +205,86 @@ void Worker::flush(Conn& c) {
     c.out.erase(0, c.out_off);
     c.out_off = 0;
   }
+}
+
+void Worker::tls_flush(Conn& c) {
+  if (!SSL_is_init_finished(c.ssl)) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(c.ssl);
+    if (r != 1 && SSL_get_error(c.ssl, r) != SSL_ERROR_WANT_READ) {
+      char buf[256];
+      ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+      ERR_clear_error();
+      handshake_failed(c, ErrorKind::kHandshake, std::string("TLS handshake: ") + buf);
+      return;
+    }
+  }
+  if (SSL_is_init_finished(c.ssl) && c.out_off < c.out.size()) {
+    size_t written = 0;
+    if (SSL_write_ex(c.ssl, c.out.data() + c.out_off, c.out.size() - c.out_off, &written) != 1) {
+      ERR_clear_error();
+      lost(c, "TLS write failed");
+      return;
+    }
+    c.out.clear();
+    c.out_off = 0;
+  }
+  BIO* wbio = SSL_get_wbio(c.ssl);
+  char* pending = nullptr;
+  long n = BIO_get_mem_data(wbio, &pending);
+  if (n > 0) {
+    c.tls_out.append(pending, static_cast<size_t>(n));
+    (void)BIO_reset(wbio);
+  }
+  while (c.tls_off < c.tls_out.size()) {
+    ssize_t r = ::send(c.fd, c.tls_out.data() + c.tls_off, c.tls_out.size() - c.tls_off,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      c.tls_off += static_cast<size_t>(r);
+      bump(counters_.bytes_sent, static_cast<uint64_t>(r));
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c.blocked = true;
+      break;
+    } else {
+      lost(c, errno_text("send", errno));
+      return;
+    }
+  }
+  if (c.tls_off == c.tls_out.size()) {
+    c.tls_out.clear();
+    c.tls_off = 0;
+  } else if (c.tls_off > 65536 && c.tls_off > c.tls_out.size() / 2) {
+    c.tls_out.erase(0, c.tls_off);
+    c.tls_off = 0;
+  }
+}
+
+void Worker::tls_input(Conn& c, const uint8_t* data, size_t n) {
+  BIO_write(SSL_get_rbio(c.ssl), data, static_cast<int>(n));
+  if (!SSL_is_init_finished(c.ssl)) {
+    tls_flush(c);  // advances the handshake; once done, sends the upgrade request
+    if (c.fd < 0 || !SSL_is_init_finished(c.ssl)) return;
+  }
+  for (;;) {
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(c.ssl, tls_buf_.data(), tls_buf_.size(), &got) == 1) {
+      on_input(c, tls_buf_.data(), got, now_ns());
+      if (c.fd < 0) return;
+      continue;
+    }
+    int e = SSL_get_error(c.ssl, 0);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_ZERO_RETURN) break;  // FIN follows close_notify
+    if (c.state == ConnState::kHandshake)
+      handshake_failed(c, ErrorKind::kHandshake, "TLS error");
+    else
+      lost(c, "TLS error");
+    return;
+  }
+  if (BIO_ctrl_pending(SSL_get_wbio(c.ssl)) > 0) mark_dirty(c);
 }
 
 void Worker::flush_dirty() {
@@ -407,6 +507,21 @@ void Worker::on_connected(Conn& c) {
   std::memcpy(c.accept, accept.data(), std::min(accept.size(), sizeof c.accept));
   c.out = upgrade_request(run_.opt.url.host_header(), run_.workload->target(c.gid), key);
   c.out_off = 0;
+  if (tls_ctx_) {
+    // The request waits in `out` until the TLS handshake this starts is done.
+    c.ssl = SSL_new(tls_ctx_);
+    if (!c.ssl) {
+      handshake_failed(c, ErrorKind::kHandshake, "SSL_new failed");
+      return;
+    }
+    SSL_set_bio(c.ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(c.ssl);
+    const std::string& host = run_.opt.url.host;
+    in6_addr ip;
+    if (inet_pton(AF_INET, host.c_str(), &ip) != 1 && inet_pton(AF_INET6, host.c_str(), &ip) != 1)
+      SSL_set_tlsext_host_name(c.ssl, host.c_str());
+    if (!run_.opt.tls_ca.empty()) SSL_set1_host(c.ssl, host.c_str());
+  }
   mark_dirty(c);
 }
 
@@ -415,7 +530,10 @@ void Worker::on_readable(Conn& c) {
     ssize_t r = ::recv(c.fd, scratch_.data(), scratch_.size(), 0);
     if (r > 0) {
       bump(counters_.bytes_received, static_cast<uint64_t>(r));
-      on_input(c, scratch_.data(), static_cast<size_t>(r), now_ns());
+      if (c.ssl)
+        tls_input(c, scratch_.data(), static_cast<size_t>(r));
+      else
+        on_input(c, scratch_.data(), static_cast<size_t>(r), now_ns());
       if (c.fd < 0) return;
       continue;
     }
@@ -569,6 +687,12 @@ void Worker::close_conn(Conn& c, ConnState final_state) {
   std::string().swap(c.out);
   c.out_off = 0;
   c.frag = FragmentState{};
+  if (c.ssl) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
+  std::string().swap(c.tls_out);
+  c.tls_off = 0;
 }
 
 }  // namespace ringcast::load

@@ -3,6 +3,7 @@
 // whatever partial frame or unsent data it has to keep; reads go through one per-thread buffer.
 #pragma once
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -70,6 +71,11 @@ struct Conn {
   size_t out_off = 0;
   FragmentState frag;
   char accept[28] = {};  // expected Sec-WebSocket-Accept
+  // wss:// only: the TLS session over memory BIOs. `out` then holds plaintext not yet encrypted
+  // (the upgrade request waits there until the TLS handshake is done), tls_out ciphertext.
+  SSL* ssl = nullptr;
+  std::string tls_out;
+  size_t tls_off = 0;
 };
 
 class Worker;
@@ -197,6 +203,9 @@ class Worker {
   void handshake_failed(Conn& c, ErrorKind k, const std::string& msg);
   void lost(Conn& c, const std::string& why);  // connection ended unexpectedly
   void close_conn(Conn& c, ConnState final_state);
+  // wss://: encrypts pending output and sends ciphertext; feeds received ciphertext through.
+  void tls_flush(Conn& c);
+  void tls_input(Conn& c, const uint8_t* data, size_t n);
   void mark_dirty(Conn& c);
   void flush(Conn& c);
   void flush_dirty();
@@ -210,6 +219,8 @@ class Worker {
   std::vector<Conn> conns_;
   std::vector<uint32_t> dirty_;
   std::vector<uint8_t> scratch_;
+  SSL_CTX* tls_ctx_ = nullptr;    // wss:// only
+  std::vector<uint8_t> tls_buf_;  // decrypted input on its way to on_input
   size_t next_to_start_ = 0;
   size_t pending_ = 0;   // connecting or handshaking
   size_t resolved_ = 0;  // open or failed at least once

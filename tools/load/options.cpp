@@ -68,19 +68,23 @@ namespace {
 
 Url parse_any_url(std::string_view s, bool http) {
   std::string orig(s);
+  Url u;
   if (http) {
     if (s.starts_with("https://"))
-      throw ArgError("URL '" + orig + "': https:// (TLS) is not supported");
+      throw ArgError("URL '" + orig + "': https:// is not supported (the server API over plain HTTP)");
     if (!s.starts_with("http://")) throw ArgError("URL '" + orig + "': must start with http://");
     s.remove_prefix(7);
-  } else {
-    if (s.starts_with("wss://"))
-      throw ArgError("URL '" + orig + "': wss:// (TLS) is not supported");
-    if (!s.starts_with("ws://")) throw ArgError("URL '" + orig + "': must start with ws://");
+    u.scheme = "http";
+  } else if (s.starts_with("wss://")) {
+    u.tls = true;
+    u.port = 443;
+    u.scheme = "wss";
+    s.remove_prefix(6);
+  } else if (s.starts_with("ws://")) {
     s.remove_prefix(5);
+  } else {
+    throw ArgError("URL '" + orig + "': must start with ws:// or wss://");
   }
-  Url u;
-  u.scheme = http ? "http" : "ws";
   size_t slash = s.find_first_of("/?");
   std::string_view authority = s.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
@@ -240,6 +244,7 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--json", {kAll, true}},
       {"--plot", {kAll, true}},
       {"--quiet", {kAll, false}},
+      {"--tls-ca", {kAll, true}},
       {"--size", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
       {"--text", {kEcho | kBroadcast | kRelay, false}},
       {"--pipeline", {kEcho | kRelay, true}},
@@ -306,6 +311,9 @@ Options parse_args(const std::vector<std::string>& args) {
       o.plot_path = v;
     } else if (name == "--quiet") {
       o.quiet = true;
+    } else if (name == "--tls-ca") {
+      if (v.empty()) throw ArgError("--tls-ca: empty file name");
+      o.tls_ca = v;
     } else if (name == "--size") {
       o.size = parse_uint(name, v, 0, kMaxMessageSize);
     } else if (name == "--text") {
@@ -386,6 +394,9 @@ Options parse_args(const std::vector<std::string>& args) {
     if (o.rate <= 0) throw ArgError("--rate: http-publish needs a publish rate > 0");
     if (o.api_key.empty()) throw ArgError("http-publish needs --api-key KEY (a key of [api] keys)");
     if (!seen["--api"]) {
+      // The API connections speak plain HTTP: a wss:// port would need --api for a plain one.
+      if (o.url.tls)
+        throw ArgError("http-publish with a wss:// URL needs --api http://HOST:PORT (a plain port)");
       o.api.scheme = "http";
       o.api.host = o.url.host;
       o.api.port = o.url.port;
@@ -413,13 +424,14 @@ Options parse_args(const std::vector<std::string>& args) {
       throw ArgError("--size: " + std::to_string(o.size) + " is below the " + std::to_string(lo) +
                      "-byte payload header of " + sc + (o.text ? " with --text" : ""));
   }
+  if (!o.tls_ca.empty() && !o.url.tls) throw ArgError("--tls-ca applies to wss:// URLs only");
   if (seen["--pipeline"] && o.rate > 0)
     throw ArgError("--pipeline applies to closed-loop runs only (without --rate)");
   return o;
 }
 
 std::string usage() {
-  return R"(usage: ringcast-load SCENARIO [options] ws://HOST:PORT/PATH
+  return R"(usage: ringcast-load SCENARIO [options] ws[s]://HOST:PORT/PATH
 
 scenarios:
   echo       N connections send messages to an echo endpoint and check every reply
@@ -449,6 +461,7 @@ common options:
   --threads N (2)  --duration SEC (10; connect: limit of the connect phase)
   --connect-timeout SEC (10)  --drain SEC (2)  --source-addrs N (1: bind 127.0.0.1..N)
   --max-pending N (512 handshakes in progress per thread)  --json FILE  --plot FILE.svg  --quiet
+  --tls-ca FILE (wss://: verify the server's certificate and name; without it, no check)
 
 exit status: 0 success, 1 connection failure or failed correctness check, 2 bad usage
 )";

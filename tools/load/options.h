@@ -24,12 +24,13 @@ struct Url {
   uint16_t port = 80;  //
   std::string path;    // starts with '/'
   std::string query;   // without '?', may be empty
+  bool tls = false;    // wss://
   std::string host_header() const;
   std::string target() const { return query.empty() ? path : path + "?" + query; }
   std::string str() const { return scheme + "://" + host_header() + target(); }
 };
 
-// Throws ArgError for anything but a plain ws:// URL.
+// Throws ArgError for anything but a ws:// or wss:// URL.
 Url parse_url(std::string_view s);
 // The same for http://HOST[:PORT][/PREFIX] (port 80 by default); no query.
 Url parse_http_url(std::string_view s);
@@ -55,6 +56,7 @@ struct Options {
   double drain = 2;             // s: after the measured phase, time allowed for replies in flight
   uint32_t source_addrs = 1;    // > 1: bind to 127.0.0.1 .. 127.0.0.N before connect
   uint32_t max_pending = 512;   // handshakes in progress per thread
+  std::string tls_ca;  // wss://: verify the server against this PEM bundle (empty: no check)
   std::string json_path;
   std::string plot_path;
   bool quiet = false;  // no per-second progress

@@ -137,6 +137,11 @@ TEST(LoadOptions, Urls) {
   u = parse_url("ws://h:1?a=b");
   EXPECT_EQ(u.path, "/");
   EXPECT_EQ(u.query, "a=b");
+  EXPECT_FALSE(u.tls);
+  u = parse_url("wss://localhost/echo");
+  EXPECT_TRUE(u.tls);
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(u.str(), "wss://localhost:443/echo");
 }
 
 TEST(LoadOptions, RoomTargets) {
@@ -195,7 +200,7 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"broadcast", "--token", "x", url}, "--flow gamechat only");
   expect_rejected({"echo", "--flow", "livemap", url}, "does not apply");
   expect_rejected({"echo", "http://127.0.0.1:9000/echo"}, "must start with ws://");
-  expect_rejected({"echo", "wss://127.0.0.1:9000/echo"}, "TLS");
+  expect_rejected({"echo", "--tls-ca", "ca.pem", url}, "wss:// URLs only");
   expect_rejected({"echo", "ws://:9000/echo"}, "missing host");
   expect_rejected({"echo", "ws://127.0.0.1:/echo"}, "empty port");
   expect_rejected({"echo", "ws://127.0.0.1:70000/echo"}, "out of range");

@@ -67,6 +67,11 @@ struct Config {
   // and whether members see a change only after its commit ("strict") or at once ("relaxed").
   std::vector<std::string> persistent_rooms;
   std::string durability = "strict";
+  // TLS ([tls]): on when cert and key are set. The WebSocket port then speaks only TLS, and the
+  // health port too with http_port_tls. cert/key/ca are re-read on SIGHUP.
+  std::string tls_cert, tls_key, tls_ca;
+  bool http_port_tls = false;
+  bool tls_enabled() const { return !tls_cert.empty(); }
   // Login tokens: token -> identity.
   std::map<std::string, hub::Identity> tokens;
   // [jwt]: JSON Web Tokens that log in (game chat, native auth). Keys: public_key_file (a PEM

@@ -8,6 +8,7 @@
 #include "ringcast/app/api_service.h"
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/tls_context.h"
 #include "ringcast/profiles/health_fields.h"
 #include "ringcast/websocket/http_service.h"
 #include "ringcast/websocket/router.h"
@@ -29,6 +30,8 @@ class HealthService final : public websocket::HttpService {
   void add_fields(const profiles::HealthFields* fields) { fields_.push_back(fields); }
   // The room registry whose size /health reports as "rooms". Call before the listeners open.
   void set_rooms(const hub::RoomRegistry* rooms) { rooms_ = rooms; }
+  // TLS session counters, reported as "tls" when TLS is configured. Call before the listeners open.
+  void set_tls(const engine::TlsCounters* tls) { tls_ = tls; }
   // The server API, which answers /api/... (all but /api/version). Call before listeners open.
   void set_api(ApiService* api) { api_ = api; }
 
@@ -40,6 +43,7 @@ class HealthService final : public websocket::HttpService {
   engine::BackendKind backend_;
   std::vector<const profiles::HealthFields*> fields_;
   const hub::RoomRegistry* rooms_ = nullptr;
+  const engine::TlsCounters* tls_ = nullptr;
   ApiService* api_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

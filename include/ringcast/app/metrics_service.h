@@ -11,6 +11,7 @@
 
 #include "ringcast/app/config.h"
 #include "ringcast/engine/backend.h"
+#include "ringcast/engine/tls_context.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/store/sqlite_room_store.h"
 #include "ringcast/websocket/http_service.h"
@@ -29,6 +30,8 @@ class MetricsService final : public websocket::HttpService {
                                  const websocket::HttpContext& ctx) override;
   // Picks up reloadable values ([api] keys).
   void update(const Config& cfg);
+  // TLS counters, exported when TLS is configured. Call before the listeners open.
+  void set_tls(const engine::TlsCounters* tls) { tls_ = tls; }
 
   std::string metrics_text() const;    // the /metrics body
   std::string dashboard_json() const;  // the /dashboard/data body
@@ -47,6 +50,7 @@ class MetricsService final : public websocket::HttpService {
   const store::SqliteRoomStore* store_;
   engine::BackendKind backend_;
   websocket::HttpService& next_;
+  const engine::TlsCounters* tls_ = nullptr;
   double start_unix_;
 };
 

@@ -43,6 +43,7 @@ class Server {
   Config cfg_;
   websocket::Router router_;
   std::unique_ptr<websocket::ServerStats> stats_;
+  std::unique_ptr<engine::TlsContext> tls_;  // only with [tls] cert and key
   std::unique_ptr<websocket::SettingsStore> settings_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<HealthService> health_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,8 @@
 #include <string_view>
 
 namespace ringcast::engine {
+
+struct TlsStream;  // tls_backend.cpp
 
 enum class BackendKind { kIoUring, kEpoll };
 std::string_view backend_name(BackendKind kind);
@@ -27,6 +30,7 @@ struct Socket {
   bool send_pending = false;      // epoll: waiting for EPOLLOUT
   bool read_paused = false;       // upper layer asked for no more data for now
   msghdr* pending_msg = nullptr;  // epoll: the send waiting for EPOLLOUT
+  TlsStream* tls = nullptr;       // a TLS connection's record layer state (see tls_backend.h)
 };
 
 class BackendEvents {
@@ -74,6 +78,9 @@ class Backend {
   virtual void resume_read(Socket* s) = 0;
   // Sends msg (iovecs must stay valid until on_send_done). At most one send per socket at a time.
   virtual void send(Socket* s, msghdr* msg) = 0;
+  // Half-closes the sending side (FIN) once everything sent so far has completed; a TLS session
+  // sends its close_notify first.
+  virtual void shutdown_write(Socket* s) { ::shutdown(s->fd, SHUT_WR); }
   // Shuts the socket down and closes it once no operation references it; then on_closed(s).
   virtual void close(Socket* s) = 0;
   // Submits queued work and waits up to timeout_ms (-1 = no limit) for events; dispatches them.

@@ -15,6 +15,7 @@
 #include "ringcast/engine/backend.h"
 #include "ringcast/engine/flow_credit.h"
 #include "ringcast/engine/timer_wheel.h"
+#include "ringcast/engine/tls_context.h"
 #include "ringcast/websocket/frame_reader.h"
 #include "ringcast/websocket/http_service.h"
 #include "ringcast/websocket/router.h"
@@ -27,7 +28,8 @@ namespace ringcast::websocket {
 struct ListenerSpec {
   std::string host;
   uint16_t port;
-  bool websocket;  // false: the health port, plain HTTP only
+  bool websocket;    // false: the health port, plain HTTP only
+  bool tls = false;  // connections speak TLS (WorkerShared::tls)
 };
 
 class Worker;
@@ -54,6 +56,7 @@ struct WorkerShared {
   std::vector<ListenerSpec> listeners;
   engine::BackendKind backend = engine::BackendKind::kIoUring;
   engine::BackendOptions backend_options;
+  engine::TlsContext* tls = nullptr;  // certificates for listeners with `tls` set
   bool pin_threads = true;
   std::atomic<bool> stopping{false};
 };
@@ -135,6 +138,9 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
 
  private:
   void loop();
+  // The configured backend (io_uring, else epoll), wrapped in TLS when a listener needs it
+  // (worker_tls.cpp).
+  std::unique_ptr<engine::Backend> make_backend(const engine::BackendOptions& options);
   void refresh_settings();
   bool take_message_token(Session& s);
   void begin_stop();
