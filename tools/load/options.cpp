@@ -71,7 +71,8 @@ Url parse_any_url(std::string_view s, bool http) {
   Url u;
   if (http) {
     if (s.starts_with("https://"))
-      throw ArgError("URL '" + orig + "': https:// is not supported (the server API over plain HTTP)");
+      throw ArgError("URL '" + orig +
+                     "': https:// (TLS) is not supported for the server API: give a plain port");
     if (!s.starts_with("http://")) throw ArgError("URL '" + orig + "': must start with http://");
     s.remove_prefix(7);
     u.scheme = "http";
@@ -396,7 +397,8 @@ Options parse_args(const std::vector<std::string>& args) {
     if (!seen["--api"]) {
       // The API connections speak plain HTTP: a wss:// port would need --api for a plain one.
       if (o.url.tls)
-        throw ArgError("http-publish with a wss:// URL needs --api http://HOST:PORT (a plain port)");
+        throw ArgError(
+            "http-publish with a wss:// URL needs --api http://HOST:PORT (a plain port)");
       o.api.scheme = "http";
       o.api.host = o.url.host;
       o.api.port = o.url.port;
