@@ -69,6 +69,20 @@ struct FramePool {
 
 static thread_local FramePool t_pool;
 
+// A distinct address no real frame has.
+static SharedFrame* no_variant_marker() {
+  alignas(SharedFrame) static unsigned char marker[sizeof(SharedFrame)];
+  return reinterpret_cast<SharedFrame*>(marker);
+}
+SharedFrame* const SharedFrame::kNoVariant = no_variant_marker();
+
+SharedFrame* SharedFrame::install_variant(SharedFrame* v) {
+  SharedFrame* expected = nullptr;
+  if (variant_.compare_exchange_strong(expected, v, std::memory_order_acq_rel)) return v;
+  if (v != kNoVariant) v->release();  // another core made it first: use theirs
+  return expected;
+}
+
 SharedFrame* SharedFrame::allocate(size_t capacity) {
   int cls = class_for(capacity);
   if (cls >= 0) {
@@ -79,6 +93,8 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
       f->next_free_ = nullptr;
       f->refs_.store(1, std::memory_order_relaxed);
       f->size_ = 0;
+      f->message_opcode_ = 0;
+      f->header_bytes_ = 0;
       return f;
     }
     capacity = class_bytes(cls);
@@ -94,6 +110,8 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
 void SharedFrame::release() {
   // acq_rel: the thread that frees must see every other holder's reads as finished.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (SharedFrame* v = variant_.exchange(nullptr, std::memory_order_acquire); v && v != kNoVariant)
+    v->release();
   if (credit_) {
     credit_->refund(size_);
     credit_->release();
