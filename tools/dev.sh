@@ -21,7 +21,7 @@ PACKAGES=(
   build-essential dpkg-dev cmake pkg-config
   liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-websockets systemd curl
+  python3 python3-websockets python3-prometheus-client systemd curl
   chromium fonts-liberation
   clang libfuzzer-14-dev
 )

@@ -211,7 +211,9 @@ bool Server::start_workers() {
   mount_seed_profiles();
   shared_.settings = settings_.get();
   shared_.router = &router_;
-  shared_.http = health_.get();
+  metrics_ = std::make_unique<MetricsService>(cfg_, router_, *stats_, *hubs_, store_.get(),
+                                              shared_.backend, *health_);
+  shared_.http = metrics_.get();
   shared_.stats = stats_.get();
   shared_.listeners.push_back({cfg_.host, cfg_.port, true});
   if (cfg_.http_port) shared_.listeners.push_back({cfg_.host, cfg_.http_port, false});
@@ -311,6 +313,7 @@ void Server::reload() {
   settings_->publish(make_settings(cfg_));
   health_->update(cfg_);
   api_->set_keys(cfg_.api_keys);
+  metrics_->update(cfg_);
   tokens_.set(cfg_.tokens);
   hubs_->rooms().set_rules(cfg_.history_size, history_rules(cfg_));  // applies to new rooms
   hubs_->set_limits(room_limits(cfg_));  // rooms that exist stay; new ones are counted

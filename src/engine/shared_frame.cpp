@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "ringcast/engine/histogram.h"
+
 namespace ringcast::engine {
 
 namespace {
@@ -83,6 +85,32 @@ SharedFrame* SharedFrame::install_variant(SharedFrame* v) {
   return expected;
 }
 
+namespace {
+thread_local SharedFrame::FanoutObserver t_fanout_observer = nullptr;
+thread_local void* t_fanout_ctx = nullptr;
+}  // namespace
+
+void SharedFrame::set_fanout_observer_this_thread(FanoutObserver fn, void* ctx) {
+  t_fanout_observer = fn;
+  t_fanout_ctx = ctx;
+}
+
+bool SharedFrame::begin_fanout(int64_t start_ns) {
+  int64_t untracked = 0;
+  if (fanout_start_ns_.load(std::memory_order_relaxed) != 0) return false;
+  // Published with the frame itself: other cores see it through the mailbox's release/acquire.
+  if (!fanout_start_ns_.compare_exchange_strong(untracked, start_ns, std::memory_order_relaxed))
+    return false;
+  fanout_pending_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void SharedFrame::fanout_done() {
+  if (fanout_pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  const int64_t start = fanout_start_ns_.exchange(-1, std::memory_order_relaxed);
+  if (start > 0 && t_fanout_observer) t_fanout_observer(t_fanout_ctx, monotonic_ns() - start);
+}
+
 SharedFrame* SharedFrame::allocate(size_t capacity) {
   int cls = class_for(capacity);
   if (cls >= 0) {
@@ -95,6 +123,8 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
       f->size_ = 0;
       f->message_opcode_ = 0;
       f->header_bytes_ = 0;
+      f->fanout_start_ns_.store(0, std::memory_order_relaxed);
+      f->fanout_pending_.store(0, std::memory_order_relaxed);
       return f;
     }
     capacity = class_bytes(cls);

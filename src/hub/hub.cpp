@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "ringcast/engine/histogram.h"
 #include "ringcast/engine/log.h"
 
 namespace ringcast::hub {
@@ -254,6 +255,56 @@ void Hub::on_pass() {
     if (mailbox.needs_wake(c)) worker_->notify_peer(c);
   }
   if (!pinned_.empty() && worker_->now_ms() >= next_expiry_ms_) expire_history();
+  if (worker_->now_ms() >= next_room_sample_ms_) refresh_room_samples();
+}
+
+void Hub::refresh_room_samples() {
+  const int64_t now = worker_->now_ms();
+  next_room_sample_ms_ = now + 1000;
+  const int64_t wanted = system_.room_samples_wanted_ms();
+  if (wanted < 0 || now - wanted > 5000) {
+    // Nobody is watching: drop what a dashboard left behind, and do no work.
+    if (!samples_.empty()) {
+      std::lock_guard lock(samples_mutex_);
+      samples_.clear();
+      samples_.shrink_to_fit();
+    }
+    return;
+  }
+  // The top rooms by members and by messages; the rest of this core's rooms are left out, so a
+  // once-a-second sample stays small however many rooms there are.
+  constexpr size_t kTop = 10;
+  auto& v = sample_scratch_;
+  v.clear();
+  for (const auto& [room, lr] : local_) v.emplace_back(room, &lr);
+  std::vector<RoomSample> out;
+  auto take_top = [&](auto by) {
+    size_t n = std::min(kTop, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
+                      [&](const auto& a, const auto& b) { return by(*a.second) > by(*b.second); });
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [room, lr] = v[i];
+      bool seen = false;
+      for (const auto& o : out) seen |= o.name == room->name();
+      if (!seen)
+        out.push_back({room->name(), static_cast<uint32_t>(lr->members.size()), lr->delivered});
+    }
+  };
+  take_top([](const LocalRoom& lr) { return lr.members.size(); });
+  take_top([](const LocalRoom& lr) { return lr.delivered; });
+  v.clear();
+  if (v.capacity() > 4096) v.shrink_to_fit();
+  std::lock_guard lock(samples_mutex_);
+  samples_ = std::move(out);
+}
+
+std::vector<RoomSample> Hub::room_samples() const {
+  std::lock_guard lock(samples_mutex_);
+  return samples_;
+}
+
+size_t Hub::mailbox_depth() const {
+  return system_.mailbox().depth(core_);
 }
 
 bool Hub::prepare_sleep() {
@@ -270,6 +321,7 @@ void Hub::dispatch(Envelope& e) {
   switch (e.kind) {
     case Envelope::Kind::kRoomFrame:
       deliver_local(e.room, e.frame, e.session, e.flags & Envelope::kPresenceOnly);
+      if (e.flags & Envelope::kFanoutHold) e.frame->fanout_done();
       break;
     case Envelope::Kind::kPublish:
       home_publish(e);
@@ -322,6 +374,7 @@ void Hub::deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t e
   auto it = local_.find(room);
   if (it == local_.end()) return;
   LocalRoom& lr = it->second;
+  ++lr.delivered;
   ++lr.iterating;
   for (size_t i = 0; i < lr.members.size(); ++i) {
     LocalMember m = lr.members[i];
@@ -380,9 +433,20 @@ void Hub::leave_direct(websocket::Session& s, SharedRoom* room) {
   if (it->second.empty()) memberships_.erase(it);
 }
 
+bool Hub::sample_fanout(engine::SharedFrame* frame) {
+  // At most one sampled fan-out per core per millisecond: the histogram stays representative and
+  // the extra atomics of a tracked frame stay off almost every broadcast.
+  const int64_t now = worker_->now_ms();
+  if (now == last_fanout_sample_ms_ || frame->fanout_tracked()) return false;
+  if (!frame->begin_fanout(engine::monotonic_ns())) return false;
+  last_fanout_sample_ms_ = now;
+  return true;
+}
+
 void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                         websocket::Session* origin) {
   uint64_t mask = room->member_cores().load(std::memory_order_acquire);
+  const bool sampled = mask && sample_fanout(frame);
   while (mask) {
     int c = __builtin_ctzll(mask);
     mask &= mask - 1;
@@ -390,8 +454,14 @@ void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t e
       deliver_local(room, frame, exclude, false);
       continue;
     }
-    send(c, counted_envelope(Envelope::Kind::kRoomFrame, room, frame, exclude), origin);
+    Envelope e = counted_envelope(Envelope::Kind::kRoomFrame, room, frame, exclude);
+    if (sampled) {
+      frame->fanout_hold();
+      e.flags |= Envelope::kFanoutHold;
+    }
+    send(c, e, origin);
   }
+  if (sampled) frame->fanout_done();
 }
 
 // ---- sequenced rooms ----------------------------------------------------------------------------
@@ -617,6 +687,7 @@ void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool re
 void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                       bool presence_only) {
   const auto& counts = room->core_members();
+  const bool sampled = sample_fanout(frame);
   for (int c = 0; c < static_cast<int>(counts.size()); ++c) {
     if (counts[c] <= 0) continue;
     if (c == core_) {
@@ -625,8 +696,13 @@ void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exc
     }
     Envelope e = counted_envelope(Envelope::Kind::kRoomFrame, room, frame, exclude);
     e.flags = presence_only ? Envelope::kPresenceOnly : 0;
+    if (sampled) {
+      frame->fanout_hold();
+      e.flags |= Envelope::kFanoutHold;
+    }
     send(c, e);
   }
+  if (sampled) frame->fanout_done();
 }
 
 // Retained-state writes travel as one envelope: key and value packed in a pooled frame

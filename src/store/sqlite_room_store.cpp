@@ -335,6 +335,9 @@ void SqliteRoomStore::run() {
       auto t0 = std::chrono::steady_clock::now();
       bool ok = commit(group);
       auto took = std::chrono::steady_clock::now() - t0;
+      commit_latency_ns_.observe(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
+      commit_batch_size_.observe(group.size());
       if (took > std::chrono::milliseconds(50)) {
         RC_WARN("store: a commit of %zu writes took %lld ms (slow disk?)", group.size(),
                 static_cast<long long>(

@@ -126,6 +126,12 @@ void Worker::run() {
   }
   if (!backend_) backend_ = engine::make_epoll_backend(*this, options);
   backend_kind_ = backend_->kind();
+  stats_.metrics.tid.store(static_cast<int>(gettid()), std::memory_order_relaxed);
+  engine::SharedFrame::set_fanout_observer_this_thread(
+      [](void* m, int64_t ns) {
+        static_cast<WorkerMetrics*>(m)->fanout_ns.observe(static_cast<uint64_t>(ns));
+      },
+      &stats_.metrics);
   if (static_cast<size_t>(index_) < shared_.hooks.size()) hooks_ = shared_.hooks[index_];
   refresh_settings();
   for (size_t i = 0; i < shared_.listeners.size(); ++i) {
@@ -387,7 +393,7 @@ void Worker::drop_queue(Session& s) {
   // only drop the queue when no send is in flight or the socket is gone.
   for (OutItem* it = s.out_head_; it;) {
     OutItem* next = it->next;
-    it->frame->release();
+    release_item_frame(it);
     free_item(it);
     it = next;
   }
@@ -434,10 +440,23 @@ void Worker::send_frame(Session& s, engine::SharedFrame* f) {
   enqueue(s, f);
 }
 
+void Worker::release_item_frame(OutItem* it) {
+  if (it->flags & OutItem::kFanout) it->frame->fanout_done();
+  it->frame->release();
+}
+
 void Worker::enqueue(Session& s, engine::SharedFrame* f, uint8_t flags) {
   bool owned = false;
+  engine::SharedFrame* encoded = f;
   if (s.deflate_bits_ && f->message_opcode()) f = deflated_for(s, f, owned);
   if (!owned) f->add_ref();
+  // The sampled fan-out latency follows the frame as encoded; sends of a compressed variant are
+  // not part of it.
+  if (f == encoded && f->fanout_tracked()) {
+    f->fanout_hold();
+    flags |= OutItem::kFanout;
+  }
+  if (!(flags & OutItem::kKeep)) WorkerMetrics::add(stats_.metrics.frames_out);
   OutItem* it = new_item();
   it->frame = f;
   it->offset = 0;
@@ -520,7 +539,10 @@ void Worker::on_send_done(engine::Socket* sock, int res) {
     return;
   }
   size_t left = static_cast<size_t>(res);
-  if (left > 0) s.progress_ms_ = now_ms_;
+  if (left > 0) {
+    s.progress_ms_ = now_ms_;
+    WorkerMetrics::add(stats_.metrics.bytes_out, left);
+  }
   while (left > 0 && s.out_head_) {
     OutItem* it = s.out_head_;
     if (left >= it->length) {
@@ -635,6 +657,7 @@ void Worker::on_timer(Session& s) {
 void Worker::on_data(engine::Socket* sock, std::span<const uint8_t> data) {
   Session& s = as_session(sock);
   s.last_rx_ms_ = now_ms_;
+  WorkerMetrics::add(stats_.metrics.bytes_in, data.size());
   switch (s.state_) {
     case Session::State::kHttp:
       handle_http(s, data);
@@ -691,6 +714,11 @@ void Worker::feed_ws(Session& s, std::span<const uint8_t> data) {
   }
 }
 
+void Worker::rate_limit_close(Session& s) {
+  if (s.state_ == Session::State::kOpen) WorkerMetrics::add(stats_.metrics.rate_limit_closes);
+  fail(s, kClosePolicyViolation, "message rate limit exceeded");
+}
+
 void Worker::fail(Session& s, uint16_t code, const char* reason) {
   if (s.state_ == Session::State::kOpen) {
     close_session(s, code, reason);
@@ -720,16 +748,18 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
     // A ping costs a pong: pings share the data messages' budget, or a client could make the
     // server write without limit.
     if (c.opcode == static_cast<uint8_t>(Opcode::kPing) && !take_message_token(s))
-      return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
+      return rate_limit_close(s), false;
     if (!is_control(c.opcode)) {
       if (c.opcode == static_cast<uint8_t>(Opcode::kContinuation)) {
         if (!s.in_message_) return fail(s, kCloseProtocolError, "unexpected continuation"), false;
       } else {
         if (s.in_message_) return fail(s, kCloseProtocolError, "expected continuation"), false;
-        if (s.skip_token_)
+        if (s.skip_token_)  // a deferred message decoded again: counted the first time
           s.skip_token_ = false;
         else if (!take_message_token(s))
-          return fail(s, kClosePolicyViolation, "message rate limit exceeded"), false;
+          return rate_limit_close(s), false;
+        else
+          WorkerMetrics::add(stats_.metrics.messages_in);
         s.in_message_ = true;
         s.message_opcode_ = c.opcode;
         s.message_size_ = 0;
@@ -827,6 +857,7 @@ void Worker::close_session(Session& s, uint16_t code, std::string_view reason) {
   if (s.state_ != Session::State::kOpen) return;
   // State first: the close frame bypasses the outbound cap, and nothing may follow it.
   s.state_ = Session::State::kClosing;
+  stats_.metrics.close_sent(code);
   engine::SharedFrame* f = encode_close(code, reason);
   enqueue(s, f);
   f->release();

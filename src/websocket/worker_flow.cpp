@@ -61,7 +61,7 @@ void Worker::unlink_item(Session& s, OutItem* it) {
   s.out_bytes_ -= it->length;
   queued_bytes_ -= it->length;
   if (it->flags & OutItem::kUncapped) s.uncapped_bytes_ -= it->length;
-  it->frame->release();
+  release_item_frame(it);
   free_item(it);
 }
 
@@ -103,7 +103,7 @@ bool Worker::drop_oldest(Session& s, size_t incoming) {
   const size_t cap = settings_->limits.outbound_cap;
   uint64_t dropped = drop_queued(s, [&](const OutItem& it) {
     if (capped_backlog(s) + incoming <= cap) return -1;
-    return it.flags || it.offset != 0 ? 0 : 1;
+    return (it.flags & (OutItem::kKeep | OutItem::kUncapped)) || it.offset != 0 ? 0 : 1;
   });
   if (dropped) stats_.dropped_messages.fetch_add(dropped, std::memory_order_relaxed);
   return capped_backlog(s) + incoming <= cap;

@@ -131,6 +131,7 @@ bool Worker::serve_request(Session& s, const HttpRequest& req, std::string_view 
       start_websocket(s, req, route);
       return false;
     }
+    stats_.metrics.refuse(r.status, stopping_);
     r.keep_alive = false;
     queue_response(s, r);
     return true;

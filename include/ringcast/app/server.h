@@ -8,6 +8,7 @@
 
 #include "ringcast/app/config.h"
 #include "ringcast/app/health_service.h"
+#include "ringcast/app/metrics_service.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/profiles/echo_profile.h"
 #include "ringcast/profiles/native_profile.h"
@@ -44,6 +45,7 @@ class Server {
   std::unique_ptr<websocket::SettingsStore> settings_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<HealthService> health_;
+  std::unique_ptr<MetricsService> metrics_;  // /metrics and /dashboard, in front of health_
   websocket::WorkerShared shared_;
   std::unique_ptr<hub::HubSystem> hubs_;
   std::unique_ptr<store::SqliteRoomStore> store_;  // only when some rooms are persistent

@@ -38,6 +38,14 @@ class Mailbox {
     return n;
   }
 
+  // Items waiting for core `to`; any thread (approximate while the rings move).
+  size_t depth(int to) const {
+    size_t n = 0;
+    for (int from = 0; from < cores_; ++from)
+      if (from != to) n += ring(from, to).size_approx();
+    return n;
+  }
+
   bool has_pending(int to) const {
     for (int from = 0; from < cores_; ++from)
       if (from != to && !ring(from, to).empty()) return true;

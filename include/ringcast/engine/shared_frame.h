@@ -59,6 +59,18 @@ class SharedFrame {
   // the installed variant (whose reference this frame owns).
   SharedFrame* install_variant(SharedFrame* v);
 
+  // Fan-out latency, for sampled broadcasts: begin_fanout stamps the start and holds one pending
+  // delivery for the caller; every queued recipient (and every envelope to another core) holds
+  // another, dropped by fanout_done once its send completed (or it was dropped). The last
+  // fanout_done reports now - start to the observer of the thread it runs on. A frame is tracked
+  // by one fan-out at most: begin_fanout is false if it is or was tracked already.
+  bool begin_fanout(int64_t start_ns);
+  bool fanout_tracked() const { return fanout_start_ns_.load(std::memory_order_relaxed) > 0; }
+  void fanout_hold() { fanout_pending_.fetch_add(1, std::memory_order_relaxed); }
+  void fanout_done();
+  using FanoutObserver = void (*)(void* ctx, int64_t latency_ns);
+  static void set_fanout_observer_this_thread(FanoutObserver fn, void* ctx);
+
   // Bytes held in this thread's free lists (for tests and /health).
   static size_t pooled_bytes_this_thread();
   // Frees this thread's free lists (called when a worker exits).
@@ -83,6 +95,8 @@ class SharedFrame {
   SharedFrame* next_free_ = nullptr;
   FlowCredit* credit_ = nullptr;
   std::atomic<SharedFrame*> variant_{nullptr};
+  std::atomic<int64_t> fanout_start_ns_{0};  // 0: untracked, -1: its fan-out was reported
+  std::atomic<uint32_t> fanout_pending_{0};
   alignas(8) uint8_t data_[];
 };
 

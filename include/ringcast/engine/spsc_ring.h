@@ -57,6 +57,12 @@ class SpscRing {
     return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire);
   }
   size_t capacity() const { return mask_ + 1; }
+  // Any thread: items in the ring, approximate while either side moves.
+  size_t size_approx() const {
+    size_t head = head_.load(std::memory_order_acquire);
+    size_t tail = tail_.load(std::memory_order_acquire);
+    return tail >= head ? tail - head : 0;
+  }
 
  private:
   // Producer-owned line.

@@ -39,6 +39,7 @@ struct Envelope {
   enum Flags : uint8_t {
     kPresenceOnly = 1,  // kRoomFrame: only to members that asked for presence events
     kNoHistory = 2,     // kPublish: sequence and fan out, but keep no record
+    kFanoutHold = 2,    // kRoomFrame: holds a pending delivery of a sampled fan-out
     kNoEcho = 4,        // kPublish, kState: the event does not go back to the sender
     kDelete = 8,        // kState: delete the key
     kWriteBehind = 16,  // kState: deliver at once and store behind, even under strict durability

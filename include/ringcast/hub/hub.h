@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,13 @@
 namespace ringcast::hub {
 
 class HubSystem;
+
+// One room as one core sees it, for the dashboard's top rooms.
+struct RoomSample {
+  std::string name;
+  uint32_t members = 0;   // members on this core
+  uint64_t messages = 0;  // frames this core delivered to the room's members here
+};
 
 // Builds a presence event frame for a room (profile-specific shape); nullptr for none.
 using PresenceFormatter = engine::SharedFrame* (*)(const SharedRoom& room, const PresenceEntry& who,
@@ -198,6 +206,12 @@ class Hub final : public websocket::LoopHooks {
   bool prepare_sleep() override;
   void end_sleep() override;
 
+  // The busiest rooms on this core (by members and by messages), refreshed once a second while
+  // someone asked within the last few seconds (want_room_samples); any thread.
+  std::vector<RoomSample> room_samples() const;
+  // Envelopes waiting in the mailbox for this core; any thread, approximate.
+  size_t mailbox_depth() const;
+
   // Tests and /health.
   size_t local_rooms() const { return local_.size(); }
   size_t pinned_rooms() const { return pinned_.size(); }
@@ -209,7 +223,8 @@ class Hub final : public websocket::LoopHooks {
   };
   struct LocalRoom {
     std::vector<LocalMember> members;
-    int iterating = 0;  // deliveries in progress: removals only null the entry
+    uint64_t delivered = 0;  // frames delivered here (for the dashboard's top rooms)
+    int iterating = 0;       // deliveries in progress: removals only null the entry
     bool has_holes = false;
   };
   struct Membership {
@@ -250,6 +265,9 @@ class Hub final : public websocket::LoopHooks {
   // Home core: pinned rooms whose content has nothing to keep it any more.
   void maybe_unpin(SharedRoom* room);
   void expire_history();
+  // Starts tracking frame's fan-out latency if this core has not sampled one this millisecond.
+  bool sample_fanout(engine::SharedFrame* frame);
+  void refresh_room_samples();
 
   HubSystem& system_;
   int core_;
@@ -264,6 +282,11 @@ class Hub final : public websocket::LoopHooks {
   std::vector<SharedRoom*> pinned_;  // rooms homed here that hold a self-reference
   size_t expire_cursor_ = 0;         // where the next history expiry sweep resumes
   int64_t next_expiry_ms_ = 0;
+  int64_t last_fanout_sample_ms_ = -1;
+  int64_t next_room_sample_ms_ = 0;
+  std::vector<std::pair<const SharedRoom*, const LocalRoom*>> sample_scratch_;
+  mutable std::mutex samples_mutex_;  // taken once a second by this core and by readers
+  std::vector<RoomSample> samples_;
 };
 
 class HubSystem {
@@ -289,6 +312,14 @@ class HubSystem {
     return max_state_value_bytes_.load(std::memory_order_relaxed);
   }
   engine::Mailbox<Envelope>& mailbox() { return mailbox_; }
+  const engine::Mailbox<Envelope>& mailbox() const { return mailbox_; }
+  // The dashboard reads room samples: hubs build them only while this is recent.
+  void want_room_samples(int64_t now_ms) {
+    samples_wanted_ms_.store(now_ms, std::memory_order_relaxed);
+  }
+  int64_t room_samples_wanted_ms() const {
+    return samples_wanted_ms_.load(std::memory_order_relaxed);
+  }
 
  private:
   RoomRegistry rooms_;
@@ -301,6 +332,7 @@ class HubSystem {
   std::atomic<int64_t> history_ttl_ms_{RoomLimits{}.history_ttl_ms};
   std::atomic<size_t> max_state_keys_{RoomLimits{}.max_state_keys};
   std::atomic<size_t> max_state_value_bytes_{RoomLimits{}.max_state_value_bytes};
+  std::atomic<int64_t> samples_wanted_ms_{-1};
 };
 
 template <typename Fn>

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "ringcast/engine/histogram.h"
 #include "ringcast/engine/spsc_ring.h"
 #include "ringcast/hub/room.h"
 #include "ringcast/hub/room_store.h"
@@ -58,6 +59,12 @@ class SqliteRoomStore final : public hub::RoomStore {
   // For /health and tests.
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
+  // Group commits (written by the store thread, read by /metrics): how long each took and how
+  // many writes it carried.
+  const engine::Histogram& commit_latency_ns() const { return commit_latency_ns_; }
+  const engine::Histogram& commit_batch_size() const { return commit_batch_size_; }
+  static constexpr uint64_t kBatchBounds[] = {1,   2,   4,   8,    16,   32,  64,
+                                              128, 256, 512, 1024, 2048, 4096};
   std::string path() const;
 
  private:
@@ -83,6 +90,8 @@ class SqliteRoomStore final : public hub::RoomStore {
   int event_fd_ = -1;  // loops -> store thread
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> failures_{0};
+  engine::Histogram commit_latency_ns_{engine::kLatencyBoundsNs};
+  engine::Histogram commit_batch_size_{kBatchBounds};
 };
 
 }  // namespace ringcast::store

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ringcast/websocket/worker_metrics.h"
+
 namespace ringcast::websocket {
 
 struct alignas(64) WorkerStats {
@@ -17,6 +19,7 @@ struct alignas(64) WorkerStats {
   std::atomic<uint64_t> slow_consumer_closes{0};
   std::atomic<uint64_t> dropped_messages{0};  // slow-consumer drops under the drop-oldest policy
   std::atomic<int64_t> queued_bytes{0};       // outbound bytes queued on this worker
+  WorkerMetrics metrics;                      // traffic counters for /metrics
 };
 
 class ServerStats {

@@ -30,6 +30,7 @@ struct OutItem {
   enum Flags : uint8_t {
     kKeep = 1,      // the HTTP response (the 101): never dropped, whatever follows it
     kUncapped = 2,  // a join snapshot or a paced frame: not slow-consumer backlog (see Worker)
+    kFanout = 4,    // holds a pending delivery of a sampled fan-out (SharedFrame::fanout_done)
   };
   engine::SharedFrame* frame;
   uint32_t offset;

@@ -176,6 +176,8 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   engine::SharedFrame* deflated_for(Session& s, engine::SharedFrame* f, bool& owned);
   void drop_inflater(Session& s);
   void fail(Session& s, uint16_t code, const char* reason);
+  void rate_limit_close(Session& s);
+  static void release_item_frame(OutItem* it);  // drops the item's frame reference
   void abort_session(Session& s);
   void shut_write(Session& s);
   void on_timer(Session& s);
