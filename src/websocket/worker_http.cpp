@@ -40,6 +40,13 @@ void Worker::handle_http(Session& s, std::span<const uint8_t> data) {
   if (!s.http_buf_) s.http_buf_ = take_buffer();
   std::string& buf = *s.http_buf_;
   buf.append(reinterpret_cast<const char*>(data.data()), data.size());
+  if (s.http_waiting_ && !s.http_read_paused_ &&
+      buf.size() > lim.max_header_bytes + settings_->max_body_bytes) {
+    // Pipelined requests pile up behind a pending answer: read no more until it is sent. (Below
+    // this, reading goes on: pausing and resuming per request costs syscalls on both backends.)
+    s.http_read_paused_ = true;
+    backend_->pause_read(&s);
+  }
   size_t consumed = 0;
   HttpRequest req;
   auto refuse = [&](int status, std::string_view why) {
@@ -171,7 +178,6 @@ bool Worker::serve_request(Session& s, const HttpRequest& req, std::string_view 
       s.http_waiting_ = true;
       s.http_keep_alive_ = req.keep_alive();
       s.http_head_ = req.method == "HEAD";
-      backend_->pause_read(&s);
       schedule(s, now_ms_ + settings_->limits.idle_timeout_ms);
       return true;
     }
@@ -201,7 +207,10 @@ void Worker::complete_http(uint64_t session, const HttpResponse& resp) {
   s->http_waiting_ = false;
   if (s->close_after_flush_) return;
   schedule(*s, now_ms_ + settings_->limits.idle_timeout_ms);
-  backend_->resume_read(s);
+  if (s->http_read_paused_) {
+    s->http_read_paused_ = false;
+    backend_->resume_read(s);
+  }
   if (s->http_buf_) handle_http(*s, {});  // pipelined requests that waited
 }
 

@@ -15,6 +15,7 @@ import tempfile
 import harness
 
 LOAD_BINARY = None
+API_KEY = "load-test-key-0123456789"
 
 
 def take_load_binary():
@@ -34,7 +35,8 @@ def take_load_binary():
 
 class LoadToolSmoke(harness.ServerTestCase):
     # A login token for the game-chat flow.
-    CONFIG_TEXT = '[tokens]\n"load" = { user_id = "load-user", nickname = "Loader" }\n'
+    CONFIG_TEXT = ('[tokens]\n"load" = { user_id = "load-user", nickname = "Loader" }\n'
+                   '[api]\nkeys = ["%s"]\n' % API_KEY)
 
     def run_load(self, *args, timeout=60):
         out = tempfile.NamedTemporaryFile(prefix="ringcast-load-", suffix=".json", delete=False)
@@ -99,6 +101,52 @@ class LoadToolSmoke(harness.ServerTestCase):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("login refused", p.stdout + p.stderr)
+
+    def test_native_publish_flow(self):
+        # WebSocket publishers on the native protocol ({"op":"publish"}, echo off): the baseline
+        # http-publish is compared with.
+        result, text = self.run_load("broadcast", "--flow", "native", "--room", "wsnative",
+                                     "--subscribers", "20", "--publishers", "2", "--rate", "200",
+                                     "--duration", "1", self.url("/ws"))
+        self.assertIn("PASS", text)
+        m = result["metrics"]
+        self.assertGreater(m["deliveries"], 0)
+        self.assertEqual(m["deliveries"], m["expected_deliveries"])
+
+    def test_http_publish_native(self):
+        # Publishes through POST /api/publish on keep-alive connections (the WebSocket port
+        # answers the API), native subscribers joined to the room: every message reaches every
+        # subscriber once and in order, and every API answer is a 200 with increasing seq.
+        result, text = self.run_load("http-publish", "--api-key", API_KEY, "--subscribers", "20",
+                                     "--publishers", "2", "--rate", "200", "--duration", "1",
+                                     "--room", "smoke", self.url("/ws"))
+        self.assertIn("PASS", text)
+        self.assertIn("API response", text)
+        m = result["metrics"]
+        self.assertGreater(m["deliveries"], 0)
+        self.assertEqual(m["deliveries"], m["expected_deliveries"])
+        self.assertEqual(m["api_ok"], m["published"])
+        self.assertEqual(m["api_failed"], 0)
+        self.assertGreater(result["latency_us"]["api_response"]["count"], 0)
+
+    def test_http_publish_raw_on_health_port(self):
+        # Raw room subscribers, the API on the health port.
+        result, text = self.run_load("http-publish", "--flow", "raw", "--api-key", API_KEY,
+                                     "--api", "http://127.0.0.1:%d" % self.http_port,
+                                     "--subscribers", "20", "--rate", "200", "--duration", "1",
+                                     "--size", "128", self.url("/raw/apismoke"))
+        self.assertIn("PASS", text)
+        self.assertGreater(result["metrics"]["deliveries"], 0)
+        self.assertEqual(result["metrics"]["api_ok"], result["metrics"]["published"])
+
+    def test_http_publish_wrong_key_fails(self):
+        cmd = [LOAD_BINARY, "http-publish", "--api-key", "not-the-key-0123456789",
+               "--subscribers", "2", "--rate", "20", "--duration", "0.5", "--drain", "0.5",
+               "--quiet", self.url("/ws")]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("answered 401", p.stdout + p.stderr)
+        self.assertIn("FAIL", p.stdout)
 
     def test_relay_pairs(self):
         _, text = self.run_load("relay", "--pairs", "10", "--duration", "1", self.url("/raw"))

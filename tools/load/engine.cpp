@@ -45,6 +45,8 @@ const char* error_kind_name(ErrorKind k) {
       return "order";
     case ErrorKind::kDuplicate:
       return "duplicate";
+    case ErrorKind::kHttp:
+      return "http";
     case ErrorKind::kCount:
       break;
   }
@@ -76,6 +78,7 @@ Worker::Worker(Run& run, int index, int nthreads, uint64_t total_conns)
     uint64_t gid = static_cast<uint64_t>(index) + k * static_cast<uint64_t>(nthreads);
     conns_[k].gid = static_cast<uint32_t>(gid);
     conns_[k].role = run.workload->role(gid);
+    conns_[k].http = run.workload->is_http(gid);
   }
   std::random_device rd;
   rng_ = (uint64_t{rd()} << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17) ^ now_ns();
@@ -134,6 +137,13 @@ void Worker::error(ErrorKind k, const std::string& msg) {
 void Worker::send_message(Conn& c, uint8_t op, const uint8_t* p, size_t n) {
   if (c.state != ConnState::kOpen) return;
   append_frame(c.out, op, p, n, static_cast<uint32_t>(random64()));
+  bump(counters_.sent);
+  mark_dirty(c);
+}
+
+void Worker::send_http(Conn& c, const char* p, size_t n) {
+  if (c.state != ConnState::kOpen) return;
+  c.out.append(p, n);
   bump(counters_.sent);
   mark_dirty(c);
 }
@@ -245,7 +255,10 @@ void Worker::on_phase(Phase p, uint64_t now) {
       break;
     case Phase::kClose:
       for (auto& c : conns_) {
-        if (c.state == ConnState::kOpen) {
+        if (c.http && c.fd >= 0) {
+          // Nothing to say goodbye with in HTTP/1.1: answers still due were waited for (drain).
+          close_conn(c, ConnState::kClosed);
+        } else if (c.state == ConnState::kOpen) {
           static constexpr uint8_t kNormal[2] = {0x03, 0xE8};  // 1000
           send_control(c, opcode::kClose, kNormal, 2);
           c.state = ConnState::kClosing;
@@ -295,7 +308,9 @@ void Worker::open_conn(Conn& c, uint64_t now) {
   c.t_start = now;
   if (counters_.first_start.load(std::memory_order_relaxed) == 0)
     counters_.first_start.store(now, std::memory_order_relaxed);
-  int family = run_.addr.ss_family;
+  const sockaddr_storage& addr = c.http ? run_.api_addr : run_.addr;
+  socklen_t addr_len = c.http ? run_.api_addr_len : run_.addr_len;
+  int family = addr.ss_family;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int err = errno;
@@ -323,7 +338,7 @@ void Worker::open_conn(Conn& c, uint64_t now) {
   }
   c.state = ConnState::kConnecting;
   ++pending_;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&run_.addr), run_.addr_len) != 0 &&
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0 &&
       errno != EINPROGRESS) {
     int err = errno;
     handshake_failed(
@@ -369,6 +384,19 @@ void Worker::on_event(Conn& c, uint32_t events) {
 }
 
 void Worker::on_connected(Conn& c) {
+  if (c.http) {
+    // Open as soon as TCP is: the connect time is its "handshake".
+    uint64_t now = now_ns();
+    c.state = ConnState::kOpen;
+    --pending_;
+    ++resolved_;
+    bump(counters_.open);
+    bump(counters_.opened);
+    counters_.last_open.store(now, std::memory_order_relaxed);
+    handshake.record(now - c.t_start);
+    run_.workload->on_open(*this, c, now);
+    return;
+  }
   c.state = ConnState::kHandshake;
   uint8_t nonce[16];
   uint64_t a = random64(), b = random64();
@@ -396,6 +424,8 @@ void Worker::on_readable(Conn& c) {
         close_conn(c, ConnState::kClosed);
       } else if (c.state == ConnState::kHandshake) {
         handshake_failed(c, ErrorKind::kHandshake, "connection closed before the 101 response");
+      } else if (c.http) {
+        lost(c, "the server closed the HTTP connection");
       } else {
         lost(c, "connection closed by the server without a close frame");
       }
@@ -415,6 +445,13 @@ void Worker::on_readable(Conn& c) {
 }
 
 void Worker::on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now) {
+  if (c.http) {
+    if (c.state != ConnState::kOpen) return;
+    c.in.append(reinterpret_cast<const char*>(data), n);  // keeps its capacity: no allocation
+    size_t used = run_.workload->on_http(*this, c, c.in, now);
+    if (c.fd >= 0) c.in.erase(0, std::min(used, c.in.size()));
+    return;
+  }
   if (c.state == ConnState::kHandshake) {
     c.in.append(reinterpret_cast<const char*>(data), n);
     size_t consumed = 0;

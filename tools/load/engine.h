@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -47,6 +48,7 @@ enum class ErrorKind : int {
   kPayload,    // wrong message content (echo payload mismatch, bad header, wrong size or opcode)
   kOrder,      // a message arrived out of order
   kDuplicate,  // a message arrived twice
+  kHttp,       // an HTTP answer other than 200, or a malformed one (http-publish)
   kCount
 };
 const char* error_kind_name(ErrorKind k);
@@ -56,6 +58,7 @@ struct Conn {
   uint32_t gid = 0;  // global connection index
   ConnState state = ConnState::kIdle;
   uint8_t role = 0;
+  bool http = false;     // plain HTTP/1.1 keep-alive connection (no upgrade, no frames)
   bool dirty = false;    // queued in the thread's flush list
   bool blocked = false;  // last send hit EAGAIN: wait for EPOLLOUT
   uint32_t inflight = 0;
@@ -77,6 +80,12 @@ class Workload {
   virtual ~Workload() = default;
   virtual uint8_t role(uint64_t gid) const = 0;
   virtual std::string target(uint64_t gid) const = 0;  // request target: path[?query]
+  // True for connections that speak plain HTTP to Run::api_addr instead of WebSocket: they are
+  // open once TCP is connected, and their input goes to on_http.
+  virtual bool is_http(uint64_t /*gid*/) const { return false; }
+  // Input of an HTTP connection, accumulated in `in`; returns how many bytes it consumed. It may
+  // close the connection (then the return value is ignored).
+  virtual size_t on_http(Worker&, Conn&, std::string_view /*in*/, uint64_t /*now*/) { return 0; }
   virtual void on_open(Worker&, Conn&, uint64_t /*now*/) {}
   virtual void on_run_start(Worker&, uint64_t /*now*/) {}
   // Sends what is due; returns when it wants to be called next (UINT64_MAX: not at all).
@@ -103,6 +112,8 @@ struct Run {
   const Options& opt;
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  sockaddr_storage api_addr{};  // HTTP connections (http-publish)
+  socklen_t api_addr_len = 0;
   Workload* workload = nullptr;
   std::atomic<int> phase{static_cast<int>(Phase::kConnect)};
   std::atomic<uint64_t> t_connect_start{0};  // connect phase start (connect-rate schedule)
@@ -151,14 +162,18 @@ class Worker {
   // iteration.
   void send_message(Conn& c, uint8_t op, const uint8_t* p, size_t n);
   void send_control(Conn& c, uint8_t op, const uint8_t* p, size_t n);
+  // Queues bytes as they are on an HTTP connection (counted as one sent message).
+  void send_http(Conn& c, const char* p, size_t n);
+  // Ends a connection after a protocol error the workload found (counted by the caller).
+  void drop(Conn& c) { lost(c, ""); }
   void error(ErrorKind k, const std::string& msg);
   uint64_t random64();
 
   // Latency histograms: [0] the scenario's main series (also copied into `interval`, under
   // interval_mu, for the per-second progress line), [1] its second series, [2] fixed-rate send lag
-  // (actual minus intended send time: how far the generator itself fell behind); handshake
-  // latency separately.
-  Histogram hist[3];
+  // (actual minus intended send time: how far the generator itself fell behind), [3] a third
+  // series (http-publish: API response time); handshake latency separately.
+  Histogram hist[4];
   Histogram handshake;
   std::mutex interval_mu;
   Histogram interval;

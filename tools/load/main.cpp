@@ -1,4 +1,5 @@
-// ringcast-load: load generator for ringcast (echo, broadcast, relay and connect scenarios).
+// ringcast-load: load generator for ringcast (echo, broadcast, relay, connect and http-publish
+// scenarios).
 #include <cstdio>
 #include <exception>
 

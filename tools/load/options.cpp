@@ -10,7 +10,8 @@ namespace ringcast::load {
 
 namespace {
 
-constexpr unsigned kEcho = 1, kBroadcast = 2, kRelay = 4, kConnect = 8, kAll = 15;
+constexpr unsigned kEcho = 1, kBroadcast = 2, kRelay = 4, kConnect = 8, kHttpPublish = 16,
+                   kAll = 31;
 
 unsigned bit(Scenario s) {
   switch (s) {
@@ -22,6 +23,8 @@ unsigned bit(Scenario s) {
       return kRelay;
     case Scenario::kConnect:
       return kConnect;
+    case Scenario::kHttpPublish:
+      return kHttpPublish;
   }
   return 0;
 }
@@ -61,12 +64,23 @@ std::string Url::host_header() const {
   return h + ":" + std::to_string(port);
 }
 
-Url parse_url(std::string_view s) {
+namespace {
+
+Url parse_any_url(std::string_view s, bool http) {
   std::string orig(s);
-  if (s.starts_with("wss://")) throw ArgError("URL '" + orig + "': wss:// (TLS) is not supported");
-  if (!s.starts_with("ws://")) throw ArgError("URL '" + orig + "': must start with ws://");
-  s.remove_prefix(5);
+  if (http) {
+    if (s.starts_with("https://"))
+      throw ArgError("URL '" + orig + "': https:// (TLS) is not supported");
+    if (!s.starts_with("http://")) throw ArgError("URL '" + orig + "': must start with http://");
+    s.remove_prefix(7);
+  } else {
+    if (s.starts_with("wss://"))
+      throw ArgError("URL '" + orig + "': wss:// (TLS) is not supported");
+    if (!s.starts_with("ws://")) throw ArgError("URL '" + orig + "': must start with ws://");
+    s.remove_prefix(5);
+  }
   Url u;
+  u.scheme = http ? "http" : "ws";
   size_t slash = s.find_first_of("/?");
   std::string_view authority = s.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
@@ -104,7 +118,18 @@ Url parse_url(std::string_view s) {
   for (char c : u.path + u.query)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F)
       throw ArgError("URL '" + orig + "': control character or space in path");
+  if (http && !u.query.empty()) throw ArgError("URL '" + orig + "': no query allowed");
   return u;
+}
+
+}  // namespace
+
+Url parse_url(std::string_view s) {
+  return parse_any_url(s, false);
+}
+
+Url parse_http_url(std::string_view s) {
+  return parse_any_url(s, true);
 }
 
 const char* scenario_name(Scenario s) {
@@ -117,6 +142,8 @@ const char* scenario_name(Scenario s) {
       return "relay";
     case Scenario::kConnect:
       return "connect";
+    case Scenario::kHttpPublish:
+      return "http-publish";
   }
   return "?";
 }
@@ -129,6 +156,8 @@ const char* flow_name(Flow f) {
       return "livemap";
     case Flow::kGamechat:
       return "gamechat";
+    case Flow::kNative:
+      return "native";
   }
   return "?";
 }
@@ -139,6 +168,7 @@ uint64_t Options::total_connections() const {
     case Scenario::kConnect:
       return connections;
     case Scenario::kBroadcast:
+    case Scenario::kHttpPublish:
       return uint64_t{subscribers} + publishers;
     case Scenario::kRelay:
       return 2 * uint64_t{pairs};
@@ -154,6 +184,7 @@ uint64_t min_message_size(Scenario s, bool text) {
     case Scenario::kBroadcast:
       return text ? 40 : 20;  // publisher id + sequence + send time
     case Scenario::kConnect:
+    case Scenario::kHttpPublish:  // JSON fields, padded up to --size
       return 0;
   }
   return 0;
@@ -172,7 +203,8 @@ Options parse_args(const std::vector<std::string>& args) {
       o.help = true;
       return o;
     }
-  if (args.empty()) throw ArgError("missing scenario (echo, broadcast, relay or connect)");
+  if (args.empty())
+    throw ArgError("missing scenario (echo, broadcast, relay, connect or http-publish)");
   const std::string& sc = args[0];
   if (sc == "echo") {
     o.scenario = Scenario::kEcho;
@@ -182,8 +214,12 @@ Options parse_args(const std::vector<std::string>& args) {
     o.scenario = Scenario::kRelay;
   } else if (sc == "connect") {
     o.scenario = Scenario::kConnect;
+  } else if (sc == "http-publish") {
+    o.scenario = Scenario::kHttpPublish;
+    o.flow = Flow::kNative;
   } else {
-    throw ArgError("unknown scenario '" + sc + "' (expected echo, broadcast, relay or connect)");
+    throw ArgError("unknown scenario '" + sc +
+                   "' (expected echo, broadcast, relay, connect or http-publish)");
   }
   unsigned me = bit(o.scenario);
   bool rate_set = false;
@@ -197,22 +233,25 @@ Options parse_args(const std::vector<std::string>& args) {
   static const std::map<std::string, Spec> kSpecs = {
       {"--threads", {kAll, true}},
       {"--duration", {kAll, true}},
-      {"--connect-timeout", {kEcho | kBroadcast | kRelay, true}},
-      {"--drain", {kEcho | kBroadcast | kRelay, true}},
+      {"--connect-timeout", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
+      {"--drain", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
       {"--source-addrs", {kAll, true}},
       {"--max-pending", {kAll, true}},
       {"--json", {kAll, true}},
       {"--plot", {kAll, true}},
       {"--quiet", {kAll, false}},
-      {"--size", {kEcho | kBroadcast | kRelay, true}},
+      {"--size", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
       {"--text", {kEcho | kBroadcast | kRelay, false}},
       {"--pipeline", {kEcho | kRelay, true}},
       {"--rate", {kAll, true}},
       {"--connections", {kEcho | kConnect, true}},
-      {"--subscribers", {kBroadcast, true}},
-      {"--publishers", {kBroadcast, true}},
+      {"--subscribers", {kBroadcast | kHttpPublish, true}},
+      {"--publishers", {kBroadcast | kHttpPublish, true}},
       {"--publisher-echo", {kBroadcast, false}},
-      {"--flow", {kBroadcast, true}},
+      {"--flow", {kBroadcast | kHttpPublish, true}},
+      {"--api", {kHttpPublish, true}},
+      {"--api-key", {kHttpPublish, true}},
+      {"--room", {kBroadcast | kHttpPublish, true}},
       {"--token", {kBroadcast, true}},
       {"--pairs", {kRelay, true}},
       {"--hold", {kConnect, true}},
@@ -284,6 +323,13 @@ Options parse_args(const std::vector<std::string>& args) {
       o.publishers = static_cast<uint32_t>(parse_uint(name, v, 1, 100000));
     } else if (name == "--publisher-echo") {
       o.publisher_echo = true;
+    } else if (name == "--flow" && o.scenario == Scenario::kHttpPublish) {
+      if (v == "native")
+        o.flow = Flow::kNative;
+      else if (v == "raw")
+        o.flow = Flow::kRaw;
+      else
+        throw ArgError("--flow: expected native or raw (got '" + v + "')");
     } else if (name == "--flow") {
       if (v == "raw")
         o.flow = Flow::kRaw;
@@ -291,8 +337,25 @@ Options parse_args(const std::vector<std::string>& args) {
         o.flow = Flow::kLivemap;
       else if (v == "gamechat")
         o.flow = Flow::kGamechat;
+      else if (v == "native")
+        o.flow = Flow::kNative;
       else
-        throw ArgError("--flow: expected raw, livemap or gamechat (got '" + v + "')");
+        throw ArgError("--flow: expected raw, livemap, gamechat or native (got '" + v + "')");
+    } else if (name == "--api") {
+      o.api = parse_http_url(v);
+    } else if (name == "--api-key") {
+      // Sent in a request header: it must stay one token on one line.
+      if (v.empty()) throw ArgError("--api-key: empty key");
+      for (char ch : v)
+        if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7F)
+          throw ArgError("--api-key: control character or space in the key");
+      o.api_key = v;
+    } else if (name == "--room") {
+      if (v.empty() || v.size() > 128) throw ArgError("--room: must be 1-128 bytes");
+      for (char ch : v)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F || ch == '"' || ch == '\\')
+          throw ArgError("--room: control character, quote or backslash in the name");
+      o.room = v;
     } else if (name == "--token") {
       if (v.empty()) throw ArgError("--token: empty token");
       o.token = v;
@@ -313,6 +376,34 @@ Options parse_args(const std::vector<std::string>& args) {
           "--text and --publisher-echo apply to --flow raw only (profile flows are JSON)");
     if (seen["--token"] && o.flow != Flow::kGamechat)
       throw ArgError("--token applies to --flow gamechat only");
+    if (seen["--room"] && o.flow != Flow::kNative)
+      throw ArgError("--room applies to --flow native only (other flows: the URL's room)");
+    if (static_cast<uint64_t>(o.subscribers) * o.publishers > 10'000'000)
+      throw ArgError("--subscribers x --publishers too large (order tracking needs S*P entries)");
+  }
+  if (o.scenario == Scenario::kHttpPublish) {
+    if (!rate_set) o.rate = 1000;
+    if (o.rate <= 0) throw ArgError("--rate: http-publish needs a publish rate > 0");
+    if (o.api_key.empty()) throw ArgError("http-publish needs --api-key KEY (a key of [api] keys)");
+    if (!seen["--api"]) {
+      o.api.scheme = "http";
+      o.api.host = o.url.host;
+      o.api.port = o.url.port;
+      o.api.path = "/";
+    }
+    if (o.flow == Flow::kRaw) {
+      // The room is the URL's: /raw/<room>.
+      constexpr std::string_view kRaw = "/raw/";
+      std::string_view path = o.url.path;
+      if (!path.starts_with(kRaw) || path.size() == kRaw.size() ||
+          path.find('/', kRaw.size()) != std::string_view::npos)
+        throw ArgError("--flow raw: the URL must name the room: ws://HOST:PORT/raw/<room>");
+      if (seen["--room"]) throw ArgError("--room applies to --flow native only (raw: URL path)");
+      o.room = std::string(path.substr(kRaw.size()));
+      for (char ch : o.room)
+        if (ch == '"' || ch == '\\' || ch == '%')
+          throw ArgError("--flow raw: quote, backslash or escape in the room name");
+    }
     if (static_cast<uint64_t>(o.subscribers) * o.publishers > 10'000'000)
       throw ArgError("--subscribers x --publishers too large (order tracking needs S*P entries)");
   }
@@ -337,14 +428,22 @@ scenarios:
   broadcast  S subscribers and P publishers in one room (URL path, e.g. /raw/room1)
              --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
              --size BYTES (64)  --text  --publisher-echo (publishers connect without ?echo=0)
-             --flow raw|livemap|gamechat (raw): what the clients speak; livemap publishes
-               position_update on /map, gamechat logs in (--token T, default "load") and
-               sends chat messages on /chat; latency and order are checked the same way
+             --flow raw|livemap|gamechat|native (raw): what the clients speak; livemap
+               publishes position_update on /map, gamechat logs in (--token T, default "load")
+               and sends chat messages on /chat, native joins --room R (default "load") on /ws
+               and publishes with {"op":"publish"}; latency and order are checked the same way
   relay      N pairs A,B in room <path>/pair-<i> (or the URL with {pair} replaced); A sends,
              B sends it back, A measures the round trip
              --pairs N (10)  --size BYTES (64)  --pipeline K (1)  --rate MSG/S (0)  --text
   connect    open N connections, report connect rate and handshake latency, hold them idle
              --connections N (10)  --rate CONN/S (0 = as fast as possible)  --hold SEC (5)
+  http-publish  S WebSocket subscribers in one room, P keep-alive HTTP connections publishing
+             through the server API (POST /api/publish) at a fixed total rate
+             --api-key KEY (required)  --api http://HOST:PORT (default: the URL's host:port)
+             --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
+             --size BYTES (64: "data" padded to about that)
+             --flow native|raw (native): native subscribers join --room R (default "load")
+               on the URL (e.g. ws://HOST:PORT/ws); raw subscribers use ws://HOST:PORT/raw/<room>
 
 common options:
   --threads N (2)  --duration SEC (10; connect: limit of the connect phase)

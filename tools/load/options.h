@@ -17,25 +17,29 @@ class ArgError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// ws://HOST[:PORT][/PATH][?QUERY]
+// ws://HOST[:PORT][/PATH][?QUERY] (http:// for the server API of http-publish)
 struct Url {
+  std::string scheme = "ws";
   std::string host;    // without brackets for IPv6 literals
   uint16_t port = 80;  //
   std::string path;    // starts with '/'
   std::string query;   // without '?', may be empty
   std::string host_header() const;
   std::string target() const { return query.empty() ? path : path + "?" + query; }
-  std::string str() const { return "ws://" + host_header() + target(); }
+  std::string str() const { return scheme + "://" + host_header() + target(); }
 };
 
 // Throws ArgError for anything but a plain ws:// URL.
 Url parse_url(std::string_view s);
+// The same for http://HOST[:PORT][/PREFIX] (port 80 by default); no query.
+Url parse_http_url(std::string_view s);
 
-enum class Scenario { kEcho, kBroadcast, kRelay, kConnect };
+enum class Scenario { kEcho, kBroadcast, kRelay, kConnect, kHttpPublish };
 
-// What the broadcast scenario speaks: raw frames (/raw/<room>, any broadcast endpoint) or a seed
-// profile's own messages (live-map position_update on /map, game-chat messages on /chat).
-enum class Flow { kRaw, kLivemap, kGamechat };
+// What the subscribers speak. broadcast: raw frames (/raw/<room>, any broadcast endpoint) or a
+// seed profile's own messages (live-map position_update on /map, game-chat messages on /chat).
+// http-publish: the native protocol (join a room on /ws) or raw (/raw/<room>).
+enum class Flow { kRaw, kLivemap, kGamechat, kNative };
 const char* flow_name(Flow f);
 const char* scenario_name(Scenario s);
 
@@ -70,6 +74,11 @@ struct Options {
   std::string token = "load";  // broadcast --flow gamechat: login token
   uint32_t pairs = 10;         // relay
   double hold = 5;             // connect: idle hold time, s
+
+  // http-publish (also uses subscribers, publishers = API connections, rate, size, flow)
+  Url api;                    // server API base (default: the WebSocket URL's host and port)
+  std::string api_key;        // Authorization: apikey <key>
+  std::string room = "load";  // native flow: the room subscribers join; raw: from the URL
 
   // Number of WebSocket connections the scenario opens.
   uint64_t total_connections() const;

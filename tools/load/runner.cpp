@@ -27,7 +27,7 @@ void on_signal(int sig) {
   g_signal.store(sig);
 }
 
-bool resolve(const Url& u, Run& run, std::string& err) {
+bool resolve(const Url& u, sockaddr_storage& addr, socklen_t& addr_len, std::string& err) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -38,8 +38,8 @@ bool resolve(const Url& u, Run& run, std::string& err) {
     err = "cannot resolve '" + u.host + "': " + gai_strerror(rc);
     return false;
   }
-  std::memcpy(&run.addr, res->ai_addr, res->ai_addrlen);
-  run.addr_len = static_cast<socklen_t>(res->ai_addrlen);
+  std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  addr_len = static_cast<socklen_t>(res->ai_addrlen);
   freeaddrinfo(res);
   return true;
 }
@@ -206,6 +206,13 @@ std::vector<std::pair<std::string, std::string>> settings_of(const Options& o) {
     case Scenario::kRelay:
       s.push_back({"pairs", std::to_string(o.pairs)});
       break;
+    case Scenario::kHttpPublish:
+      s.push_back({"subscribers", std::to_string(o.subscribers)});
+      s.push_back({"publishers", std::to_string(o.publishers)});
+      s.push_back({"flow", flow_name(o.flow)});
+      s.push_back({"room", o.room});
+      s.push_back({"api", o.api.str()});  // the key is left out on purpose
+      break;
     case Scenario::kConnect:
       s.push_back({"connections", std::to_string(o.connections)});
       s.push_back({"hold", d(o.hold)});
@@ -237,11 +244,14 @@ int run_load(const Options& o) {
   }
   Run run(o);
   std::string err;
-  if (!resolve(o.url, run, err)) {
+  if (!resolve(o.url, run.addr, run.addr_len, err) ||
+      (o.scenario == Scenario::kHttpPublish &&
+       !resolve(o.api, run.api_addr, run.api_addr_len, err))) {
     std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
     return 1;
   }
-  if (o.source_addrs > 1 && run.addr.ss_family != AF_INET) {
+  if (o.source_addrs > 1 &&
+      (run.addr.ss_family != AF_INET || (run.api_addr_len && run.api_addr.ss_family != AF_INET))) {
     std::fprintf(stderr, "ringcast-load: --source-addrs needs an IPv4 (loopback) target\n");
     return 1;
   }
@@ -288,9 +298,10 @@ int run_load(const Options& o) {
   };
 
   if (!o.quiet)
-    std::fprintf(stderr, "ringcast-load %s: %llu connections to %s, %d threads\n",
+    std::fprintf(stderr, "ringcast-load %s: %llu connections to %s%s%s, %d threads\n",
                  scenario_name(o.scenario), static_cast<unsigned long long>(total),
-                 o.url.str().c_str(), o.threads);
+                 o.url.str().c_str(), o.scenario == Scenario::kHttpPublish ? " and " : "",
+                 o.scenario == Scenario::kHttpPublish ? o.api.str().c_str() : "", o.threads);
   // Connect phase.
   uint64_t t_connect = now_ns();
   double connect_limit = o.scenario == Scenario::kConnect ? o.duration : o.connect_timeout;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "load/http_proto.h"
 #include "load/payload.h"
 
 namespace ringcast::load {
@@ -282,6 +283,11 @@ class RoundTripWorkload final : public ScenarioWorkload {
 // broadcast: P publishers publish at a fixed total rate into one room, S subscribers check that
 // every message of every publisher arrives once and in order, and measure publish->receipt latency
 // per delivery and for the last subscriber to get each message.
+//
+// http-publish is the same with the P publishers being keep-alive HTTP connections that POST to
+// the server API (/api/publish); their answers are checked (200, and for native rooms increasing
+// sequence numbers) and timed (request -> response), and the subscribers speak the native
+// protocol (join first) or raw.
 
 class BroadcastWorkload final : public ScenarioWorkload {
   struct Per;
@@ -292,6 +298,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
   BroadcastWorkload(const Options& o, Run& run)
       : o_(o),
         run_(run),
+        http_(o.scenario == Scenario::kHttpPublish),
         pubs_(o.publishers),
         subs_(o.subscribers),
         per_(static_cast<size_t>(o.threads)),
@@ -306,21 +313,38 @@ class BroadcastWorkload final : public ScenarioWorkload {
     uint64_t cap = std::bit_floor(std::max<uint64_t>(16, (uint64_t{1} << 22) / pubs_));
     ring_size_ = std::max<uint64_t>(16, std::min(want, cap));
     ring_.reset(new Slot[ring_size_ * pubs_]);
+    if (http_) {
+      std::string target = o.api.path;
+      while (!target.empty() && target.back() == '/') target.pop_back();
+      target += "/api/publish";
+      api_prefix_ = http_post_prefix(o.api.host_header(), target, "apikey " + o.api_key);
+      body_head_ = "{\"room\":" + json_string(o.room) +
+                   (o.flow == Flow::kRaw ? ",\"kind\":\"raw\"" : "") + ",\"data\":";
+      apis_.resize(pubs_);
+      for (auto& a : apis_) a.t.resize(64);
+    }
+    native_head_ =
+        "{\"op\":\"publish\",\"room\":" + json_string(o.room) + ",\"echo\":false,\"data\":";
   }
 
   uint8_t role(uint64_t gid) const override { return gid < pubs_ ? kPublisher : kSubscriber; }
 
+  bool is_http(uint64_t gid) const override { return http_ && gid < pubs_; }
+
   std::string target(uint64_t gid) const override {
-    if (o_.flow == Flow::kRaw && gid < pubs_ && !o_.publisher_echo)
+    if (o_.flow == Flow::kRaw && gid < pubs_ && !o_.publisher_echo && !http_)
       return append_param(o_.url.target(), "echo=0");
     return o_.url.target();
   }
 
-  // Game chat: every connection logs in first; the run starts when all have been accepted.
+  // Game chat: every connection logs in first; native: every WebSocket connection joins the room
+  // first (publishers must be members to publish). The run starts when all have been accepted.
   void on_open(Worker& w, Conn& c, uint64_t) override {
-    if (o_.flow != Flow::kGamechat) return;
+    if (o_.flow != Flow::kGamechat && (o_.flow != Flow::kNative || c.http)) return;
     Per& p = per_[static_cast<size_t>(w.index())];
-    std::string login = "{\"action\":\"login\",\"token\":\"" + o_.token + "\"}";
+    std::string login = o_.flow == Flow::kNative
+                            ? "{\"op\":\"join\",\"room\":" + json_string(o_.room) + "}"
+                            : "{\"action\":\"login\",\"token\":\"" + o_.token + "\"}";
     w.send_message(c, opcode::kText, reinterpret_cast<const uint8_t*>(login.data()), login.size());
     c.inflight = 1;  // awaiting the login reply
     ++p.awaiting_login;
@@ -331,9 +355,16 @@ class BroadcastWorkload final : public ScenarioWorkload {
   }
 
   void on_close(Worker& w, Conn& c) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
     if (c.inflight) {
       c.inflight = 0;
-      --per_[static_cast<size_t>(w.index())].awaiting_login;
+      --p.awaiting_login;
+    }
+    if (c.http) {
+      Api& a = apis_[c.gid];
+      p.api_outstanding -= a.n;
+      p.api_unanswered += a.n;
+      a.n = 0;
     }
   }
 
@@ -368,25 +399,28 @@ class BroadcastWorkload final : public ScenarioWorkload {
   void on_message(Worker& w, Conn& c, uint8_t op, const uint8_t* data, size_t n,
                   uint64_t now) override {
     Per& p = per_[static_cast<size_t>(w.index())];
-    if (c.inflight) {  // the game chat's login reply
+    if (c.inflight) {  // the game chat's login reply or the native join reply
       c.inflight = 0;
       --p.awaiting_login;
       std::string_view reply(reinterpret_cast<const char*>(data), n);
-      if (reply.find("\"info\"") == std::string_view::npos)
+      bool native = o_.flow == Flow::kNative;
+      if (reply.find(native ? "\"joined\"" : "\"info\"") == std::string_view::npos)
         w.error(ErrorKind::kHandshake, "connection " + std::to_string(c.gid) +
-                                           ": login refused: " + std::string(reply.substr(0, 200)));
+                                           (native ? ": join refused: " : ": login refused: ") +
+                                           std::string(reply.substr(0, 200)));
       return;
     }
     if (c.role == kPublisher) {
       ++p.publisher_received;  // room traffic reaching a publisher is not checked
       return;
     }
-    std::string who = "subscriber " + std::to_string(c.gid - pubs_);
+    auto who = [&] { return subscriber_name(c); };
     uint32_t pub = 0;
     uint64_t seq = 0, t = 0;
-    if (o_.flow != Flow::kRaw) {
-      // The profile forwards (livemap) or rebuilds (gamechat) the JSON: find our three fields.
-      // Other messages (positions_sync of an earlier run, ...) are counted, not checked.
+    if (o_.flow != Flow::kRaw || http_) {
+      // The profile forwards (livemap, raw via the API) or rebuilds (gamechat, native message
+      // events) the JSON: find our three fields. Other messages (positions_sync of an earlier
+      // run, ...) are counted, not checked.
       uint64_t pub64 = 0;
       if (op != opcode::kText || !json_uint(data, n, "\"load_seq\"", seq)) {
         ++p.other_messages;
@@ -394,15 +428,15 @@ class BroadcastWorkload final : public ScenarioWorkload {
       }
       if (!json_uint(data, n, "\"load_pub\"", pub64) || !json_uint(data, n, "\"load_t\"", t) ||
           pub64 >= pubs_) {
-        w.error(ErrorKind::kPayload, who + ": message without valid load_pub/load_t");
+        w.error(ErrorKind::kPayload, who() + ": message without valid load_pub/load_t");
         return;
       }
       pub = static_cast<uint32_t>(pub64);
-      track(w, p, c, who, pub, seq, t, now);
+      track(w, p, c, pub, seq, t, now);
       return;
     }
     if (op != data_opcode(o_) || n != o_.size) {
-      w.error(ErrorKind::kPayload, who + ": got " + (op == opcode::kText ? "text" : "binary") +
+      w.error(ErrorKind::kPayload, who() + ": got " + (op == opcode::kText ? "text" : "binary") +
                                        " message of " + std::to_string(n) + " bytes, published " +
                                        (o_.text ? "text" : "binary") + " of " +
                                        std::to_string(o_.size));
@@ -410,22 +444,28 @@ class BroadcastWorkload final : public ScenarioWorkload {
     }
     PayloadReader r(data, n, o_.text);
     if (!r.u32(pub) || !r.u64(seq) || !r.u64(t) || pub >= pubs_) {
-      w.error(ErrorKind::kPayload, who + ": malformed message header");
+      w.error(ErrorKind::kPayload, who() + ": malformed message header");
       return;
     }
     size_t bad = check_padding(data, r.offset(), n, payload_salt(pub, seq), o_.text);
     if (bad != n) {
-      w.error(ErrorKind::kPayload, who + ": message " + std::to_string(seq) + " of publisher " +
+      w.error(ErrorKind::kPayload, who() + ": message " + std::to_string(seq) + " of publisher " +
                                        std::to_string(pub) + " differs at byte " +
                                        std::to_string(bad));
       return;
     }
-    track(w, p, c, who, pub, seq, t, now);
+    track(w, p, c, pub, seq, t, now);
+  }
+
+  // Built only when an error is reported: past subscriber 9999 the name no longer fits the
+  // string's inline buffer, and a delivery must not allocate.
+  std::string subscriber_name(const Conn& c) const {
+    return "subscriber " + std::to_string(c.gid - pubs_);
   }
 
   // Loss, duplicate and order accounting and latency of one delivery.
-  void track(Worker& w, Per& p, Conn& c, const std::string& who, uint32_t pub, uint64_t seq,
-             uint64_t t, uint64_t now) {
+  void track(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t, uint64_t now) {
+    auto who = [&] { return subscriber_name(c); };
     Track& tr = tracks_[static_cast<size_t>(c.gid - pubs_) * pubs_ + pub];
     if (seq >= tr.next) {
       uint64_t gap = seq - tr.next;
@@ -436,11 +476,12 @@ class BroadcastWorkload final : public ScenarioWorkload {
     } else {
       uint64_t d = tr.next - 1 - seq;
       if (d < 64 && ((tr.window >> d) & 1)) {
-        w.error(ErrorKind::kDuplicate, who + ": message " + std::to_string(seq) + " of publisher " +
-                                           std::to_string(pub) + " delivered twice");
+        w.error(ErrorKind::kDuplicate, who() + ": message " + std::to_string(seq) +
+                                           " of publisher " + std::to_string(pub) +
+                                           " delivered twice");
         return;
       }
-      w.error(ErrorKind::kOrder, who + ": message " + std::to_string(seq) + " of publisher " +
+      w.error(ErrorKind::kOrder, who() + ": message " + std::to_string(seq) + " of publisher " +
                                      std::to_string(pub) + " arrived after message " +
                                      std::to_string(tr.next - 1));
       if (d < 64) {
@@ -467,8 +508,58 @@ class BroadcastWorkload final : public ScenarioWorkload {
     }
   }
 
+  // Answers of the server API, in request order.
+  size_t on_http(Worker& w, Conn& c, std::string_view in, uint64_t now) override {
+    Per& p = per_[static_cast<size_t>(w.index())];
+    Api& a = apis_[c.gid];
+    size_t off = 0;
+    for (;;) {
+      HttpResponseView r;
+      std::string err;
+      HttpParse st = parse_http_response(in.substr(off), r, err);
+      if (st == HttpParse::kIncomplete) return off;
+      if (st == HttpParse::kFailed || (r.status >= 200 && a.n == 0)) {
+        w.error(ErrorKind::kHttp,
+                "API connection " + std::to_string(c.gid) + ": " +
+                    (st == HttpParse::kFailed ? err : "answer without a request"));
+        w.drop(c);
+        return off;
+      }
+      off += r.consumed;
+      if (r.status < 200) continue;  // informational: the answer is still to come
+      uint64_t t = a.t[a.head];
+      a.head = (a.head + 1) & (a.t.size() - 1);
+      --a.n;
+      --p.api_outstanding;
+      w.record(3, now > t ? now - t : 0);
+      if (r.status != 200) {
+        ++p.api_failed;
+        w.error(ErrorKind::kHttp, "POST /api/publish answered " + std::to_string(r.status) + ": " +
+                                      std::string(r.body.substr(0, 200)));
+        continue;
+      }
+      ++p.api_ok;
+      if (o_.flow != Flow::kNative) continue;  // raw rooms keep no sequence
+      // One connection's publishes are sequenced in request order.
+      uint64_t seq = 0;
+      if (!json_uint(reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size(), "\"seq\"",
+                     seq)) {
+        w.error(ErrorKind::kHttp,
+                "POST /api/publish answer without \"seq\": " + std::string(r.body.substr(0, 200)));
+      } else if (a.have_seq && seq <= a.last_seq) {
+        w.error(ErrorKind::kOrder, "API connection " + std::to_string(c.gid) + ": seq " +
+                                       std::to_string(seq) + " after " +
+                                       std::to_string(a.last_seq));
+      } else {
+        a.last_seq = seq;
+        a.have_seq = true;
+      }
+    }
+  }
+
   bool drained(Worker& w) override {
     Per& p = per_[static_cast<size_t>(w.index())];
+    if (p.api_outstanding) return false;
     uint64_t total = 0;
     for (uint32_t i = 0; i < pubs_; ++i) total += pub_sent_[i].load(std::memory_order_acquire);
     return p.next_sum >= p.subscribers * total;
@@ -508,7 +599,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
     }
     uint64_t other = 0;
     for (auto& p : per_) other += p.other_messages;
-    if (o_.flow != Flow::kRaw)
+    if (o_.flow != Flow::kRaw || http_)
       add_metric(r, "other_messages", "other messages (sync...)", static_cast<double>(other), "");
     add_metric(r, "publishers", "publishers", pubs_, "");
     add_metric(r, "subscribers", "subscribers", subs_, "");
@@ -526,8 +617,24 @@ class BroadcastWorkload final : public ScenarioWorkload {
     if (subs_ > 0)
       add_metric(r, "messages_incomplete", "incomplete messages", static_cast<double>(incomplete),
                  "");
-    add_metric(r, "publisher_received", "received by publishers", static_cast<double>(pub_recv),
-               "");
+    if (http_) {
+      uint64_t ok = 0, failed = 0, unanswered = 0;
+      for (auto& p : per_) {
+        ok += p.api_ok;
+        failed += p.api_failed;
+        unanswered += p.api_unanswered + p.api_outstanding;
+      }
+      add_metric(r, "api_ok", "API answers 200", static_cast<double>(ok), "");
+      add_metric(r, "api_failed", "API answers not 200", static_cast<double>(failed), "");
+      add_metric(r, "api_unanswered", "API unanswered", static_cast<double>(unanswered), "");
+      if (unanswered)
+        r.failures.push_back(std::to_string(unanswered) +
+                             " API requests were never answered (connection closed, or not within "
+                             "--drain)");
+    } else {
+      add_metric(r, "publisher_received", "received by publishers", static_cast<double>(pub_recv),
+                 "");
+    }
     if (untracked)
       add_metric(r, "last_subscriber_untracked", "last-sub untracked",
                  static_cast<double>(untracked), "");
@@ -539,6 +646,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
                            " deliveries lost");
     r.latency.push_back(merged(workers, 0, "delivery", "delivery"));
     r.latency.push_back(merged(workers, 1, "last_subscriber", "last subscriber"));
+    if (http_) r.latency.push_back(merged(workers, 3, "api_response", "API response"));
     r.latency.push_back(merged(workers, 2, "send_lag", "send lag (tool)"));
   }
 
@@ -552,8 +660,28 @@ class BroadcastWorkload final : public ScenarioWorkload {
     int64_t gap_loss = 0;      // holes below Track::next
     uint64_t deliveries = 0, untracked = 0, overwritten_incomplete = 0, publisher_received = 0,
              skipped = 0, other_messages = 0;
-    uint64_t awaiting_login = 0;  // gamechat: connections whose login reply has not come yet
-    std::string json;             // profile flows: the message being built
+    uint64_t awaiting_login = 0;  // gamechat/native: login or join reply not come yet
+    std::string json;             // profile flows: the message being built; http: the request
+    std::string body;             // http: the request body being built
+    uint64_t api_outstanding = 0, api_ok = 0, api_failed = 0, api_unanswered = 0;
+  };
+  // One API connection's requests awaiting their answer: their intended send times, in a ring
+  // that doubles when full (so the steady state allocates nothing).
+  struct Api {
+    std::vector<uint64_t> t;
+    size_t head = 0, n = 0;
+    uint64_t last_seq = 0;
+    bool have_seq = false;
+    void push(uint64_t v) {
+      if (n == t.size()) {
+        std::vector<uint64_t> bigger(t.size() * 2);
+        for (size_t i = 0; i < n; ++i) bigger[i] = t[(head + i) & (t.size() - 1)];
+        t.swap(bigger);
+        head = 0;
+      }
+      t[(head + n) & (t.size() - 1)] = v;
+      ++n;
+    }
   };
   struct Track {
     uint64_t next = 0;    // next expected sequence number
@@ -577,7 +705,16 @@ class BroadcastWorkload final : public ScenarioWorkload {
       s.max_recv.store(0, std::memory_order_relaxed);
       s.tag.store(seq + 1, std::memory_order_release);
     }
-    if (o_.flow != Flow::kRaw) {
+    if (http_) {
+      publish_http(w, p, c, pub, seq, t);
+    } else if (o_.flow == Flow::kNative) {
+      // The native protocol's publish, no ack, not back to the publisher.
+      p.json.assign(native_head_);
+      append_data(p.json, pub, seq, t);
+      p.json += '}';
+      w.send_message(c, opcode::kText, reinterpret_cast<const uint8_t*>(p.json.data()),
+                     p.json.size());
+    } else if (o_.flow != Flow::kRaw) {
       publish_json(w, p, c, pub, seq, t);
     } else {
       PayloadWriter wr(p.buf.data(), o_.text);
@@ -620,8 +757,37 @@ class BroadcastWorkload final : public ScenarioWorkload {
                    p.json.size());
   }
 
+  // {"load_pub":…,"load_seq":…,"load_t":…,"pad":"…"} padded with letters to about --size bytes:
+  // the "data" of native and API publishes.
+  void append_data(std::string& out, uint32_t pub, uint64_t seq, uint64_t t) const {
+    char head[128];
+    int len = std::snprintf(
+        head, sizeof head, "{\"load_pub\":%u,\"load_seq\":%llu,\"load_t\":%llu,\"pad\":\"", pub,
+        static_cast<unsigned long long>(seq), static_cast<unsigned long long>(t));
+    out.append(head, static_cast<size_t>(len));
+    size_t data_len = static_cast<size_t>(len) + 2;
+    if (o_.size > data_len) out.append(o_.size - data_len, static_cast<char>('a' + seq % 26));
+    out += "\"}";
+  }
+
+  // POST /api/publish {"room":R,["kind":"raw",]"data":{…}}.
+  void publish_http(Worker& w, Per& p, Conn& c, uint32_t pub, uint64_t seq, uint64_t t) {
+    p.body.assign(body_head_);
+    append_data(p.body, pub, seq, t);
+    p.body += '}';
+    char cl[32];
+    int cl_len = std::snprintf(cl, sizeof cl, "%zu\r\n\r\n", p.body.size());
+    p.json.assign(api_prefix_);
+    p.json.append(cl, static_cast<size_t>(cl_len));
+    p.json += p.body;
+    w.send_http(c, p.json.data(), p.json.size());
+    apis_[c.gid].push(t);
+    ++p.api_outstanding;
+  }
+
   const Options& o_;
   Run& run_;
+  bool http_;
   uint32_t pubs_;
   uint32_t subs_;
   std::vector<Per> per_;
@@ -629,6 +795,10 @@ class BroadcastWorkload final : public ScenarioWorkload {
   std::vector<Track> tracks_;  // [subscriber * pubs_ + publisher], owned by the sub's worker
   uint64_t ring_size_ = 0;
   std::unique_ptr<Slot[]> ring_;
+  std::string api_prefix_;   // http: the request up to "Content-Length: "
+  std::string body_head_;    // http: the body up to "data":
+  std::string native_head_;  // broadcast --flow native: the publish request up to "data":
+  std::vector<Api> apis_;    // http: [publisher], owned by the publisher's worker
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -709,6 +879,7 @@ std::unique_ptr<ScenarioWorkload> make_workload(const Options& o, Run& run) {
     case Scenario::kRelay:
       return std::make_unique<RoundTripWorkload>(o, run, true);
     case Scenario::kBroadcast:
+    case Scenario::kHttpPublish:
       return std::make_unique<BroadcastWorkload>(o, run);
     case Scenario::kConnect:
       return std::make_unique<ConnectWorkload>(o, run);

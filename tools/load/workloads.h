@@ -1,4 +1,5 @@
-// The four scenarios (echo, broadcast, relay, connect) as Workloads plus their result summaries.
+// The scenarios (echo, broadcast, relay, connect, http-publish) as Workloads plus their result
+// summaries.
 #pragma once
 
 #include <memory>

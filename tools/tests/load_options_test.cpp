@@ -60,6 +60,9 @@ TEST(LoadOptions, OtherScenarios) {
   EXPECT_EQ(o.flow, Flow::kGamechat);
   EXPECT_EQ(o.token, "t1");
   EXPECT_STREQ(flow_name(o.flow), "gamechat");
+  o = parse({"broadcast", "--flow", "native", "--room", "r1", "ws://127.0.0.1:8765/ws"});
+  EXPECT_EQ(o.flow, Flow::kNative);
+  EXPECT_EQ(o.room, "r1");
 
   o = parse({"relay", "--pairs", "50", "ws://127.0.0.1:8765/raw"});
   EXPECT_EQ(o.pairs, 50u);
@@ -74,6 +77,47 @@ TEST(LoadOptions, OtherScenarios) {
   EXPECT_EQ(o.source_addrs, 4u);
   EXPECT_TRUE(parse({"connect", "--help"}).help);
   EXPECT_TRUE(parse({"-h"}).help);
+}
+
+TEST(LoadOptions, HttpPublish) {
+  Options o = parse({"http-publish", "--api-key", "k-0123456789abcdef", "ws://127.0.0.1:8765/ws"});
+  EXPECT_EQ(o.scenario, Scenario::kHttpPublish);
+  EXPECT_STREQ(scenario_name(o.scenario), "http-publish");
+  EXPECT_EQ(o.flow, Flow::kNative);  // default: the native protocol
+  EXPECT_EQ(o.room, "load");
+  EXPECT_EQ(o.rate, 1000);
+  EXPECT_EQ(o.subscribers, 10u);
+  EXPECT_EQ(o.publishers, 1u);
+  EXPECT_EQ(o.total_connections(), 11u);
+  EXPECT_EQ(o.api_key, "k-0123456789abcdef");
+  // The API defaults to the WebSocket URL's host and port.
+  EXPECT_EQ(o.api.scheme, "http");
+  EXPECT_EQ(o.api.host, "127.0.0.1");
+  EXPECT_EQ(o.api.port, 8765);
+  EXPECT_EQ(o.api.str(), "http://127.0.0.1:8765/");
+
+  o = parse({"http-publish", "--subscribers", "100", "--publishers", "4", "--rate", "2000",
+             "--room", "bench", "--api=http://[::1]:9001", "--api-key", "x", "--size", "200",
+             "--flow", "native", "ws://localhost:8765/ws"});
+  EXPECT_EQ(o.subscribers, 100u);
+  EXPECT_EQ(o.publishers, 4u);
+  EXPECT_EQ(o.rate, 2000);
+  EXPECT_EQ(o.room, "bench");
+  EXPECT_EQ(o.size, 200u);
+  EXPECT_EQ(o.api.host, "::1");
+  EXPECT_EQ(o.api.port, 9001);
+  EXPECT_EQ(o.total_connections(), 104u);
+
+  // Raw: the room is the URL's.
+  o = parse({"http-publish", "--flow", "raw", "--api-key", "x", "ws://127.0.0.1:1/raw/ticker"});
+  EXPECT_EQ(o.flow, Flow::kRaw);
+  EXPECT_EQ(o.room, "ticker");
+  EXPECT_STREQ(flow_name(Flow::kNative), "native");
+
+  Url u = parse_http_url("http://api.local");
+  EXPECT_EQ(u.port, 80);
+  EXPECT_EQ(u.path, "/");
+  EXPECT_EQ(parse_http_url("http://h:81/prefix/").path, "/prefix/");
 }
 
 TEST(LoadOptions, Urls) {
@@ -146,7 +190,7 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"broadcast", "--rate", "0", url}, "publish rate");
   expect_rejected({"broadcast", "--size", "30", "--text", url}, "payload header");
   expect_rejected({"broadcast", "--publishers", "0", url}, "out of range");
-  expect_rejected({"broadcast", "--flow", "mqtt", url}, "raw, livemap or gamechat");
+  expect_rejected({"broadcast", "--flow", "mqtt", url}, "raw, livemap, gamechat or native");
   expect_rejected({"broadcast", "--flow", "livemap", "--text", url}, "--flow raw only");
   expect_rejected({"broadcast", "--token", "x", url}, "--flow gamechat only");
   expect_rejected({"echo", "--flow", "livemap", url}, "does not apply");
@@ -158,6 +202,34 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"echo", "ws://127.0.0.1:9000/a b"}, "space");
   expect_rejected({"echo", "ws://[::1/echo"}, "unterminated");
   expect_rejected({"echo", "--json", "", url}, "empty file name");
+
+  // http-publish
+  const std::string ws = "ws://127.0.0.1:9000/ws";
+  expect_rejected({"http-publish", ws}, "--api-key");
+  expect_rejected({"http-publish", "--api-key", "", ws}, "empty key");
+  expect_rejected({"http-publish", "--api-key", "a b", ws}, "space");
+  expect_rejected({"http-publish", "--api-key", "k", "--rate", "0", ws}, "publish rate");
+  expect_rejected({"http-publish", "--api-key", "k", "--flow", "gamechat", ws}, "native or raw");
+  expect_rejected({"broadcast", "--room", "r", url}, "--flow native only");
+  expect_rejected({"http-publish", "--api-key", "k", "--flow", "raw", ws}, "/raw/<room>");
+  expect_rejected({"http-publish", "--api-key", "k", "--flow", "raw", "ws://h:1/raw/"},
+                  "/raw/<room>");
+  expect_rejected({"http-publish", "--api-key", "k", "--flow", "raw", "ws://h:1/raw/a/b"},
+                  "/raw/<room>");
+  expect_rejected(
+      {"http-publish", "--api-key", "k", "--flow", "raw", "--room", "r", "ws://h:1/raw/a"},
+      "--flow native only");
+  expect_rejected({"http-publish", "--api-key", "k", "--room", "", ws}, "1-128 bytes");
+  expect_rejected({"http-publish", "--api-key", "k", "--room", "a\"b", ws}, "quote");
+  expect_rejected({"http-publish", "--api-key", "k", "--api", "ws://h:1", ws}, "http://");
+  expect_rejected({"http-publish", "--api-key", "k", "--api", "https://h:1", ws}, "TLS");
+  expect_rejected({"http-publish", "--api-key", "k", "--api", "http://h:1/?a=1", ws}, "query");
+  expect_rejected({"http-publish", "--api-key", "k", "--api", "http://h:0", ws}, "out of range");
+  expect_rejected({"http-publish", "--api-key", "k", "--text", ws}, "does not apply");
+  expect_rejected({"http-publish", "--api-key", "k", "--publisher-echo", ws}, "does not apply");
+  expect_rejected({"http-publish", "--api-key", "k", "--publishers", "0", ws}, "out of range");
+  expect_rejected({"broadcast", "--api-key", "k", url}, "does not apply");
+  expect_rejected({"echo", "--room", "r", url}, "does not apply");
 }
 
 }  // namespace

@@ -126,6 +126,7 @@ class Session : public engine::Socket {
   bool http_waiting_ = false;    // a deferred HTTP answer is pending: no further request is read
   bool http_keep_alive_ = true;  // that request's keep-alive
   bool http_head_ = false;       // that request was HEAD
+  bool http_read_paused_ = false;  // reads paused until that answer is sent (buffer full)
   uint16_t holds_ = 0;           // input holds (hold_input)
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
