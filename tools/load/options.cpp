@@ -240,6 +240,7 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--json", {kAll, true}},
       {"--plot", {kAll, true}},
       {"--quiet", {kAll, false}},
+      {"--deflate", {kAll, false}},
       {"--size", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
       {"--text", {kEcho | kBroadcast | kRelay, false}},
       {"--pipeline", {kEcho | kRelay, true}},
@@ -306,6 +307,8 @@ Options parse_args(const std::vector<std::string>& args) {
       o.plot_path = v;
     } else if (name == "--quiet") {
       o.quiet = true;
+    } else if (name == "--deflate") {
+      o.deflate = true;
     } else if (name == "--size") {
       o.size = parse_uint(name, v, 0, kMaxMessageSize);
     } else if (name == "--text") {
@@ -449,6 +452,8 @@ common options:
   --threads N (2)  --duration SEC (10; connect: limit of the connect phase)
   --connect-timeout SEC (10)  --drain SEC (2)  --source-addrs N (1: bind 127.0.0.1..N)
   --max-pending N (512 handshakes in progress per thread)  --json FILE  --plot FILE.svg  --quiet
+  --deflate  offer permessage-deflate (the server must agree); received messages are inflated,
+             the line bytes received (wire) shows what compression saved
 
 exit status: 0 success, 1 connection failure or failed correctness check, 2 bad usage
 )";

@@ -57,7 +57,9 @@ struct Options {
   uint32_t max_pending = 512;   // handshakes in progress per thread
   std::string json_path;
   std::string plot_path;
-  bool quiet = false;  // no per-second progress
+  bool quiet = false;    // no per-second progress
+  bool deflate = false;  // offer permessage-deflate; the server must agree (received messages
+                         // are inflated; sent ones go uncompressed, which RFC 7692 allows)
 
   // message scenarios
   uint64_t size = 64;  // bytes per message
