@@ -19,7 +19,7 @@ JOBS="${RINGCAST_JOBS:-$(nproc)}"
 # Why each package is here is in README.md ("Dependencies").
 PACKAGES=(
   build-essential dpkg-dev cmake pkg-config
-  liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
+  liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-websockets python3-prometheus-client systemd curl
   chromium fonts-liberation

@@ -211,6 +211,10 @@ void load_config_file(const std::string& path, Config& cfg) {
       {"profiles.relayer",
        {{"enabled", boolean(path, cfg.relayer.mount.enabled)},
         {"path", string(path, cfg.relayer.mount.path)}}},
+      {"compression",
+       {{"enabled", boolean(path, cfg.compression.enabled)},
+        {"threshold_bytes", integer(path, cfg.compression.threshold_bytes, 0, 1 << 30)},
+        {"level", integer(path, cfg.compression.level, 1, 9)}}},
       {"api",
        {{"version", string(path, cfg.api_version)},
         {"env", string(path, cfg.api_env)},
@@ -354,6 +358,7 @@ void validate_config(const Config& cfg) {
 std::shared_ptr<const websocket::ServerSettings> make_settings(const Config& cfg) {
   auto s = std::make_shared<websocket::ServerSettings>();
   s->limits = cfg.limits;
+  s->compression = cfg.compression;
   s->max_body_bytes = cfg.api_max_body_bytes;
   std::string error;
   s->origins.set(cfg.allowed_origins, cfg.origin_check, error);

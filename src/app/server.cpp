@@ -306,6 +306,7 @@ void Server::reload() {
               names.c_str());
     }
     next.limits = fresh.limits;
+    next.compression = fresh.compression;  // applies to connections opened from then on
     next.origin_check = fresh.origin_check;
     next.allowed_origins = fresh.allowed_origins;
     next.log_level = fresh.log_level;

@@ -71,6 +71,20 @@ struct FramePool {
 
 static thread_local FramePool t_pool;
 
+// A distinct address no real frame has.
+static SharedFrame* no_variant_marker() {
+  alignas(SharedFrame) static unsigned char marker[sizeof(SharedFrame)];
+  return reinterpret_cast<SharedFrame*>(marker);
+}
+SharedFrame* const SharedFrame::kNoVariant = no_variant_marker();
+
+SharedFrame* SharedFrame::install_variant(SharedFrame* v) {
+  SharedFrame* expected = nullptr;
+  if (variant_.compare_exchange_strong(expected, v, std::memory_order_acq_rel)) return v;
+  if (v != kNoVariant) v->release();  // another core made it first: use theirs
+  return expected;
+}
+
 namespace {
 thread_local SharedFrame::FanoutObserver t_fanout_observer = nullptr;
 thread_local void* t_fanout_ctx = nullptr;
@@ -107,6 +121,8 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
       f->next_free_ = nullptr;
       f->refs_.store(1, std::memory_order_relaxed);
       f->size_ = 0;
+      f->message_opcode_ = 0;
+      f->header_bytes_ = 0;
       f->fanout_start_ns_.store(0, std::memory_order_relaxed);
       f->fanout_pending_.store(0, std::memory_order_relaxed);
       return f;
@@ -124,6 +140,8 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
 void SharedFrame::release() {
   // acq_rel: the thread that frees must see every other holder's reads as finished.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (SharedFrame* v = variant_.exchange(nullptr, std::memory_order_acquire); v && v != kNoVariant)
+    v->release();
   if (credit_) {
     credit_->refund(size_);
     credit_->release();

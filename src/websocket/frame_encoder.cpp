@@ -61,6 +61,9 @@ engine::SharedFrame* encode_frame(Opcode op, std::span<const uint8_t> payload) {
   engine::SharedFrame* f =
       engine::SharedFrame::allocate(frame_header_size(payload.size()) + payload.size());
   append_frame(f, op, payload);
+  if (op == Opcode::kText || op == Opcode::kBinary)
+    f->set_message(static_cast<uint8_t>(op),
+                   static_cast<uint8_t>(frame_header_size(payload.size())));
   return f;
 }
 

@@ -343,6 +343,7 @@ void Worker::on_closed(engine::Socket* sock) {
     s.reader_ = nullptr;
   }
   give_buffer(s.assembly_);
+  drop_inflater(s);
   give_buffer(s.http_buf_);
   give_buffer(s.held_in_);
   drop_pipeline(s);
@@ -442,8 +443,13 @@ void Worker::release_item_frame(OutItem* it) {
 }
 
 void Worker::enqueue(Session& s, engine::SharedFrame* f, uint8_t flags) {
-  f->add_ref();
-  if (f->fanout_tracked()) {
+  bool owned = false;
+  engine::SharedFrame* encoded = f;
+  if (s.deflate_bits_ && f->message_opcode()) f = deflated_for(s, f, owned);
+  if (!owned) f->add_ref();
+  // The sampled fan-out latency follows the frame as encoded; sends of a compressed variant are
+  // not part of it.
+  if (f == encoded && f->fanout_tracked()) {
     f->fanout_hold();
     flags |= OutItem::kFanout;
   }
@@ -764,7 +770,10 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   }
   const size_t max_size = settings_->limits.max_message_size;
   if (c.frame_start) {
-    if (c.rsv) return fail(s, kCloseProtocolError, "reserved bits set"), false;
+    // RSV1 marks a compressed message: only on its first frame, only if agreed (RFC 7692 §6).
+    if (c.rsv && !(c.rsv == 4 && s.deflate_bits_ && !is_control(c.opcode) &&
+                   c.opcode != static_cast<uint8_t>(Opcode::kContinuation)))
+      return fail(s, kCloseProtocolError, "reserved bits set"), false;
     if (!is_known_opcode(c.opcode)) return fail(s, kCloseProtocolError, "unknown opcode"), false;
     if (!c.masked) return fail(s, kCloseProtocolError, "client frames must be masked"), false;
     // A ping costs a pong: pings share the data messages' budget, or a client could make the
@@ -786,8 +795,12 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
         s.message_opcode_ = c.opcode;
         s.message_size_ = 0;
         s.utf8_.reset();
+        s.compressed_in_ = c.rsv == 4;
       }
-      if (s.message_size_ + c.payload_length > max_size) {
+      // Compressed input is bounded by the inflated size (on_compressed_chunk); this bound on
+      // the wire bytes leaves room for data that does not compress.
+      if (s.message_size_ + c.payload_length >
+          max_size + (s.compressed_in_ ? max_size / 64 + 64 : 0)) {
         return fail(s, kCloseMessageTooBig, "message too big"), false;
       }
     }
@@ -815,6 +828,7 @@ bool Worker::on_chunk(Session& s, const FrameChunk& c) {
   }
   // Data frame chunk.
   if (c.data.empty() && !c.frame_end) return true;  // a header ahead of its payload
+  if (s.compressed_in_) return on_compressed_chunk(s, c);
   s.message_size_ += c.data.size();
   bool text = s.message_opcode_ == static_cast<uint8_t>(Opcode::kText);
   if (text && !s.utf8_.feed(c.data.data(), c.data.size())) {

@@ -220,6 +220,13 @@ void Worker::start_websocket(Session& s, const HttpRequest& req, Route* route) {
   r.add_header("Upgrade", "websocket");
   r.add_header("Connection", "Upgrade");
   r.add_header("Sec-WebSocket-Accept", websocket_accept(*req.header("Sec-WebSocket-Key")));
+  s.deflate_bits_ = 0;
+  if (settings_->compression.enabled) {
+    if (auto agreed = negotiate_deflate(req)) {
+      r.add_header("Sec-WebSocket-Extensions", std::move(agreed->response));
+      s.deflate_bits_ = agreed->server_window_bits;
+    }
+  }
   queue_response(s, r);
   s.state_ = Session::State::kOpen;
   s.route_ = route;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <rapidjson/document.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +38,32 @@ namespace {
 
 // ---- OutputChecker ------------------------------------------------------------------------------
 
+namespace {
+
+// A compressed server message as a client inflates it (RFC 7692 §7.2.2); a finding if it fails.
+std::string inflate_message(const std::string& in) {
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) std::abort();
+  std::string data = in + std::string("\x00\x00\xff\xff", 4);
+  std::string out;
+  z.next_in = reinterpret_cast<Bytef*>(data.data());
+  z.avail_in = static_cast<uInt>(data.size());
+  int rc = Z_OK;
+  while (rc == Z_OK && (z.avail_in > 0 || out.size() == z.total_out)) {
+    char buf[16384];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_SYNC_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+    if (z.avail_out != 0) break;
+  }
+  inflateEnd(&z);
+  if (rc != Z_OK && rc != Z_BUF_ERROR) finding("compressed message does not inflate", in);
+  return out;
+}
+
+}  // namespace
+
 void OutputChecker::feed(const uint8_t* p, size_t n) {
   if (mode_ == Mode::kIgnore) return;
   if (mode_ == Mode::kClosed) finding("bytes after the close frame");
@@ -56,6 +83,8 @@ void OutputChecker::feed(const uint8_t* p, size_t n) {
         buf_.clear();
         return;
       }
+      deflate_ = buf_.substr(0, end).find("\r\nSec-WebSocket-Extensions: permessage-deflate") !=
+                 std::string::npos;
       buf_.erase(0, end + 4);
       mode_ = Mode::kFrames;
       continue;
@@ -69,7 +98,9 @@ void OutputChecker::feed(const uint8_t* p, size_t n) {
     const auto* b = reinterpret_cast<const uint8_t*>(buf_.data());
     bool fin = b[0] & 0x80;
     uint8_t rsv = b[0] & 0x70, opcode = b[0] & 0x0f;
-    if (rsv) finding("reserved bits set");
+    // RSV1: a compressed message, only where agreed and only on a data message's first frame.
+    if (rsv && !(rsv == 0x40 && deflate_ && (opcode == 1 || opcode == 2)))
+      finding("reserved bits set");
     if (b[1] & 0x80) finding("server frame is masked");
     uint64_t len = b[1] & 0x7f;
     size_t header = 2;
@@ -115,10 +146,12 @@ void OutputChecker::feed(const uint8_t* p, size_t n) {
       in_message_ = true;
       message_opcode_ = opcode;
       message_.clear();
+      compressed_ = rsv == 0x40;
     }
     message_ += payload;
     if (fin) {
       in_message_ = false;
+      if (compressed_) message_ = inflate_message(message_);
       check_message(message_opcode_, message_);
     }
   }
@@ -177,6 +210,8 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   cfg_.gamechat.hs256_secret = "fuzz-secret";
   cfg_.jwt.hs256_secret = "fuzz-secret";   // native auth/refresh with JWTs (exp, expiry timer)
   cfg_.limits.max_message_size = 1 << 16;  // frames past it are the same code path, only slower
+  cfg_.compression.enabled = true;         // agreed only when the input offers it
+  cfg_.compression.threshold_bytes = 16;
   stats_ = std::make_unique<websocket::ServerStats>(1);
   settings_ = std::make_unique<websocket::SettingsStore>(app::make_settings(cfg_));
   std::vector<hub::HistoryRule> rules = {{"gamechat:*", size_t(cfg_.gamechat.history_limit)},

@@ -39,6 +39,8 @@ class OutputChecker {
   std::string message_;  // data message being assembled
   uint8_t message_opcode_ = 0;
   bool in_message_ = false;
+  bool deflate_ = false;     // the 101 agreed permessage-deflate
+  bool compressed_ = false;  // the message being assembled had RSV1
 };
 
 struct ServerOptions {

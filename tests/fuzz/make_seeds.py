@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLIT = b"\xde\xad\xbe\xef"  # worker_fuzz.cpp kSplit
@@ -25,6 +26,18 @@ def frame(opcode, payload, fin=True):
     else:
         head += bytes([0x80 | 127]) + struct.pack("!Q", n)
     return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+def frame_rsv1(opcode, payload, fin=True):
+    """A compressed (RSV1) first frame."""
+    f = bytearray(frame(opcode, payload, fin))
+    f[0] |= 0x40
+    return bytes(f)
+
+
+def deflate(data):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
 def upgrade(path, extra=b""):
@@ -76,6 +89,13 @@ worker = [
     b"\x02" + upgrade("/ws") + frame(1, '{"op":"join","room":"lobby","presence":true}')
     + frame(1, '{"op":"publish","room":"lobby","data":{"text":"hi"},"id":3}'),
     b"\x00" + echo[:20] + SPLIT + echo[20:] + SPLIT + frame(1, "split head"),
+    # permessage-deflate: agreed, compressed both ways, fragmented with a ping in between.
+    b"\x00" + upgrade("/echo", b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    + frame_rsv1(1, deflate(b'{"type":"position_update","x":1.5}' * 10))
+    + frame_rsv1(2, deflate(b"\x00" * 5000)[:9], fin=False) + frame(9, "p") + SPLIT
+    + frame(0, deflate(b"\x00" * 5000)[9:]),
+    b"\x01" + upgrade("/raw/room", b"Sec-WebSocket-Extensions: permessage-deflate; "
+                      b"server_max_window_bits=10\r\n") + frame_rsv1(1, deflate(b"abc" * 300)),
 ]
 write("worker", worker)
 

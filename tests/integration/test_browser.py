@@ -31,8 +31,11 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fireworks</tit
 const report = (q) => fetch('/report?' + new URLSearchParams(q)).catch(() => {});
 const ws = new WebSocket('ws://127.0.0.1:%(ws_port)d/');
 let id = null;
-ws.onopen = () => ws.send(JSON.stringify({type: 'connection', origin: location.origin,
-                                          userAgent: navigator.userAgent}));
+ws.onopen = () => {
+  report({event: 'open', extensions: ws.extensions});
+  ws.send(JSON.stringify({type: 'connection', origin: location.origin,
+                          userAgent: navigator.userAgent}));
+};
 ws.onmessage = (ev) => {
   const m = JSON.parse(ev.data);
   if (m.code === 0 && m.data && id === null) {
@@ -185,6 +188,24 @@ class BrowserBridgeTest(harness.ServerTestCase):
                                what="connected_clients back to 0")
         asyncio.run(go())
 
+    DEFLATE = False  # [compression] enabled in this class's server
+
+    def test_page_extensions(self):
+        # Off by default: the browser's permessage-deflate offer is declined; on, it is agreed
+        # without context takeover either way.
+        page = self.allowed_page
+        browser = Browser(page.origin + "/")
+        try:
+            r = page.wait_report(lambda r: r.get("event") == "open", 30)
+            ext = r.get("extensions", "")
+            if self.DEFLATE:
+                self.assertIn("permessage-deflate", ext)
+                self.assertIn("client_no_context_takeover", ext)
+            else:
+                self.assertEqual(ext, "")
+        finally:
+            browser.close()
+
     def test_refused_origin_gets_no_session(self):
         page = self.refused_page
         self.assertNotIn(page.origin, self.CONFIG["origins"]["allowed"])
@@ -199,6 +220,23 @@ class BrowserBridgeTest(harness.ServerTestCase):
             self.assertEqual(self.health()["connected_clients"], 0)
         finally:
             browser.close()
+
+
+class BrowserDeflateTest(BrowserBridgeTest):
+    """The same web-app flow with [compression] enabled: Chromium agrees permessage-deflate and
+    its 1 MB drawings arrive compressed, are inflated, and reach the bridge whole."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.allowed_page = PageServer()
+        cls.refused_page = PageServer()
+        cls.CONFIG = {"origins": {"allowed": [cls.allowed_page.origin]},
+                      "compression": {"enabled": True}}
+        harness.ServerTestCase.setUpClass.__func__(cls)
+        for p in (cls.allowed_page, cls.refused_page):
+            p.ws_port = cls.port
+
+    DEFLATE = True
 
 
 if __name__ == "__main__":

@@ -505,7 +505,8 @@ void Worker::on_connected(Conn& c) {
   std::string key = base64_encode(nonce, 16);
   std::string accept = websocket_accept(key);
   std::memcpy(c.accept, accept.data(), std::min(accept.size(), sizeof c.accept));
-  c.out = upgrade_request(run_.opt.url.host_header(), run_.workload->target(c.gid), key);
+  c.out = upgrade_request(run_.opt.url.host_header(), run_.workload->target(c.gid), key,
+                          run_.opt.deflate);
   c.out_off = 0;
   if (tls_ctx_) {
     // The request waits in `out` until the TLS handshake this starts is done.
@@ -574,8 +575,9 @@ void Worker::on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now) {
     c.in.append(reinterpret_cast<const char*>(data), n);
     size_t consumed = 0;
     std::string err;
-    switch (
-        parse_upgrade_response(c.in, std::string_view(c.accept, sizeof c.accept), consumed, err)) {
+    bool deflate = false;
+    switch (parse_upgrade_response(c.in, std::string_view(c.accept, sizeof c.accept), consumed, err,
+                                   &deflate)) {
       case HandshakeStatus::kIncomplete:
         return;
       case HandshakeStatus::kFailed:
@@ -584,6 +586,14 @@ void Worker::on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now) {
       case HandshakeStatus::kOk:
         break;
     }
+    if (run_.opt.deflate && !deflate) {
+      // A --deflate run that silently ran uncompressed would measure the wrong thing.
+      handshake_failed(c, ErrorKind::kHandshake,
+                       "--deflate: the server did not agree permessage-deflate "
+                       "([compression] enabled = true)");
+      return;
+    }
+    c.frag.deflate = deflate;
     c.state = ConnState::kOpen;
     --pending_;
     ++resolved_;

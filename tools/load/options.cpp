@@ -246,6 +246,7 @@ Options parse_args(const std::vector<std::string>& args) {
       {"--plot", {kAll, true}},
       {"--quiet", {kAll, false}},
       {"--tls-ca", {kAll, true}},
+      {"--deflate", {kAll, false}},
       {"--size", {kEcho | kBroadcast | kRelay | kHttpPublish, true}},
       {"--text", {kEcho | kBroadcast | kRelay, false}},
       {"--pipeline", {kEcho | kRelay, true}},
@@ -315,6 +316,8 @@ Options parse_args(const std::vector<std::string>& args) {
     } else if (name == "--tls-ca") {
       if (v.empty()) throw ArgError("--tls-ca: empty file name");
       o.tls_ca = v;
+    } else if (name == "--deflate") {
+      o.deflate = true;
     } else if (name == "--size") {
       o.size = parse_uint(name, v, 0, kMaxMessageSize);
     } else if (name == "--text") {
@@ -464,6 +467,8 @@ common options:
   --connect-timeout SEC (10)  --drain SEC (2)  --source-addrs N (1: bind 127.0.0.1..N)
   --max-pending N (512 handshakes in progress per thread)  --json FILE  --plot FILE.svg  --quiet
   --tls-ca FILE (wss://: verify the server's certificate and name; without it, no check)
+  --deflate  offer permessage-deflate (the server must agree); received messages are inflated,
+             the line bytes received (wire) shows what compression saved
 
 exit status: 0 success, 1 connection failure or failed correctness check, 2 bad usage
 )";

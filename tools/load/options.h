@@ -59,7 +59,9 @@ struct Options {
   std::string tls_ca;  // wss://: verify the server against this PEM bundle (empty: no check)
   std::string json_path;
   std::string plot_path;
-  bool quiet = false;  // no per-second progress
+  bool quiet = false;    // no per-second progress
+  bool deflate = false;  // offer permessage-deflate; the server must agree (received messages
+                         // are inflated; sent ones go uncompressed, which RFC 7692 allows)
 
   // message scenarios
   uint64_t size = 64;  // bytes per message

@@ -1,6 +1,7 @@
 #include "load/ws_proto.h"
 
 #include <openssl/evp.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
@@ -56,17 +57,21 @@ std::string websocket_accept(std::string_view key) {
   return base64_encode(digest, dlen);
 }
 
-std::string upgrade_request(std::string_view host, std::string_view target, std::string_view key) {
+std::string upgrade_request(std::string_view host, std::string_view target, std::string_view key,
+                            bool deflate) {
   std::string r;
   r.reserve(160 + host.size() + target.size());
   r.append("GET ").append(target).append(" HTTP/1.1\r\nHost: ").append(host);
   r.append("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ").append(key);
-  r.append("\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ringcast-load\r\n\r\n");
+  r.append("\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ringcast-load\r\n");
+  if (deflate) r.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+  r.append("\r\n");
   return r;
 }
 
 HandshakeStatus parse_upgrade_response(std::string_view data, std::string_view expected_accept,
-                                       size_t& consumed, std::string& error) {
+                                       size_t& consumed, std::string& error, bool* deflate_agreed) {
+  if (deflate_agreed) *deflate_agreed = false;
   size_t end = data.find("\r\n\r\n");
   if (end == std::string_view::npos) {
     if (data.size() > 16384) {
@@ -110,6 +115,8 @@ HandshakeStatus parse_upgrade_response(std::string_view data, std::string_view e
     } else if (iequals(name, "Sec-WebSocket-Accept")) {
       accept_seen = std::string(value);
       accept_ok = value == expected_accept;
+    } else if (iequals(name, "Sec-WebSocket-Extensions") && deflate_agreed) {
+      *deflate_agreed = value.substr(0, 18) == "permessage-deflate";
     }
   }
   if (!upgrade_ok || !connection_ok) {
@@ -161,6 +168,36 @@ void append_frame(std::string& out, uint8_t op, const uint8_t* payload, size_t n
     std::memcpy(dst + i, &w, 8);
   }
   for (; i < n; ++i) dst[i] = static_cast<char>(payload[i] ^ key[i & 3]);
+}
+
+const std::string* inflate_message(const uint8_t* data, size_t n) {
+  struct Inflater {
+    z_stream z{};
+    std::string out;
+    Inflater() { inflateInit2(&z, -15); }
+    ~Inflater() { inflateEnd(&z); }
+  };
+  thread_local Inflater inf;
+  static const uint8_t kTail[4] = {0x00, 0x00, 0xff, 0xff};
+  inf.out.clear();
+  inflateReset(&inf.z);
+  for (int part = 0; part < 2; ++part) {
+    inf.z.next_in = const_cast<Bytef*>(part == 0 ? data : kTail);
+    inf.z.avail_in = static_cast<uInt>(part == 0 ? n : 4);
+    for (;;) {
+      size_t old = inf.out.size();
+      if (old >= kMaxClientMessage) return nullptr;
+      inf.out.resize(old + 16384);  // capacity is kept: no allocation once warm
+      inf.z.next_out = reinterpret_cast<Bytef*>(inf.out.data() + old);
+      inf.z.avail_out = 16384;
+      int rc = inflate(&inf.z, Z_SYNC_FLUSH);
+      inf.out.resize(old + 16384 - inf.z.avail_out);
+      if (rc == Z_STREAM_END) return &inf.out;
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return nullptr;
+      if (inf.z.avail_out != 0) break;  // everything this input gives is out
+    }
+  }
+  return &inf.out;
 }
 
 }  // namespace ringcast::load

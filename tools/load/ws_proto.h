@@ -24,16 +24,24 @@ std::string base64_encode(const uint8_t* data, size_t n);
 // base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).
 std::string websocket_accept(std::string_view key);
 
-// "GET target HTTP/1.1" upgrade request; `host` is the Host header value.
-std::string upgrade_request(std::string_view host, std::string_view target, std::string_view key);
+// "GET target HTTP/1.1" upgrade request; `host` is the Host header value. `deflate` offers
+// permessage-deflate (RFC 7692).
+std::string upgrade_request(std::string_view host, std::string_view target, std::string_view key,
+                            bool deflate = false);
 
 enum class HandshakeStatus { kIncomplete, kOk, kFailed };
 
 // Parses the server's reply head from `data`. On kOk, `consumed` is the length of the head (bytes
 // after it already belong to the WebSocket stream). On kFailed, `error` says why (status line,
 // missing/wrong Sec-WebSocket-Accept, bad Upgrade/Connection headers).
+// `deflate_agreed` (if given) says whether the server agreed permessage-deflate.
 HandshakeStatus parse_upgrade_response(std::string_view data, std::string_view expected_accept,
-                                       size_t& consumed, std::string& error);
+                                       size_t& consumed, std::string& error,
+                                       bool* deflate_agreed = nullptr);
+
+// A compressed (RSV1) server message inflated (no context takeover, as ringcast agrees it) into
+// a per-thread buffer valid until the next call; nullptr if it does not inflate.
+const std::string* inflate_message(const uint8_t* data, size_t n);
 
 // Appends one masked client frame (FIN set unless `fin` is false) to `out`.
 void append_frame(std::string& out, uint8_t op, const uint8_t* payload, size_t n, uint32_t mask,
@@ -44,6 +52,8 @@ struct FragmentState {
   std::string buf;
   uint8_t opcode = 0;
   bool active = false;
+  bool deflate = false;     // permessage-deflate agreed: RSV1 marks a compressed message
+  bool compressed = false;  // the message being reassembled is compressed
 };
 
 // Largest message the client accepts (declared frame length or reassembled size).
@@ -63,7 +73,8 @@ long consume_frames(const uint8_t* data, size_t n, FragmentState& st, F&& on_mes
     const uint8_t* p = data + pos;
     bool fin = p[0] & 0x80;
     uint8_t op = p[0] & 0x0F;
-    if (p[0] & 0x70) {
+    const bool rsv1 = (p[0] & 0x70) == 0x40;
+    if ((p[0] & 0x70) && !(rsv1 && st.deflate && (op == opcode::kText || op == opcode::kBinary))) {
       *error = "server frame with RSV bits set";
       return -1;
     }
@@ -123,8 +134,18 @@ long consume_frames(const uint8_t* data, size_t n, FragmentState& st, F&& on_mes
       st.buf.append(reinterpret_cast<const char*>(payload), plen);
       if (fin) {
         st.active = false;
-        bool go_on =
-            on_message(st.opcode, reinterpret_cast<const uint8_t*>(st.buf.data()), st.buf.size());
+        const uint8_t* msg = reinterpret_cast<const uint8_t*>(st.buf.data());
+        size_t mlen = st.buf.size();
+        if (st.compressed) {
+          const std::string* plain = inflate_message(msg, mlen);
+          if (!plain) {
+            *error = "compressed message does not inflate";
+            return -1;
+          }
+          msg = reinterpret_cast<const uint8_t*>(plain->data());
+          mlen = plain->size();
+        }
+        bool go_on = on_message(st.opcode, msg, mlen);
         st.buf.clear();
         if (!go_on) break;
       }
@@ -134,9 +155,20 @@ long consume_frames(const uint8_t* data, size_t n, FragmentState& st, F&& on_mes
         return -1;
       }
       if (fin) {
-        if (!on_message(op, payload, plen)) break;
+        if (rsv1) {
+          const std::string* plain = inflate_message(payload, plen);
+          if (!plain) {
+            *error = "compressed message does not inflate";
+            return -1;
+          }
+          if (!on_message(op, reinterpret_cast<const uint8_t*>(plain->data()), plain->size()))
+            break;
+        } else if (!on_message(op, payload, plen)) {
+          break;
+        }
       } else {
         st.active = true;
+        st.compressed = rsv1;
         st.opcode = op;
         st.buf.assign(reinterpret_cast<const char*>(payload), plen);
       }

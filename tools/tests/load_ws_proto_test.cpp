@@ -1,5 +1,6 @@
 // Client-side WebSocket pieces: handshake, masked frames, reassembly of split/fragmented frames.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
@@ -201,3 +202,57 @@ TEST(LoadWsProto, StopsWhenCallbackSaysSo) {
 
 }  // namespace
 }  // namespace ringcast::load
+
+namespace {
+std::string raw_deflate(const std::string& in) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+  std::string out(in.size() + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_SYNC_FLUSH);
+  out.resize(out.size() - z.avail_out - 4);
+  deflateEnd(&z);
+  return out;
+}
+}  // namespace
+
+TEST(WsProto, CompressedServerMessages) {
+  const std::string msg(5000, 'x');
+  std::string z = raw_deflate(msg);
+  // One compressed frame, then the same split in two fragments (RSV1 on the first only).
+  std::string wire;
+  wire.push_back(static_cast<char>(0x80 | 0x40 | 0x1));
+  wire.push_back(static_cast<char>(z.size()));
+  wire += z;
+  wire.push_back(static_cast<char>(0x40 | 0x2));
+  wire.push_back(static_cast<char>(3));
+  wire += z.substr(0, 3);
+  wire.push_back(static_cast<char>(0x80));
+  wire.push_back(static_cast<char>(z.size() - 3));
+  wire += z.substr(3);
+  ASSERT_LT(z.size(), 126u);
+  ringcast::load::FragmentState st;
+  const char* err = nullptr;
+  std::vector<std::pair<int, std::string>> got;
+  auto cb = [&](uint8_t op, const uint8_t* p, size_t n) {
+    got.emplace_back(op, std::string(reinterpret_cast<const char*>(p), n));
+    return true;
+  };
+  // Without the extension agreed, RSV1 is a protocol error.
+  EXPECT_EQ(ringcast::load::consume_frames(reinterpret_cast<const uint8_t*>(wire.data()),
+                                           wire.size(), st, cb, &err),
+            -1);
+  st = {};
+  st.deflate = true;
+  long used = ringcast::load::consume_frames(reinterpret_cast<const uint8_t*>(wire.data()),
+                                             wire.size(), st, cb, &err);
+  EXPECT_EQ(used, static_cast<long>(wire.size())) << (err ? err : "");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], std::make_pair(1, msg));
+  EXPECT_EQ(got[1], std::make_pair(2, msg));
+  std::string req = ringcast::load::upgrade_request("h", "/x", "k", true);
+  EXPECT_NE(req.find("Sec-WebSocket-Extensions: permessage-deflate"), std::string::npos);
+}

@@ -40,6 +40,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string log_level = "info";
   websocket::Limits limits;
+  websocket::Compression compression;  // [compression]: permessage-deflate
   bool origin_check = true;
   std::vector<std::string> allowed_origins = {
       "https://wizzyworks-frontend.vercel.app", "http://localhost:3000-3001",

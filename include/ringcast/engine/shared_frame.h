@@ -38,6 +38,26 @@ class SharedFrame {
     credit_ = credit;
   }
   bool paced() const { return credit_ != nullptr; }
+  FlowCredit* credit() const { return credit_; }
+
+  // One complete, unfragmented data message (set by the WebSocket encoder): its opcode and the
+  // length of its frame header; 0 for anything else (HTTP responses, several frames).
+  void set_message(uint8_t opcode, uint8_t header_bytes) {
+    message_opcode_ = opcode;
+    header_bytes_ = header_bytes;
+  }
+  uint8_t message_opcode() const { return message_opcode_; }
+  std::span<const uint8_t> message_payload() const {
+    return {data_ + header_bytes_, size_ - header_bytes_};
+  }
+  // A variant of this message every recipient that needs it shares (the permessage-deflate
+  // frame): made once by whichever core first needs it, kept until this frame is freed.
+  // kNoVariant: made, and found not worth sending (the message did not shrink).
+  static SharedFrame* const kNoVariant;
+  SharedFrame* variant() const { return variant_.load(std::memory_order_acquire); }
+  // Installs `v` (taking over its reference) unless another core installed one first; returns
+  // the installed variant (whose reference this frame owns).
+  SharedFrame* install_variant(SharedFrame* v);
 
   // Fan-out latency, for sampled broadcasts: begin_fanout stamps the start and holds one pending
   // delivery for the caller; every queued recipient (and every envelope to another core) holds
@@ -70,8 +90,11 @@ class SharedFrame {
   uint32_t size_ = 0;
   uint32_t capacity_ = 0;
   uint8_t size_class_ = 0;
+  uint8_t message_opcode_ = 0;
+  uint8_t header_bytes_ = 0;
   SharedFrame* next_free_ = nullptr;
   FlowCredit* credit_ = nullptr;
+  std::atomic<SharedFrame*> variant_{nullptr};
   std::atomic<int64_t> fanout_start_ns_{0};  // 0: untracked, -1: its fan-out was reported
   std::atomic<uint32_t> fanout_pending_{0};
   alignas(8) uint8_t data_[];

@@ -38,9 +38,18 @@ struct Limits {
   uint32_t message_burst = 0;
 };
 
+// permessage-deflate ([compression]).
+struct Compression {
+  bool enabled = false;          // off by default: compression costs latency and CPU
+  size_t threshold_bytes = 128;  // smaller messages go uncompressed
+  int level = 1;                 // zlib level 1..9
+  bool operator==(const Compression&) const = default;
+};
+
 struct ServerSettings {
   Limits limits;
   OriginPolicy origins;
+  Compression compression;
   size_t max_body_bytes = 1 << 20;  // HTTP request bodies ([api] max_body_bytes); 413 above
 };
 

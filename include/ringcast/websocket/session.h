@@ -20,6 +20,7 @@ namespace ringcast::websocket {
 
 class Worker;
 class FrameReader;
+class MessageInflater;
 struct Pipeline;
 struct Route;
 struct SendBatch;
@@ -124,6 +125,8 @@ class Session : public engine::Socket {
   bool pace_waiting_ = false;    // input held until the recipients drain our frames
   bool passing_ = false;         // handling a message that passed ordered holds (see Pipeline)
   bool skip_token_ = false;      // the next message was counted against the rate limit already
+  bool compressed_in_ = false;   // the message being received is compressed (RSV1)
+  uint8_t deflate_bits_ = 0;     // permessage-deflate agreed: our window bits (9..15); 0 = off
   bool http_waiting_ = false;    // a deferred HTTP answer is pending: no further request is read
   bool http_keep_alive_ = true;  // that request's keep-alive
   bool http_head_ = false;       // that request was HEAD
@@ -157,6 +160,7 @@ class Session : public engine::Socket {
   std::string* assembly_ = nullptr;       // only while a fragmented/large message is assembled
   std::string* http_buf_ = nullptr;       // only while an HTTP request head is incomplete
   std::string* held_in_ = nullptr;        // only while input is held: received, not yet decoded
+  MessageInflater* inflater_ = nullptr;   // only while a compressed message is arriving
   engine::FlowCredit* credit_ = nullptr;  // only once this session has sent a paced frame
   Pipeline* pipe_ = nullptr;              // only while ordered holds or replies held by them exist
   Route* route_ = nullptr;

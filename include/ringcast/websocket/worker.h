@@ -18,6 +18,7 @@
 #include "ringcast/engine/tls_context.h"
 #include "ringcast/websocket/frame_reader.h"
 #include "ringcast/websocket/http_service.h"
+#include "ringcast/websocket/permessage_deflate.h"
 #include "ringcast/websocket/router.h"
 #include "ringcast/websocket/server_settings.h"
 #include "ringcast/websocket/server_stats.h"
@@ -175,6 +176,12 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   void handle_ws(Session& s, std::span<const uint8_t> data);
   bool on_chunk(Session& s, const FrameChunk& c);
   void handle_control(Session& s, uint8_t opcode, std::span<uint8_t> payload);
+  // permessage-deflate (worker_deflate.cpp).
+  bool on_compressed_chunk(Session& s, const FrameChunk& c);  // false: stop decoding
+  // What `f` is for `s`: the shared compressed variant, a compressed copy of its own (owned set:
+  // the caller releases it), or f itself.
+  engine::SharedFrame* deflated_for(Session& s, engine::SharedFrame* f, bool& owned);
+  void drop_inflater(Session& s);
   void fail(Session& s, uint16_t code, const char* reason);
   void rate_limit_close(Session& s);
   static void release_item_frame(OutItem* it);  // drops the item's frame reference
@@ -212,6 +219,8 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   OutItem* free_items_ = nullptr;
   SendBatch* free_batches_ = nullptr;
   std::vector<std::string*> free_buffers_;
+  std::unique_ptr<MessageDeflater> deflater_;      // made on first use
+  std::vector<MessageInflater*> spare_inflaters_;  // capped (kSpareInflaters)
   size_t free_item_count_ = 0;
   size_t free_batch_count_ = 0;
   size_t items_low_ = 0;  // fewest spares each pool held since the last trim
