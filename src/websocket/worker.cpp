@@ -97,6 +97,7 @@ Worker::~Worker() {
     free_batches_ = n;
   }
   for (auto* b : free_buffers_) delete b;
+  for (auto* i : spare_inflaters_) delete i;
 }
 
 bool Worker::wait_started() {

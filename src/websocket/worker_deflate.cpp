@@ -1,6 +1,8 @@
 // The worker's permessage-deflate side (RFC 7692): compressed input inflated as it arrives, with
 // an inflater leased from the worker only for the message, and output compressed once per frame
 // for every recipient that agreed the same window (see websocket/permessage_deflate.h).
+#include <algorithm>
+
 #include "ringcast/websocket/close_code.h"
 #include "ringcast/websocket/worker.h"
 
@@ -16,6 +18,7 @@ bool Worker::on_compressed_chunk(Session& s, const FrameChunk& c) {
     if (!spare_inflaters_.empty()) {
       s.inflater_ = spare_inflaters_.back();
       spare_inflaters_.pop_back();
+      inflaters_low_ = std::min(inflaters_low_, spare_inflaters_.size());
     } else {
       s.inflater_ = new MessageInflater();
     }

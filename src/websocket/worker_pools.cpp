@@ -87,6 +87,12 @@ void Worker::trim_idle_pools() {
     delete free_buffers_.back();
     free_buffers_.pop_back();
   }
+  // Spare inflaters (about 40 KiB each) the last interval did not lease.
+  for (; inflaters_low_ > 0 && !spare_inflaters_.empty(); --inflaters_low_) {
+    delete spare_inflaters_.back();
+    spare_inflaters_.pop_back();
+  }
+  inflaters_low_ = spare_inflaters_.size();
   items_low_ = free_item_count_;
   batches_low_ = free_batch_count_;
   buffers_low_ = free_buffers_.size();

@@ -221,6 +221,7 @@ class Worker final : public engine::BackendEvents, public engine::Waker {
   std::vector<std::string*> free_buffers_;
   std::unique_ptr<MessageDeflater> deflater_;      // made on first use
   std::vector<MessageInflater*> spare_inflaters_;  // capped (kSpareInflaters)
+  size_t inflaters_low_ = 0;                       // fewest spares since the last trim
   size_t free_item_count_ = 0;
   size_t free_batch_count_ = 0;
   size_t items_low_ = 0;  // fewest spares each pool held since the last trim
