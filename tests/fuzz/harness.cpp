@@ -234,6 +234,10 @@ FakeServer::FakeServer(ServerOptions opts) : opts_(opts) {
   health_ =
       std::make_unique<app::HealthService>(cfg_, router_, *stats_, engine::BackendKind::kEpoll);
   health_->set_rooms(&hubs_->rooms());
+  // The server API, with a key the fuzzers can reach (worker.dict, the worker seeds).
+  api_ = std::make_unique<app::ApiService>(*hubs_, "fuzz:1");
+  api_->set_keys({"fuzz-api-key-0123456789"});
+  health_->set_api(api_.get());
   auto bridge = std::make_unique<profiles::BridgeProfile>(*hubs_, 5000);
   router_.add("/", false, bridge.get());
   health_->add_fields(bridge.get());

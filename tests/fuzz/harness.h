@@ -90,6 +90,7 @@ class FakeServer final : private FakeBackend::Observer {
   std::unique_ptr<profiles::RawProfile> raw_;
   std::unique_ptr<profiles::NativeProfile> native_;
   std::vector<std::unique_ptr<websocket::MessageHandler>> seeds_;
+  std::unique_ptr<app::ApiService> api_;
   std::unique_ptr<app::HealthService> health_;
   websocket::WorkerShared shared_;
   std::unique_ptr<websocket::Worker> worker_;

@@ -97,6 +97,24 @@ worker = [
     b"\x01" + upgrade("/raw/room", b"Sec-WebSocket-Extensions: permessage-deflate; "
                       b"server_max_window_bits=10\r\n") + frame_rsv1(1, deflate(b"abc" * 300)),
 ]
+# The server API: publishes (native and raw), a broadcast, listings, a disconnect, pipelined.
+def api(method, path, body=b""):
+    head = (method.encode() + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: apikey fuzz-api-key-0123456789\r\n")
+    if body:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+worker += [
+    b"\x00" + api("POST", "/api/publish", b'{"room":"lobby","data":{"x":1},"user":"svc"}')
+    + api("POST", "/api/broadcast", b'{"rooms":["a","lobby"],"data":"hi"}')
+    + api("GET", "/api/rooms?limit=5") + api("GET", "/api/rooms/lobby/history?since=0")
+    + api("GET", "/api/rooms/lobby/presence"),
+    b"\x00" + api("POST", "/api/publish", b'{"room":"r","kind":"raw","data":"t"}') + SPLIT
+    + api("POST", "/api/disconnect", b'{"user":"u1","code":4000}')
+    + api("POST", "/api/disconnect", b'{"session":"1"}'),
+]
 write("worker", worker)
 
 # ---- config: TOML files ----
