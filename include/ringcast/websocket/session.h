@@ -118,21 +118,21 @@ class Session : public engine::Socket {
   bool close_sent_ = false;
   bool in_message_ = false;  // a fragmented data message is open
   bool ping_outstanding_ = false;
-  bool counted_ws_ = false;      // admitted against connection limits
-  bool discard_input_ = false;   // closing: inbound bytes are ignored
-  bool snapshot_ = false;        // sends are uncapped (SnapshotScope)
-  bool stall_watched_ = false;   // in the worker's stall watch list
-  bool pace_waiting_ = false;    // input held until the recipients drain our frames
-  bool passing_ = false;         // handling a message that passed ordered holds (see Pipeline)
-  bool skip_token_ = false;      // the next message was counted against the rate limit already
-  bool compressed_in_ = false;   // the message being received is compressed (RSV1)
-  uint8_t deflate_bits_ = 0;     // permessage-deflate agreed: our window bits (9..15); 0 = off
-  bool http_waiting_ = false;    // a deferred HTTP answer is pending: no further request is read
-  bool http_keep_alive_ = true;  // that request's keep-alive
-  bool http_head_ = false;       // that request was HEAD
+  bool counted_ws_ = false;        // admitted against connection limits
+  bool discard_input_ = false;     // closing: inbound bytes are ignored
+  bool snapshot_ = false;          // sends are uncapped (SnapshotScope)
+  bool stall_watched_ = false;     // in the worker's stall watch list
+  bool pace_waiting_ = false;      // input held until the recipients drain our frames
+  bool passing_ = false;           // handling a message that passed ordered holds (see Pipeline)
+  bool skip_token_ = false;        // the next message was counted against the rate limit already
+  bool compressed_in_ = false;     // the message being received is compressed (RSV1)
+  uint8_t deflate_bits_ = 0;       // permessage-deflate agreed: our window bits (9..15); 0 = off
+  bool http_waiting_ = false;      // a deferred HTTP answer is pending: no further request is read
+  bool http_keep_alive_ = true;    // that request's keep-alive
+  bool http_head_ = false;         // that request was HEAD
   bool http_read_paused_ = false;  // reads paused until that answer is sent (buffer full)
-  uint16_t holds_ = 0;           // input holds (hold_input)
-  uint16_t close_code_ = 0;      // close_after()
+  uint16_t holds_ = 0;             // input holds (hold_input)
+  uint16_t close_code_ = 0;        // close_after()
   uint8_t message_opcode_ = 0;
   Utf8Validator utf8_;
   uint32_t out_bytes_ = 0;
