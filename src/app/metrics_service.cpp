@@ -312,9 +312,10 @@ std::string MetricsService::metrics_text() const {
   std::vector<const engine::Histogram*> fanout;
   for (const auto& w : workers) fanout.push_back(&w.metrics.fanout_ns);
   x.histogram("ringcast_fanout_seconds",
-              "Broadcast fan-out latency, from the fan-out's start on the publishing (raw rooms) "
-              "or home core (sequenced rooms) until the last recipient's send completed; sampled, "
-              "at most one broadcast per core per millisecond.",
+              "Broadcast fan-out latency, from the publish received (on the publisher's core; "
+              "for sequenced rooms the hop to the home core and a strict commit included) until "
+              "the last recipient's send completed; sampled, at most one broadcast per core per "
+              "millisecond.",
               fanout, 1e-9);
   std::vector<const engine::Histogram*> commit, batch;
   if (store_) {

@@ -433,12 +433,12 @@ void Hub::leave_direct(websocket::Session& s, SharedRoom* room) {
   if (it->second.empty()) memberships_.erase(it);
 }
 
-bool Hub::sample_fanout(engine::SharedFrame* frame) {
+bool Hub::sample_fanout(engine::SharedFrame* frame, int64_t start_ns) {
   // At most one sampled fan-out per core per millisecond: the histogram stays representative and
   // the extra atomics of a tracked frame stay off almost every broadcast.
   const int64_t now = worker_->now_ms();
   if (now == last_fanout_sample_ms_ || frame->fanout_tracked()) return false;
-  if (!frame->begin_fanout(engine::monotonic_ns())) return false;
+  if (!frame->begin_fanout(start_ns > 0 ? start_ns : engine::monotonic_ns())) return false;
   last_fanout_sample_ms_ = now;
   return true;
 }
@@ -574,6 +574,9 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.frame = f;
   e.session = s.id();
   e.formatter = formatter;
+  // The fan-out latency of a sequenced room runs from here: the hop to the home core, the
+  // sequencing and (strict) the commit are part of what members wait for. (A vDSO clock read.)
+  e.received_ns = engine::monotonic_ns();
   if (reply_ok) reply_ok->add_ref();
   if (reply_fail) reply_fail->add_ref();
   e.reply_ok = reply_ok;
@@ -598,8 +601,9 @@ void Hub::home_publish(Envelope& e) {
   rec.payload_offset = static_cast<uint32_t>(1 + ulen);
   rec.event = engine::FrameRef(e.formatter(*room, rec));
   RoomStore& store = system_.store();
+  const int64_t received = e.received_ns;
   if (!record || !store.persistent(*room)) {
-    commit_publish(room, std::move(rec), echo, record);
+    commit_publish(room, std::move(rec), echo, record, received);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
     if (held) release_hold(e.session, e.frame->size());
     return;
@@ -607,7 +611,7 @@ void Hub::home_publish(Envelope& e) {
   if (!store.acknowledge_after_commit()) {
     // Relaxed durability: deliver now, write behind.
     store.append(*room, rec, [](bool) {});
-    commit_publish(room, std::move(rec), echo, record);
+    commit_publish(room, std::move(rec), echo, record, received);
     if (e.reply_ok) send_to(e.session, e.reply_ok);
     if (held) release_hold(e.session, e.frame->size());
     return;
@@ -621,12 +625,12 @@ void Hub::home_publish(Envelope& e) {
   e.reply_ok = e.reply_fail = nullptr;  // now owned by the callback
   const size_t bytes = payload->size();
   store.append(*ref.get(), *rec_held,
-               [this, ref, rec_held, echo, ok, fail, held, bytes](bool stored) {
+               [this, ref, rec_held, echo, ok, fail, held, bytes, received](bool stored) {
                  uint64_t sender = rec_held->sender;
                  if (!stored) {
                    if (fail) send_to(sender, fail.get());
                  } else {
-                   commit_publish(ref.get(), std::move(*rec_held), echo, true);
+                   commit_publish(ref.get(), std::move(*rec_held), echo, true, received);
                    if (ok) send_to(sender, ok.get());
                  }
                  if (held) release_hold(sender, bytes);
@@ -670,7 +674,8 @@ void Hub::publish_at_home(SharedRoom* room, std::span<const uint8_t> payload, st
   });
 }
 
-void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record) {
+void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record,
+                         int64_t received_ns) {
   engine::SharedFrame* event = rec.event.get();
   uint64_t sender = rec.sender;
   event->add_ref();  // fan-out below outlives the record if the ring overwrites it
@@ -680,14 +685,14 @@ void Hub::commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool re
   } else if (record && !room->pinned && system_.store().persistent(*room)) {
     pin(room);  // stored without history in memory: its sequence numbers must not restart
   }
-  fanout_home(room, event, echo ? 0 : sender, false);
+  fanout_home(room, event, echo ? 0 : sender, false, received_ns);
   event->release();
 }
 
 void Hub::fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
-                      bool presence_only) {
+                      bool presence_only, int64_t start_ns) {
   const auto& counts = room->core_members();
-  const bool sampled = sample_fanout(frame);
+  const bool sampled = sample_fanout(frame, start_ns);
   for (int c = 0; c < static_cast<int>(counts.size()); ++c) {
     if (counts[c] <= 0) continue;
     if (c == core_) {

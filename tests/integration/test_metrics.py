@@ -219,5 +219,45 @@ class MetricsTest(harness.ServerTestCase):
         self.assertGreaterEqual(m.get("ringcast_worker_cpu_seconds_total"), 0)
 
 
+class StrictFanoutTest(harness.ServerTestCase):
+    """A sequenced room's fan-out latency runs from the publish received on the publisher's core:
+    under strict durability the commit is part of what the members wait for, so a sampled
+    fan-out is never shorter than the commit it waited for."""
+    CONFIG_TEXT = '[store]\npersistent_rooms = ["durable*"]\ndurability = "strict"\n'
+
+    def test_fanout_includes_the_commit(self):
+        before = scrape(self.port)
+
+        async def go():
+            member = await websockets.connect("ws://127.0.0.1:%d/ws" % self.port)
+            pub = await websockets.connect("ws://127.0.0.1:%d/ws" % self.port)
+            for ws in (member, pub):
+                await ws.send(json.dumps({"op": "join", "room": "durable-1", "id": 1}))
+                self.assertEqual(json.loads(await ws.recv())["type"], "joined")
+            for i in range(8):
+                # One at a time, a few ms apart: each is its own commit and its own sample.
+                await pub.send(json.dumps({"op": "publish", "room": "durable-1", "data": i,
+                                           "echo": False}))
+                while json.loads(await asyncio.wait_for(member.recv(), 10)).get("data") != i:
+                    pass
+                await asyncio.sleep(0.005)
+            await member.close()
+            await pub.close()
+
+        asyncio.run(go())
+        harness.wait_until(lambda: self.delta(before, "ringcast_fanout_seconds_count") >= 8,
+                           timeout=10, what="8 fan-out samples")
+        n_fan = self.delta(before, "ringcast_fanout_seconds_count")
+        n_commit = self.delta(before, "ringcast_store_commit_seconds_count")
+        self.assertGreaterEqual(n_commit, 8)
+        fan = self.delta(before, "ringcast_fanout_seconds_sum") / n_fan
+        commit = self.delta(before, "ringcast_store_commit_seconds_sum") / n_commit
+        self.assertGreaterEqual(fan, commit, "mean fan-out %.0f us < mean commit %.0f us"
+                                % (fan * 1e6, commit * 1e6))
+
+    def delta(self, before, name, **labels):
+        return scrape(self.port).get(name, **labels) - before.get(name, **labels)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -62,6 +62,8 @@ struct Envelope {
     engine::SharedFrame* event;      // kState with kEvent: the event, encoded (counted reference)
     StateFormatter state_formatter;  // kState without kEvent
     uint64_t bytes;                  // kRelease: the size of the write that is in effect
+    int64_t received_ns;             // kPublish: when the publisher's core took the message
+                                     // (monotonic; the start of its fan-out latency)
   };
   union {
     EventFormatter formatter = nullptr;  // kPublish

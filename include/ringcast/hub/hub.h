@@ -246,10 +246,12 @@ class Hub final : public websocket::LoopHooks {
   void dispatch(Envelope& e);
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                      bool presence_only);
+  // start_ns: when what is fanned out was received (0: now), for the fan-out latency sample.
   void fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
-                   bool presence_only);
+                   bool presence_only, int64_t start_ns = 0);
   void home_publish(Envelope& e);
-  void commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record);
+  void commit_publish(SharedRoom* room, HistoryRecord rec, bool echo, bool record,
+                      int64_t received_ns = 0);
   void home_state(Envelope& e);
   void apply_state(SharedRoom* room, std::string_view key, std::optional<std::string_view> value,
                    uint64_t order, engine::SharedFrame* event, StateFormatter formatter,
@@ -266,7 +268,8 @@ class Hub final : public websocket::LoopHooks {
   void maybe_unpin(SharedRoom* room);
   void expire_history();
   // Starts tracking frame's fan-out latency if this core has not sampled one this millisecond.
-  bool sample_fanout(engine::SharedFrame* frame);
+  // start_ns: when the fan-out's message was received (0: now).
+  bool sample_fanout(engine::SharedFrame* frame, int64_t start_ns = 0);
   void refresh_room_samples();
 
   HubSystem& system_;
