@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <string>
+#include <vector>
 
 using namespace ringcast::websocket;
 
@@ -20,15 +21,17 @@ std::optional<DeflateAgreement> offer(const std::string& value) {
 std::string raw_deflate(const std::string& in, int bits = 15) {
   z_stream z{};
   deflateInit2(&z, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 16, '\0');
+  std::vector<unsigned char> out(deflateBound(&z, in.size()) + 16);
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.next_out = out.data();
   z.avail_out = static_cast<uInt>(out.size());
   deflate(&z, Z_SYNC_FLUSH);
-  out.resize(out.size() - z.avail_out - 4);
+  size_t n = out.size() - z.avail_out;
   deflateEnd(&z);
-  return out;
+  EXPECT_GE(n, 4u);
+  // Without the 00 00 ff ff the sync flush ends with (RFC 7692 §7.2.1).
+  return std::string(reinterpret_cast<const char*>(out.data()), n >= 4 ? n - 4 : 0);
 }
 
 }  // namespace

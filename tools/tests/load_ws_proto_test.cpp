@@ -207,15 +207,16 @@ namespace {
 std::string raw_deflate(const std::string& in) {
   z_stream z{};
   deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
-  std::string out(in.size() + 64, '\0');
+  std::vector<unsigned char> out(in.size() + 64);
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.next_out = out.data();
   z.avail_out = static_cast<uInt>(out.size());
   deflate(&z, Z_SYNC_FLUSH);
-  out.resize(out.size() - z.avail_out - 4);
+  size_t n = out.size() - z.avail_out;
   deflateEnd(&z);
-  return out;
+  // Without the 00 00 ff ff the sync flush ends with.
+  return std::string(reinterpret_cast<const char*>(out.data()), n >= 4 ? n - 4 : 0);
 }
 }  // namespace
 
