@@ -247,13 +247,16 @@ class StrictFanoutTest(harness.ServerTestCase):
         asyncio.run(go())
         harness.wait_until(lambda: self.delta(before, "ringcast_fanout_seconds_count") >= 8,
                            timeout=10, what="8 fan-out samples")
-        n_fan = self.delta(before, "ringcast_fanout_seconds_count")
         n_commit = self.delta(before, "ringcast_store_commit_seconds_count")
         self.assertGreaterEqual(n_commit, 8)
-        fan = self.delta(before, "ringcast_fanout_seconds_sum") / n_fan
-        commit = self.delta(before, "ringcast_store_commit_seconds_sum") / n_commit
-        self.assertGreaterEqual(fan, commit, "mean fan-out %.0f us < mean commit %.0f us"
-                                % (fan * 1e6, commit * 1e6))
+        # Each publish's sampled fan-out contains its commit, so the fan-out samples add up to at
+        # least the commits (other, shorter fan-outs may be sampled too; a publish that shared
+        # its millisecond with another sample is not: hence the margin). Timed from the home
+        # core instead, they added up to about a fifth of the commits.
+        fan = self.delta(before, "ringcast_fanout_seconds_sum")
+        commit = self.delta(before, "ringcast_store_commit_seconds_sum")
+        self.assertGreaterEqual(fan, 0.8 * commit, "fan-out samples %.0f us in all < commits "
+                                "%.0f us in all" % (fan * 1e6, commit * 1e6))
 
     def delta(self, before, name, **labels):
         return scrape(self.port).get(name, **labels) - before.get(name, **labels)
