@@ -90,6 +90,17 @@ std::optional<std::string> percent_decode(std::string_view v) {
   return out;
 }
 
+// The request body as a JSON object, or the 400 that refuses it.
+std::optional<HttpResponse> parse_object(std::string_view body, rapidjson::Document& doc) {
+  // Refused before parsing: the parser recurses once per level.
+  if (profiles::nested_deeper_than(body))
+    return json_error(400, "the body nests arrays/objects deeper than 256");
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject())
+    return json_error(400, "the body must be a JSON object");
+  return std::nullopt;
+}
+
 enum class RoomKind { kNative, kRaw };
 
 // The checks a client's join would make: a name others may be shown, not a seed profile's room.
@@ -179,13 +190,8 @@ HttpResponse ApiService::handle(const HttpRequest& req, const HttpContext& ctx) 
 // POST /api/publish {"room", "data", "kind"?, "user"?}
 // POST /api/broadcast {"rooms": [...], "data", "kind"?, "user"?}
 HttpResponse ApiService::publish(const HttpContext& ctx, bool many) {
-  // Refused before parsing: the parser recurses once per level.
-  if (profiles::nested_deeper_than(ctx.body))
-    return json_error(400, "the body nests arrays/objects deeper than 256");
   rapidjson::Document doc;
-  doc.Parse(ctx.body.data(), ctx.body.size());
-  if (doc.HasParseError() || !doc.IsObject())
-    return json_error(400, "the body must be a JSON object");
+  if (auto bad = parse_object(ctx.body, doc)) return *bad;
   RoomKind kind = RoomKind::kNative;
   if (const Value* k = profiles::py_get(doc, "kind")) {
     std::string_view ks = k->IsString() ? std::string_view(k->GetString(), k->GetStringLength())
@@ -329,12 +335,8 @@ HttpResponse ApiService::publish(const HttpContext& ctx, bool many) {
 
 // POST /api/disconnect {"session": "<id>"} or {"user": "<user id>"}, "code"?, "reason"?
 HttpResponse ApiService::disconnect(const HttpContext& ctx) {
-  if (profiles::nested_deeper_than(ctx.body))
-    return json_error(400, "the body nests arrays/objects deeper than 256");
   rapidjson::Document doc;
-  doc.Parse(ctx.body.data(), ctx.body.size());
-  if (doc.HasParseError() || !doc.IsObject())
-    return json_error(400, "the body must be a JSON object");
+  if (auto bad = parse_object(ctx.body, doc)) return *bad;
   const Value* session = profiles::py_get(doc, "session");
   const Value* user = profiles::py_get(doc, "user");
   if (!!session == !!user) return json_error(400, "give exactly one of \"session\" and \"user\"");

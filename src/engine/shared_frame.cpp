@@ -140,8 +140,11 @@ SharedFrame* SharedFrame::allocate(size_t capacity) {
 void SharedFrame::release() {
   // acq_rel: the thread that frees must see every other holder's reads as finished.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (SharedFrame* v = variant_.exchange(nullptr, std::memory_order_acquire); v && v != kNoVariant)
-    v->release();
+  // The last holder is alone with the frame: a load and a store, no read-modify-write.
+  if (SharedFrame* v = variant_.load(std::memory_order_acquire)) {
+    variant_.store(nullptr, std::memory_order_relaxed);
+    if (v != kNoVariant) v->release();
+  }
   if (credit_) {
     credit_->refund(size_);
     credit_->release();

@@ -38,6 +38,18 @@ int64_t wall_ms() {
       .count();
 }
 
+// A publish's payload frame, which the home core keeps as the history record:
+// [user length][user (at most 255 bytes)][bytes].
+engine::SharedFrame* pack_payload(std::string_view user, std::span<const uint8_t> payload) {
+  size_t ulen = std::min<size_t>(user.size(), 255);
+  engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
+  f->data()[0] = static_cast<uint8_t>(ulen);
+  if (ulen) std::memcpy(f->data() + 1, user.data(), ulen);
+  if (!payload.empty()) std::memcpy(f->data() + 1 + ulen, payload.data(), payload.size());
+  f->set_size(1 + ulen + payload.size());
+  return f;
+}
+
 void release_envelope(RoomRegistry& rooms, Envelope& e) {
   if (e.frame) e.frame->release();
   if (e.reply_ok) e.reply_ok->release();
@@ -557,13 +569,7 @@ void Hub::release_hold(uint64_t session, size_t bytes) {
 void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
                   std::string_view user, EventFormatter formatter, bool echo, bool record,
                   engine::SharedFrame* reply_ok, engine::SharedFrame* reply_fail) {
-  // Payload frame: [user length][user][bytes]; the home core keeps it as the history record.
-  size_t ulen = std::min<size_t>(user.size(), 255);
-  engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
-  f->data()[0] = static_cast<uint8_t>(ulen);
-  if (ulen) std::memcpy(f->data() + 1, user.data(), ulen);
-  if (!payload.empty()) std::memcpy(f->data() + 1 + ulen, payload.data(), payload.size());
-  f->set_size(1 + ulen + payload.size());
+  engine::SharedFrame* f = pack_payload(user, payload);
   Envelope e;
   e.kind = Envelope::Kind::kPublish;
   e.flags =
@@ -640,13 +646,8 @@ void Hub::home_publish(Envelope& e) {
 void Hub::publish_at_home(SharedRoom* room, std::span<const uint8_t> payload, std::string_view user,
                           uint64_t sender, EventFormatter formatter,
                           std::function<void(std::optional<uint64_t>)> done) {
-  // The record's payload frame has the layout publish() gives it: [user length][user][bytes].
-  size_t ulen = std::min<size_t>(user.size(), 255);
-  engine::SharedFrame* f = engine::SharedFrame::allocate(1 + ulen + payload.size());
-  f->data()[0] = static_cast<uint8_t>(ulen);
-  if (ulen) std::memcpy(f->data() + 1, user.data(), ulen);
-  if (!payload.empty()) std::memcpy(f->data() + 1 + ulen, payload.data(), payload.size());
-  f->set_size(1 + ulen + payload.size());
+  engine::SharedFrame* f = pack_payload(user, payload);
+  const size_t ulen = f->data()[0];
   HistoryRecord rec;
   rec.seq = ++room->seq;
   rec.ts_ms = wall_ms();

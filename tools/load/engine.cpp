@@ -176,17 +176,13 @@ void Worker::mark_dirty(Conn& c) {
   dirty_.push_back(static_cast<uint32_t>(&c - conns_.data()));
 }
 
-void Worker::flush(Conn& c) {
-  if (c.fd < 0 || c.blocked || c.state == ConnState::kConnecting) return;
-  if (c.ssl) {
-    tls_flush(c);
-    return;
-  }
-  while (c.out_off < c.out.size()) {
-    ssize_t r = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+// Sends buf from off on until the socket would block (c.blocked) or fails (the connection is
+// lost); what the kernel took is dropped from the front of buf, without shrinking its capacity.
+void Worker::send_buffered(Conn& c, std::string& buf, size_t& off) {
+  while (off < buf.size()) {
+    ssize_t r = ::send(c.fd, buf.data() + off, buf.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r > 0) {
-      c.out_off += static_cast<size_t>(r);
+      off += static_cast<size_t>(r);
       bump(counters_.bytes_sent, static_cast<uint64_t>(r));
     } else if (r < 0 && errno == EINTR) {
       continue;
@@ -198,13 +194,22 @@ void Worker::flush(Conn& c) {
       return;
     }
   }
-  if (c.out_off == c.out.size()) {
-    c.out.clear();
-    c.out_off = 0;
-  } else if (c.out_off > 65536 && c.out_off > c.out.size() / 2) {
-    c.out.erase(0, c.out_off);
-    c.out_off = 0;
+  if (off == buf.size()) {
+    buf.clear();
+    off = 0;
+  } else if (off > 65536 && off > buf.size() / 2) {
+    buf.erase(0, off);
+    off = 0;
   }
+}
+
+void Worker::flush(Conn& c) {
+  if (c.fd < 0 || c.blocked || c.state == ConnState::kConnecting) return;
+  if (c.ssl) {
+    tls_flush(c);
+    return;
+  }
+  send_buffered(c, c.out, c.out_off);
 }
 
 void Worker::tls_flush(Conn& c) {
@@ -236,29 +241,7 @@ void Worker::tls_flush(Conn& c) {
     c.tls_out.append(pending, static_cast<size_t>(n));
     (void)BIO_reset(wbio);
   }
-  while (c.tls_off < c.tls_out.size()) {
-    ssize_t r = ::send(c.fd, c.tls_out.data() + c.tls_off, c.tls_out.size() - c.tls_off,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (r > 0) {
-      c.tls_off += static_cast<size_t>(r);
-      bump(counters_.bytes_sent, static_cast<uint64_t>(r));
-    } else if (r < 0 && errno == EINTR) {
-      continue;
-    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      c.blocked = true;
-      break;
-    } else {
-      lost(c, errno_text("send", errno));
-      return;
-    }
-  }
-  if (c.tls_off == c.tls_out.size()) {
-    c.tls_out.clear();
-    c.tls_off = 0;
-  } else if (c.tls_off > 65536 && c.tls_off > c.tls_out.size() / 2) {
-    c.tls_out.erase(0, c.tls_off);
-    c.tls_off = 0;
-  }
+  send_buffered(c, c.tls_out, c.tls_off);
 }
 
 void Worker::tls_input(Conn& c, const uint8_t* data, size_t n) {

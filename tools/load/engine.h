@@ -208,6 +208,7 @@ class Worker {
   void tls_input(Conn& c, const uint8_t* data, size_t n);
   void mark_dirty(Conn& c);
   void flush(Conn& c);
+  void send_buffered(Conn& c, std::string& buf, size_t& off);
   void flush_dirty();
   void update_flags(Phase p, uint64_t now);
 
