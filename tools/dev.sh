@@ -20,6 +20,7 @@ JOBS="${RINGCAST_JOBS:-$(nproc)}"
 PACKAGES=(
   build-essential dpkg-dev cmake pkg-config
   liburing-dev libwslay-dev rapidjson-dev libssl-dev libtomlplusplus-dev libsqlite3-dev zlib1g-dev
+  libhiredis-dev redis-server
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-websockets python3-prometheus-client systemd curl
   chromium fonts-liberation

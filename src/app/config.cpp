@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 
+#include "ringcast/cluster/redis_url.h"
 #include "ringcast/engine/log.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/livemap_profile.h"
@@ -215,6 +216,11 @@ void load_config_file(const std::string& path, Config& cfg) {
        {{"enabled", boolean(path, cfg.compression.enabled)},
         {"threshold_bytes", integer(path, cfg.compression.threshold_bytes, 0, 1 << 30)},
         {"level", integer(path, cfg.compression.level, 1, 9)}}},
+      {"cluster",
+       {{"redis", string(path, cfg.cluster.redis)},
+        {"node_id", string(path, cfg.cluster.node_id)},
+        {"max_queue_bytes", integer(path, cfg.cluster.max_queue_bytes, 1 << 16, int64_t{1} << 40)},
+        {"node_ttl_ms", integer(path, cfg.cluster.node_ttl_ms, 1000, kMaxMs)}}},
       {"api",
        {{"version", string(path, cfg.api_version)},
         {"env", string(path, cfg.api_env)},
@@ -297,6 +303,17 @@ void validate_config(const Config& cfg) {
   }
   if (cfg.durability != "strict" && cfg.durability != "relaxed") {
     throw ConfigError("store.durability: must be strict or relaxed (got '" + cfg.durability + "')");
+  }
+  if (cfg.cluster.enabled()) {
+    try {
+      cluster::parse_redis_url(cfg.cluster.redis);  // its message never shows the password
+    } catch (const cluster::RedisUrlError& e) {
+      throw ConfigError(e.what());
+    }
+    if (!profiles::is_display_safe(cfg.cluster.node_id) || cfg.cluster.node_id.size() > 255)
+      throw ConfigError("cluster.node_id: at most 255 bytes, without control characters");
+  } else if (!cfg.cluster.node_id.empty()) {
+    throw ConfigError("cluster.node_id: needs cluster.redis");
   }
   if (cfg.tls_cert.empty() != cfg.tls_key.empty())
     throw ConfigError("tls: cert and key must be set together (both PEM file paths)");

@@ -74,6 +74,28 @@ std::string HealthService::health_json() const {
     w.Key(key.c_str());
     w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
   }
+  if (cluster_) {
+    cluster::ClusterStatus cs = cluster_->status();
+    w.Key("cluster");
+    w.StartObject();
+    w.Key("node_id");
+    w.String(cluster_->options().node_id.c_str());
+    w.Key("redis");
+    w.String(cs.connected ? "ok" : "degraded");
+    w.Key("nodes_seen");
+    w.Uint64(cs.nodes_seen);
+    w.Key("rooms_subscribed");
+    w.Uint64(cs.rooms_subscribed);
+    w.Key("published");
+    w.Uint64(cs.published);
+    w.Key("received");
+    w.Uint64(cs.received);
+    w.Key("dropped");
+    w.Uint64(cs.dropped);
+    w.Key("reconnects");
+    w.Uint64(cs.reconnects);
+    w.EndObject();
+  }
   if (tls_) {
     w.Key("tls");
     w.StartObject();

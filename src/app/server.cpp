@@ -24,7 +24,8 @@
 
 namespace ringcast::app {
 std::string Server::node_id() const {
-  // What the server API names this node by: hostname and WebSocket port.
+  if (!cfg_.cluster.node_id.empty()) return cfg_.cluster.node_id;
+  // What the server API and the cluster name this node by: hostname and WebSocket port.
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
   return std::string(host) + ":" + std::to_string(cfg_.port);
@@ -203,6 +204,15 @@ bool Server::start_workers() {
     }
     hubs_->set_store(store_.get());
   }
+  if (cfg_.cluster.enabled()) {
+    cluster::ClusterOptions co;
+    co.redis = cluster::parse_redis_url(cfg_.cluster.redis);  // validated with the config
+    co.node_id = node_id();
+    co.max_queue_bytes = static_cast<size_t>(cfg_.cluster.max_queue_bytes);
+    co.node_ttl_ms = cfg_.cluster.node_ttl_ms;
+    cluster_ = std::make_unique<cluster::RedisBus>(std::move(co), *hubs_);
+    hubs_->set_cluster(cluster_.get());
+  }
   raw_ = std::make_unique<profiles::RawProfile>(*hubs_);
   native_ = std::make_unique<profiles::NativeProfile>(*hubs_, tokens_, jwt_);
   router_.add("/echo", false, &echo_);
@@ -232,6 +242,7 @@ bool Server::start_workers() {
     health_->set_tls(&tls_->counters);
     metrics_->set_tls(&tls_->counters);
   }
+  if (cluster_) health_->set_cluster(cluster_.get());
   shared_.listeners.push_back({cfg_.host, cfg_.port, true, cfg_.tls_enabled()});
   if (cfg_.http_port)
     shared_.listeners.push_back({cfg_.host, cfg_.http_port, false, cfg_.http_port_tls});
@@ -250,6 +261,7 @@ bool Server::start_workers() {
     shared_.hooks.push_back(&hubs_->hub(i));
   }
   if (store_) store_->start([this](int core) { workers_[core]->wake(); });
+  if (cluster_) cluster_->start([this](int core) { workers_[core]->wake(); });
   bool ok = true;
   for (auto& w : workers_) {
     threads_.emplace_back([worker = w.get()] { worker->run(); });
@@ -386,6 +398,7 @@ int Server::run() {
   }
   if (!ok) {
     if (!threads_.empty()) stop_workers();
+    if (cluster_) cluster_->stop();
     if (store_) store_->stop();
     return 1;
   }
@@ -444,6 +457,7 @@ int Server::run() {
     }
   }
   stop_workers();
+  if (cluster_) cluster_->stop();
   if (store_) store_->stop();
   RC_INFO("stopped");
   return 0;

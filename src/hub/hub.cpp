@@ -247,6 +247,7 @@ void Hub::post(int core, Task* task) {
 void Hub::on_pass() {
   auto& rooms = system_.rooms();
   system_.store().poll(core_);
+  ClusterBus* cluster = system_.cluster();
   for (size_t n = 0; !self_queue_.empty() && n < kSelfQueuePerPass; ++n) {
     Envelope e = self_queue_.front();
     self_queue_.pop_front();
@@ -257,6 +258,9 @@ void Hub::on_pass() {
     dispatch(e);
     release_envelope(rooms, e);
   });
+  // Arrivals from other nodes fan out before this pass's cross-core sends are announced; what
+  // this pass published goes to the bus now.
+  if (cluster) cluster->poll(core_, *this);
   if (overflow_count_) retry_overflow();
   // Writes queued during this pass go to the store thread now, not when something next wakes us.
   system_.store().poll(core_);
@@ -322,6 +326,7 @@ size_t Hub::mailbox_depth() const {
 bool Hub::prepare_sleep() {
   if (!self_queue_.empty() || overflow_count_) return false;
   if (system_.store().has_completions(core_)) return false;
+  if (ClusterBus* c = system_.cluster(); c && c->has_arrivals(core_)) return false;
   return system_.mailbox().prepare_sleep(core_);
 }
 
@@ -396,7 +401,11 @@ void Hub::deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t e
   if (--lr.iterating == 0 && lr.has_holes) {
     std::erase_if(lr.members, [](const LocalMember& x) { return x.session == nullptr; });
     lr.has_holes = false;
-    if (lr.members.empty()) local_.erase(it);
+    if (lr.members.empty()) {
+      local_.erase(it);
+      // A member closed during this delivery (a slow consumer) was the last one here.
+      direct_room_left(room);
+    }
   }
 }
 
@@ -430,15 +439,24 @@ RoomRef Hub::join_direct(websocket::Session& s, std::string_view name) {
   bool first = local_.find(room.get()) == local_.end();
   add_local(room.get(), s, false);
   // Members first, then the bit: a publisher that sees the bit finds the member.
-  if (first) room->member_cores().fetch_or(1ull << core_, std::memory_order_acq_rel);
+  if (first && !(room->member_cores().fetch_or(1ull << core_, std::memory_order_acq_rel) &
+                 (1ull << core_))) {
+    if (ClusterBus* c = system_.cluster()) c->room_members(core_, *room.get(), true);
+  }
   return room;
+}
+
+void Hub::direct_room_left(SharedRoom* room) {
+  // Only raw rooms set bits; the bus hears each core's first join and last leave exactly once.
+  if (room->member_cores().fetch_and(~(1ull << core_), std::memory_order_acq_rel) &
+      (1ull << core_)) {
+    if (ClusterBus* c = system_.cluster()) c->room_members(core_, *room, false);
+  }
 }
 
 void Hub::leave_direct(websocket::Session& s, SharedRoom* room) {
   remove_local(room, s);
-  if (local_.find(room) == local_.end()) {
-    room->member_cores().fetch_and(~(1ull << core_), std::memory_order_acq_rel);
-  }
+  if (local_.find(room) == local_.end()) direct_room_left(room);
   auto it = memberships_.find(s.id());
   if (it == memberships_.end()) return;
   std::erase_if(it->second, [&](const Membership& m) { return m.room.get() == room; });
@@ -457,6 +475,16 @@ bool Hub::sample_fanout(engine::SharedFrame* frame, int64_t start_ns) {
 
 void Hub::fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                         websocket::Session* origin) {
+  fanout_direct_here(room, frame, exclude, origin);
+  if (ClusterBus* c = system_.cluster()) c->publish_direct(core_, *room, frame);
+}
+
+void Hub::fanout_from_cluster(SharedRoom* room, engine::SharedFrame* frame) {
+  fanout_direct_here(room, frame, 0, nullptr);
+}
+
+void Hub::fanout_direct_here(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                             websocket::Session* origin) {
   uint64_t mask = room->member_cores().load(std::memory_order_acquire);
   const bool sampled = mask && sample_fanout(frame);
   while (mask) {

@@ -73,6 +73,14 @@ struct Config {
   std::string tls_cert, tls_key, tls_ca;
   bool http_port_tls = false;
   bool tls_enabled() const { return !tls_cert.empty(); }
+  // [cluster]: several nodes as one hub over Redis (docs/cluster.md). Off while redis is empty.
+  struct Cluster {
+    std::string redis;    // redis://[[user]:password@]host[:port][/db] or unix:/path[?db=N...]
+    std::string node_id;  // empty: hostname:port
+    int64_t max_queue_bytes = int64_t{64} << 20;
+    int64_t node_ttl_ms = 5000;
+    bool enabled() const { return !redis.empty(); }
+  } cluster;
   // Login tokens: token -> identity.
   std::map<std::string, hub::Identity> tokens;
   // [jwt]: JSON Web Tokens that log in (game chat, native auth). Keys: public_key_file (a PEM

@@ -7,6 +7,7 @@
 
 #include "ringcast/app/api_service.h"
 #include "ringcast/app/config.h"
+#include "ringcast/cluster/redis_bus.h"
 #include "ringcast/engine/backend.h"
 #include "ringcast/engine/tls_context.h"
 #include "ringcast/profiles/health_fields.h"
@@ -34,6 +35,8 @@ class HealthService final : public websocket::HttpService {
   void set_tls(const engine::TlsCounters* tls) { tls_ = tls; }
   // The server API, which answers /api/... (all but /api/version). Call before listeners open.
   void set_api(ApiService* api) { api_ = api; }
+  // The cluster link, reported as "cluster" ([cluster] only). Call before the listeners open.
+  void set_cluster(const cluster::RedisBus* bus) { cluster_ = bus; }
 
  private:
   mutable std::mutex mutex_;  // guards the strings below; /health is not a hot path
@@ -45,6 +48,7 @@ class HealthService final : public websocket::HttpService {
   const hub::RoomRegistry* rooms_ = nullptr;
   const engine::TlsCounters* tls_ = nullptr;
   ApiService* api_ = nullptr;
+  const cluster::RedisBus* cluster_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

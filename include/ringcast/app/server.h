@@ -9,6 +9,7 @@
 #include "ringcast/app/config.h"
 #include "ringcast/app/health_service.h"
 #include "ringcast/app/metrics_service.h"
+#include "ringcast/cluster/redis_bus.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/profiles/echo_profile.h"
 #include "ringcast/profiles/jwt_verifier.h"
@@ -51,6 +52,7 @@ class Server {
   websocket::WorkerShared shared_;
   std::unique_ptr<hub::HubSystem> hubs_;
   std::unique_ptr<store::SqliteRoomStore> store_;  // only when some rooms are persistent
+  std::unique_ptr<cluster::RedisBus> cluster_;     // only with [cluster] redis
   profiles::TokenTable tokens_;
   profiles::JwtVerifierSlot jwt_;  // [jwt]; replaced on SIGHUP
   profiles::EchoProfile echo_;

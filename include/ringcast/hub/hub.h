@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ringcast/engine/mailbox.h"
+#include "ringcast/hub/cluster_bus.h"
 #include "ringcast/hub/endpoint_registry.h"
 #include "ringcast/hub/envelope.h"
 #include "ringcast/hub/room.h"
@@ -119,6 +120,9 @@ class Hub final : public websocket::LoopHooks {
   // is full, so backpressure reaches the producer instead of growing memory.
   void fanout_direct(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                      websocket::Session* origin = nullptr);
+  // A raw-room frame that arrived from another node: to this node's members only. Call on the
+  // room's home core (the cluster bus hands arrivals there, keeping each publisher's order).
+  void fanout_from_cluster(SharedRoom* room, engine::SharedFrame* frame);
 
   // ---- sequenced rooms ----
   // Joins through the room's home core; `done` runs on this core when the join is in effect
@@ -247,6 +251,10 @@ class Hub final : public websocket::LoopHooks {
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                      bool presence_only);
   // start_ns: when what is fanned out was received (0: now), for the fan-out latency sample.
+  // This core's last member of a room is gone: clears its member bit (raw rooms).
+  void direct_room_left(SharedRoom* room);
+  void fanout_direct_here(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
+                          websocket::Session* origin);
   void fanout_home(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                    bool presence_only, int64_t start_ns = 0);
   void home_publish(Envelope& e);
@@ -298,6 +306,9 @@ class HubSystem {
   // Where history and retained state are kept (default: memory only). Set before workers start.
   void set_store(RoomStore* store) { store_ = store; }
   RoomStore& store() { return *store_; }
+  // The other nodes ([cluster]); null on a single node. Set before workers start.
+  void set_cluster(ClusterBus* bus) { cluster_ = bus; }
+  ClusterBus* cluster() const { return cluster_; }
   ~HubSystem();
   int cores() const { return static_cast<int>(hubs_.size()); }
   Hub& hub(int core) { return *hubs_[core]; }
@@ -331,6 +342,7 @@ class HubSystem {
   std::vector<std::unique_ptr<Hub>> hubs_;
   MemoryRoomStore memory_store_;
   RoomStore* store_ = &memory_store_;
+  ClusterBus* cluster_ = nullptr;
   std::atomic<size_t> max_rooms_per_connection_{RoomLimits{}.max_rooms_per_connection};
   std::atomic<int64_t> history_ttl_ms_{RoomLimits{}.history_ttl_ms};
   std::atomic<size_t> max_state_keys_{RoomLimits{}.max_state_keys};

@@ -1,0 +1,118 @@
+// Several ringcast nodes as one hub, over Redis (docs/cluster.md). One bus thread per node owns
+// two hiredis connections: commands (publishes, heartbeats) and sharded pub/sub (SSUBSCRIBE to the
+// rooms this node has members in). Cores hand it work through per-core lock-free rings and get
+// arrivals back the same way, so no loop thread ever waits on Redis.
+//
+// Raw rooms: a frame published on one node is delivered locally at once and sent to the room's
+// channel; every other node that has members decodes it once and fans it out through the
+// existing cross-core path. Each node's messages go through one connection in order, so each
+// publisher's order holds on every node.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringcast/cluster/redis_url.h"
+#include "ringcast/engine/spsc_ring.h"
+#include "ringcast/hub/cluster_bus.h"
+
+namespace ringcast::hub {
+class HubSystem;
+}
+
+namespace ringcast::cluster {
+
+struct ClusterOptions {
+  RedisUrl redis;
+  std::string node_id;                        // shown in /health and the node list
+  size_t max_queue_bytes = size_t{64} << 20;  // outbound to Redis, per node (see docs)
+  int64_t node_ttl_ms = 5000;                 // a node unseen this long is gone
+  std::string prefix = "rc:";                 // Redis key and channel prefix
+};
+
+// What /health and /metrics show; any thread.
+struct ClusterStatus {
+  bool connected = false;
+  uint64_t nodes_seen = 0;
+  uint64_t rooms_subscribed = 0;
+  uint64_t published = 0;  // frames sent to Redis
+  uint64_t received = 0;   // frames from other nodes
+  uint64_t dropped = 0;    // outbound frames dropped (Redis down or the queue full)
+  uint64_t reconnects = 0;
+};
+
+class RedisBus final : public hub::ClusterBus {
+ public:
+  RedisBus(ClusterOptions opts, hub::HubSystem& hubs);
+  ~RedisBus() override;
+  RedisBus(const RedisBus&) = delete;
+  RedisBus& operator=(const RedisBus&) = delete;
+
+  // Starts the bus thread; `wake(core)` must make that core's loop run its hooks soon (any
+  // thread). Returns at once: Redis being down is not an error (the node serves its own clients
+  // and reconnects).
+  void start(std::function<void(int core)> wake);
+  void stop();
+
+  ClusterStatus status() const;
+  const ClusterOptions& options() const { return opts_; }
+
+  // hub::ClusterBus, on the cores' loops.
+  void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
+  void room_members(int core, hub::SharedRoom& room, bool active) override;
+  void poll(int core, hub::Hub& hub) override;
+  bool has_arrivals(int core) const override;
+
+ private:
+  struct Item {
+    hub::SharedRoom* room = nullptr;       // counted reference
+    engine::SharedFrame* frame = nullptr;  // counted reference
+  };
+  struct alignas(engine::kCacheLine) Lane {
+    Lane(size_t cap) : out(cap), in(cap) {}
+    engine::SpscRing<Item> out;  // core -> bus
+    engine::SpscRing<Item> in;   // bus -> core (arrivals for rooms homed on this core)
+    size_t out_bytes = 0;        // core only: bytes pushed to `out`
+    bool pushed = false;         // core only: pushed during this pass
+    alignas(engine::kCacheLine) std::atomic<size_t> taken_bytes{0};  // bus: bytes taken off `out`
+    std::atomic<uint64_t> dropped{0};                                // core: over the cap
+  };
+  struct Control {
+    hub::SharedRoom* room;  // counted reference
+    bool active;
+  };
+  class Thread;
+
+  void release_item(Item& it);
+
+  ClusterOptions opts_;
+  hub::HubSystem& hubs_;
+  uint64_t instance_ = 0;  // random per process: skips this node's own messages
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::mutex control_mutex_;  // room membership changes: rare next to messages
+  std::vector<Control> control_;
+  int event_fd_ = -1;
+  std::atomic<bool> bus_sleeping_{false};
+  std::atomic<uint32_t> bus_sync_{0};
+  std::atomic<bool> stopping_{false};
+  std::function<void(int)> wake_;
+  std::unique_ptr<Thread> thread_state_;
+  std::thread thread_;
+
+  // Status, written by the bus thread.
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> nodes_seen_{0};
+  std::atomic<uint64_t> rooms_subscribed_{0};
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> received_{0};
+  std::atomic<uint64_t> bus_dropped_{0};
+  std::atomic<uint64_t> reconnects_{0};
+};
+
+}  // namespace ringcast::cluster

@@ -1,0 +1,673 @@
+#include "ringcast/cluster/redis_bus.h"
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <string_view>
+#include <unordered_map>
+
+#include "ringcast/engine/log.h"
+#include "ringcast/hub/hub.h"
+#include "ringcast/websocket/frame_encoder.h"
+
+namespace ringcast::cluster {
+
+namespace {
+
+constexpr size_t kLaneCapacity = 8192;
+constexpr size_t kArrivalsPerPass = 4096;  // per core per loop pass, so I/O is not starved
+constexpr uint8_t kKindDirect = 1;         // a raw-room frame
+constexpr size_t kHeader = 1 + 8 + 1;      // kind, sender instance, WebSocket opcode
+constexpr int64_t kHeartbeatMs = 1000;
+constexpr int64_t kMaxBackoffMs = 5000;
+constexpr size_t kMaxCommandBuffer = size_t{8} << 20;  // unsent bytes before rings are left alone
+
+// Refreshes this node in the node set and forgets nodes unseen for ARGV[2] ms, by Redis's clock
+// (nodes' clocks may differ); returns how many nodes are alive.
+constexpr const char* kHeartbeatScript =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('ZADD', KEYS[1], now, ARGV[1]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2])) "
+    "return redis.call('ZCARD', KEYS[1])";
+
+int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v))
+    v = static_cast<uint64_t>(mono_ms()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(getpid());
+  return v;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
+std::string_view reply_str(const redisReply* r) {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+               r->type == REDIS_REPLY_ERROR)
+             ? std::string_view(r->str, r->len)
+             : std::string_view{};
+}
+
+}  // namespace
+
+// ---- the bus thread -----------------------------------------------------------------------------
+
+class RedisBus::Thread {
+ public:
+  explicit Thread(RedisBus& bus) : bus_(bus), stash_(bus.lanes_.size()) {
+    channel_prefix_ = bus_.opts_.prefix + "{";
+    nodes_key_ = bus_.opts_.prefix + "nodes";
+  }
+  ~Thread() {
+    drop_connection();
+    for (auto& [name, r] : rooms_) bus_.hubs_.rooms().release(r.room);
+    for (auto& q : stash_)
+      for (Item& it : q) bus_.release_item(it);
+  }
+  void run();
+
+ private:
+  struct Room {
+    hub::SharedRoom* room = nullptr;  // counted reference, held while listed
+    int members = 0;                  // cores with local members
+    int in_flight = 0;                // (un)subscribe commands without their reply yet
+    bool subscribed = false;          // confirmed by Redis
+  };
+  enum class Pending : uint8_t { kAuth, kSelect, kPublish, kHeartbeat };
+
+  bool connect();
+  redisContext* open_one(std::string& err);
+  void drop_connection();
+  void fail(const std::string& why);
+  void apply_control();
+  void take_outbound();
+  void heartbeat(int64_t now);
+  void subscribe(std::string_view name, Room& r, bool on);
+  bool write_out(redisContext* c);
+  bool read_in(redisContext* c);
+  void handle_cmd_reply(redisReply* r);
+  // Parses what the subscription connection has read, until a core's ring is full.
+  bool pump_sub();
+  void handle_sub_reply(redisReply* r);
+  void arrival(std::string_view channel, std::string_view payload);
+  void flush_stash();
+  void wake_cores();
+  bool lanes_have_work() const;
+  std::string& channel(std::string_view room) {
+    channel_.assign(channel_prefix_);
+    channel_.append(room);
+    channel_.push_back('}');
+    return channel_;
+  }
+
+  RedisBus& bus_;
+  redisContext* cmd_ = nullptr;
+  redisContext* sub_ = nullptr;
+  bool ok_ = false;  // the first heartbeat since connecting was answered
+  std::deque<Pending> pending_;
+  std::unordered_map<std::string, Room, StringHash, std::equal_to<>> rooms_;
+  std::vector<std::deque<Item>> stash_;  // per core: arrivals its full ring could not take
+  size_t stashed_ = 0;
+  uint64_t wake_mask_ = 0;
+  int64_t next_attempt_ms_ = 0;
+  int64_t backoff_ms_ = 0;
+  int64_t next_heartbeat_ms_ = 0;
+  uint64_t failed_attempts_ = 0;
+  bool reported_down_ = false;  // "log it once": one line per outage, one when it ends
+  std::string channel_prefix_, nodes_key_, channel_, payload_;
+  std::vector<Control> control_scratch_;
+};
+
+redisContext* RedisBus::Thread::open_one(std::string& err) {
+  const RedisUrl& u = bus_.opts_.redis;
+  timeval tv{1, 0};
+  redisContext* c = u.is_unix() ? redisConnectUnixWithTimeout(u.unix_path.c_str(), tv)
+                                : redisConnectWithTimeout(u.host.c_str(), u.port, tv);
+  if (!c) {
+    err = "out of memory";
+    return nullptr;
+  }
+  if (c->err) {
+    err = c->errstr;
+    redisFree(c);
+    return nullptr;
+  }
+  if (!u.is_unix()) redisEnableKeepAlive(c);
+  // From here on the bus thread multiplexes both connections with poll(): hiredis's buffer
+  // functions treat EAGAIN as "later" once the context is not marked blocking.
+  fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+  c->flags &= ~REDIS_BLOCK;
+  return c;
+}
+
+bool RedisBus::Thread::connect() {
+  std::string err;
+  cmd_ = open_one(err);
+  if (cmd_) sub_ = open_one(err);
+  if (!cmd_ || !sub_) {
+    fail(err);
+    return false;
+  }
+  const RedisUrl& u = bus_.opts_.redis;
+  auto auth = [&u](redisContext* c) {
+    if (u.password.empty()) return false;
+    if (u.user.empty()) {
+      const char* argv[] = {"AUTH", u.password.c_str()};
+      size_t lens[] = {4, u.password.size()};
+      redisAppendCommandArgv(c, 2, argv, lens);
+    } else {
+      const char* argv[] = {"AUTH", u.user.c_str(), u.password.c_str()};
+      size_t lens[] = {4, u.user.size(), u.password.size()};
+      redisAppendCommandArgv(c, 3, argv, lens);
+    }
+    return true;
+  };
+  if (auth(cmd_)) pending_.push_back(Pending::kAuth);
+  auth(sub_);  // its reply is a status, told apart from pub/sub arrays
+  if (u.db) {
+    redisAppendCommand(cmd_, "SELECT %d", u.db);
+    pending_.push_back(Pending::kSelect);
+  }
+  ok_ = false;
+  for (auto& [name, r] : rooms_)
+    if (r.members > 0) subscribe(name, r, true);
+  next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
+  return true;
+}
+
+void RedisBus::Thread::drop_connection() {
+  if (cmd_) redisFree(cmd_);
+  if (sub_) redisFree(sub_);
+  cmd_ = sub_ = nullptr;
+  pending_.clear();
+  ok_ = false;
+  bus_.connected_.store(false, std::memory_order_relaxed);
+  for (auto it = rooms_.begin(); it != rooms_.end();) {
+    it->second.subscribed = false;
+    it->second.in_flight = 0;
+    if (it->second.members == 0) {
+      bus_.hubs_.rooms().release(it->second.room);
+      it = rooms_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  bus_.rooms_subscribed_.store(0, std::memory_order_relaxed);
+}
+
+void RedisBus::Thread::fail(const std::string& why) {
+  drop_connection();
+  ++failed_attempts_;
+  if (!reported_down_) {
+    reported_down_ = true;
+    RC_WARN(
+        "cluster: redis %s unavailable (%s): this node serves its own clients only (degraded) "
+        "and reconnects with backoff",
+        bus_.opts_.redis.redacted().c_str(), why.c_str());
+  }
+  backoff_ms_ = backoff_ms_ ? std::min(backoff_ms_ * 2, kMaxBackoffMs) : 100;
+  // Jitter, so nodes that lost Redis together do not come back in lockstep.
+  next_attempt_ms_ =
+      mono_ms() + backoff_ms_ / 2 +
+      static_cast<int64_t>(random_u64() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
+}
+
+void RedisBus::Thread::subscribe(std::string_view name, Room& r, bool on) {
+  if (!sub_) return;
+  const std::string& ch = channel(name);
+  const char* argv[] = {on ? "SSUBSCRIBE" : "SUNSUBSCRIBE", ch.c_str()};
+  size_t lens[] = {std::strlen(argv[0]), ch.size()};
+  redisAppendCommandArgv(sub_, 2, argv, lens);
+  ++r.in_flight;
+}
+
+void RedisBus::Thread::apply_control() {
+  {
+    std::lock_guard lock(bus_.control_mutex_);
+    control_scratch_.swap(bus_.control_);
+  }
+  for (Control& c : control_scratch_) {
+    const std::string& name = c.room->name();
+    auto it = rooms_.find(std::string_view(name));
+    if (it == rooms_.end()) {
+      if (!c.active) {  // cannot happen (each core's leave follows its join); be safe
+        bus_.hubs_.rooms().release(c.room);
+        continue;
+      }
+      it = rooms_.emplace(name, Room{}).first;
+      it->second.room = c.room;  // keeps the reference
+    } else {
+      bus_.hubs_.rooms().release(c.room);
+    }
+    Room& r = it->second;
+    int before = r.members;
+    r.members += c.active ? 1 : -1;
+    if (before == 0 && r.members > 0) subscribe(name, r, true);
+    if (before > 0 && r.members == 0) {
+      if (r.subscribed || r.in_flight) {
+        subscribe(name, r, false);
+      } else {
+        bus_.hubs_.rooms().release(r.room);
+        rooms_.erase(it);
+      }
+    }
+  }
+  control_scratch_.clear();
+}
+
+void RedisBus::Thread::take_outbound() {
+  for (auto& lane : bus_.lanes_) {
+    size_t bytes = 0;
+    lane->out.drain(SIZE_MAX, [&](Item& it) {
+      bytes += it.frame->size();
+      // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
+      // the publisher's own node has delivered already).
+      if (!cmd_ || !ok_ || cmd_->obuf == nullptr || sdslen(cmd_->obuf) > kMaxCommandBuffer) {
+        bus_.bus_dropped_.fetch_add(1, std::memory_order_relaxed);
+        bus_.release_item(it);
+        return;
+      }
+      engine::SharedFrame* f = it.frame;
+      uint8_t op = f->message_opcode();
+      std::span<const uint8_t> body = op ? f->message_payload() : f->bytes();
+      payload_.resize(kHeader + body.size());
+      payload_[0] = static_cast<char>(kKindDirect);
+      std::memcpy(payload_.data() + 1, &bus_.instance_, 8);
+      payload_[9] = static_cast<char>(op);
+      if (!body.empty()) std::memcpy(payload_.data() + kHeader, body.data(), body.size());
+      const std::string& ch = channel(it.room->name());
+      const char* argv[] = {"SPUBLISH", ch.c_str(), payload_.data()};
+      size_t lens[] = {8, ch.size(), payload_.size()};
+      redisAppendCommandArgv(cmd_, 3, argv, lens);
+      pending_.push_back(Pending::kPublish);
+      bus_.published_.fetch_add(1, std::memory_order_relaxed);
+      bus_.release_item(it);
+    });
+    if (bytes) lane->taken_bytes.fetch_add(bytes, std::memory_order_release);
+  }
+  if (payload_.capacity() > (size_t{1} << 20)) payload_ = std::string();
+}
+
+void RedisBus::Thread::heartbeat(int64_t now) {
+  if (!cmd_ || now < next_heartbeat_ms_) return;
+  next_heartbeat_ms_ = now + kHeartbeatMs;
+  std::string ttl = std::to_string(bus_.opts_.node_ttl_ms);
+  const char* argv[] = {
+      "EVAL", kHeartbeatScript, "1", nodes_key_.c_str(), bus_.opts_.node_id.c_str(), ttl.c_str()};
+  size_t lens[] = {
+      4,         std::strlen(kHeartbeatScript), 1, nodes_key_.size(), bus_.opts_.node_id.size(),
+      ttl.size()};
+  redisAppendCommandArgv(cmd_, 6, argv, lens);
+  pending_.push_back(Pending::kHeartbeat);
+}
+
+bool RedisBus::Thread::write_out(redisContext* c) {
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(c, &done) != REDIS_OK) {
+      fail(c->errstr[0] ? c->errstr : "write failed");
+      return false;
+    }
+    if (!done && c->obuf && sdslen(c->obuf) > 0) break;  // EAGAIN: wait for POLLOUT
+  }
+  return true;
+}
+
+bool RedisBus::Thread::read_in(redisContext* c) {
+  if (redisBufferRead(c) != REDIS_OK) {
+    fail(c->errstr[0] ? c->errstr : "connection closed");
+    return false;
+  }
+  return true;
+}
+
+void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
+  if (pending_.empty()) return;
+  Pending what = pending_.front();
+  pending_.pop_front();
+  bool error = r->type == REDIS_REPLY_ERROR;
+  switch (what) {
+    case Pending::kAuth:
+    case Pending::kSelect:
+      if (error)
+        fail(std::string(what == Pending::kAuth ? "AUTH refused: " : "SELECT refused: ") +
+             std::string(reply_str(r)));
+      break;
+    case Pending::kPublish:
+      if (error) {
+        bus_.bus_dropped_.fetch_add(1, std::memory_order_relaxed);
+        static log::Throttle throttle(10000);
+        uint64_t held = 0;
+        if (throttle.allow(mono_ms(), held))
+          RC_WARN("cluster: redis refused a publish: %.*s (%llu more)", static_cast<int>(r->len),
+                  r->str, static_cast<unsigned long long>(held));
+      }
+      break;
+    case Pending::kHeartbeat:
+      if (error) {
+        fail("heartbeat refused: " + std::string(reply_str(r)));
+        break;
+      }
+      if (r->type == REDIS_REPLY_INTEGER)
+        bus_.nodes_seen_.store(static_cast<uint64_t>(r->integer), std::memory_order_relaxed);
+      if (!ok_) {
+        ok_ = true;
+        bus_.connected_.store(true, std::memory_order_relaxed);
+        if (reported_down_) {
+          bus_.reconnects_.fetch_add(1, std::memory_order_relaxed);
+          RC_INFO(
+              "cluster: redis %s reachable again after %llu failed attempts; %zu rooms "
+              "re-subscribed",
+              bus_.opts_.redis.redacted().c_str(),
+              static_cast<unsigned long long>(failed_attempts_), rooms_.size());
+        } else {
+          RC_INFO("cluster: node %s connected to redis %s", bus_.opts_.node_id.c_str(),
+                  bus_.opts_.redis.redacted().c_str());
+        }
+        reported_down_ = false;
+        failed_attempts_ = 0;
+        backoff_ms_ = 0;
+      }
+      break;
+  }
+}
+
+bool RedisBus::Thread::pump_sub() {
+  while (sub_ && stashed_ == 0) {
+    void* out = nullptr;
+    if (redisGetReplyFromReader(sub_, &out) != REDIS_OK) {
+      fail(sub_->errstr[0] ? sub_->errstr : "protocol error");
+      return false;
+    }
+    if (!out) break;
+    Reply r(static_cast<redisReply*>(out));
+    handle_sub_reply(r.get());
+  }
+  return sub_ != nullptr;
+}
+
+void RedisBus::Thread::handle_sub_reply(redisReply* r) {
+  if (r->type == REDIS_REPLY_ERROR) {
+    fail("subscription connection: " + std::string(reply_str(r)));
+    return;
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;  // AUTH's +OK
+  std::string_view kind = reply_str(r->element[0]);
+  std::string_view ch = reply_str(r->element[1]);
+  if (kind == "smessage") {
+    arrival(ch, reply_str(r->element[2]));
+    return;
+  }
+  if (kind != "ssubscribe" && kind != "sunsubscribe") return;
+  if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}')) return;
+  std::string_view name = ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1);
+  auto it = rooms_.find(name);
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  if (room.in_flight > 0) --room.in_flight;
+  bool was = room.subscribed;
+  room.subscribed = kind == "ssubscribe";
+  if (room.subscribed != was)
+    bus_.rooms_subscribed_.fetch_add(room.subscribed ? 1 : uint64_t(-1), std::memory_order_relaxed);
+  if (room.members == 0 && room.in_flight == 0 && !room.subscribed) {
+    bus_.hubs_.rooms().release(room.room);
+    rooms_.erase(it);
+  }
+}
+
+void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
+  if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.size() < kHeader) return;
+  if (static_cast<uint8_t>(payload[0]) != kKindDirect) return;  // a newer node's message kind
+  uint64_t sender = 0;
+  std::memcpy(&sender, payload.data() + 1, 8);
+  if (sender == bus_.instance_) return;  // delivered locally when published
+  std::string_view name = ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1);
+  auto it = rooms_.find(name);
+  if (it == rooms_.end() || it->second.members == 0) return;
+  auto op = static_cast<uint8_t>(payload[9]);
+  std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(payload.data()) + kHeader,
+                                payload.size() - kHeader);
+  engine::SharedFrame* f;
+  if (op == static_cast<uint8_t>(websocket::Opcode::kText) ||
+      op == static_cast<uint8_t>(websocket::Opcode::kBinary)) {
+    f = websocket::encode_frame(static_cast<websocket::Opcode>(op), body);  // once per node
+  } else {
+    f = engine::SharedFrame::allocate(body.size());
+    if (!body.empty()) std::memcpy(f->data(), body.data(), body.size());
+    f->set_size(body.size());
+  }
+  bus_.received_.fetch_add(1, std::memory_order_relaxed);
+  hub::SharedRoom* room = it->second.room;
+  room->add_ref();
+  Item item{room, f};
+  int home = room->home();
+  // Behind anything stashed for the same core, to keep the order.
+  if (!stash_[home].empty() || !bus_.lanes_[home]->in.push(item)) {
+    stash_[home].push_back(item);
+    ++stashed_;
+  }
+  wake_mask_ |= 1ull << home;
+}
+
+void RedisBus::Thread::flush_stash() {
+  for (size_t c = 0; c < stash_.size() && stashed_; ++c) {
+    auto& q = stash_[c];
+    while (!q.empty() && bus_.lanes_[c]->in.push(q.front())) {
+      q.pop_front();
+      --stashed_;
+      wake_mask_ |= 1ull << c;
+    }
+  }
+}
+
+void RedisBus::Thread::wake_cores() {
+  while (wake_mask_) {
+    int c = __builtin_ctzll(wake_mask_);
+    wake_mask_ &= wake_mask_ - 1;
+    if (bus_.wake_) bus_.wake_(c);
+  }
+}
+
+bool RedisBus::Thread::lanes_have_work() const {
+  for (const auto& l : bus_.lanes_)
+    if (!l->out.empty()) return true;
+  std::lock_guard lock(bus_.control_mutex_);
+  return !bus_.control_.empty();
+}
+
+void RedisBus::Thread::run() {
+  while (!bus_.stopping_.load(std::memory_order_acquire)) {
+    int64_t now = mono_ms();
+    if (!cmd_ && now >= next_attempt_ms_) connect();
+    apply_control();
+    take_outbound();
+    heartbeat(now);
+    if (cmd_ && !write_out(cmd_)) continue;
+    if (sub_ && !write_out(sub_)) continue;
+    flush_stash();
+    if (sub_ && !pump_sub()) continue;
+    wake_cores();
+
+    // Sleep: announce it, then look once more (the cores' side of this is RedisBus::poll).
+    int timeout = 1000;
+    if (cmd_)
+      timeout = static_cast<int>(std::clamp<int64_t>(next_heartbeat_ms_ - now, 0, 1000));
+    else
+      timeout = static_cast<int>(std::clamp<int64_t>(next_attempt_ms_ - now, 0, 1000));
+    if (stashed_) timeout = std::min(timeout, 1);  // a core's ring is full: retry soon
+    bus_.bus_sleeping_.store(true, std::memory_order_relaxed);
+    bus_.bus_sync_.fetch_add(1, std::memory_order_acq_rel);
+    if (lanes_have_work()) timeout = 0;
+    pollfd fds[3];
+    int n = 0;
+    fds[n++] = {bus_.event_fd_, POLLIN, 0};
+    int cmd_at = -1, sub_at = -1;
+    if (cmd_) {
+      cmd_at = n;
+      fds[n++] = {cmd_->fd, static_cast<short>(POLLIN | (sdslen(cmd_->obuf) ? POLLOUT : 0)), 0};
+    }
+    if (sub_) {
+      sub_at = n;
+      // A full ring stops reading: Redis buffers for us (up to its pub/sub output limit).
+      short ev = static_cast<short>((stashed_ ? 0 : POLLIN) | (sdslen(sub_->obuf) ? POLLOUT : 0));
+      fds[n++] = {sub_->fd, ev, 0};
+    }
+    ::poll(fds, static_cast<nfds_t>(n), timeout);
+    bus_.bus_sleeping_.store(false, std::memory_order_relaxed);
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      [[maybe_unused]] ssize_t r = ::read(bus_.event_fd_, &v, sizeof v);
+    }
+    if (cmd_at >= 0 && (fds[cmd_at].revents & (POLLIN | POLLERR | POLLHUP))) {
+      if (!read_in(cmd_)) continue;
+      for (;;) {
+        void* out = nullptr;
+        if (redisGetReplyFromReader(cmd_, &out) != REDIS_OK) {
+          fail(cmd_->errstr[0] ? cmd_->errstr : "protocol error");
+          break;
+        }
+        if (!out) break;
+        Reply r(static_cast<redisReply*>(out));
+        handle_cmd_reply(r.get());
+        if (!cmd_) break;
+      }
+      if (!cmd_) continue;
+    }
+    if (sub_ && sub_at >= 0 && (fds[sub_at].revents & (POLLIN | POLLERR | POLLHUP))) {
+      if (!read_in(sub_)) continue;
+      pump_sub();
+    }
+  }
+}
+
+// ---- RedisBus -----------------------------------------------------------------------------------
+
+RedisBus::RedisBus(ClusterOptions opts, hub::HubSystem& hubs)
+    : opts_(std::move(opts)), hubs_(hubs), instance_(random_u64()) {
+  for (int i = 0; i < hubs.cores(); ++i) lanes_.push_back(std::make_unique<Lane>(kLaneCapacity));
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+RedisBus::~RedisBus() {
+  stop();
+  for (auto& lane : lanes_) {
+    lane->out.drain(SIZE_MAX, [this](Item& it) { release_item(it); });
+    lane->in.drain(SIZE_MAX, [this](Item& it) { release_item(it); });
+  }
+  for (Control& c : control_) hubs_.rooms().release(c.room);
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+void RedisBus::start(std::function<void(int)> wake) {
+  wake_ = std::move(wake);
+  thread_state_ = std::make_unique<Thread>(*this);
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ringcast-redis");
+    thread_state_->run();
+  });
+}
+
+void RedisBus::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+  thread_.join();
+  thread_state_.reset();
+}
+
+void RedisBus::release_item(Item& it) {
+  if (it.frame) it.frame->release();
+  if (it.room) hubs_.rooms().release(it.room);
+  it = Item{};
+}
+
+ClusterStatus RedisBus::status() const {
+  ClusterStatus s;
+  s.connected = connected_.load(std::memory_order_relaxed);
+  s.nodes_seen = s.connected ? nodes_seen_.load(std::memory_order_relaxed) : 0;
+  s.rooms_subscribed = rooms_subscribed_.load(std::memory_order_relaxed);
+  s.published = published_.load(std::memory_order_relaxed);
+  s.received = received_.load(std::memory_order_relaxed);
+  s.dropped = bus_dropped_.load(std::memory_order_relaxed);
+  for (const auto& l : lanes_) s.dropped += l->dropped.load(std::memory_order_relaxed);
+  s.reconnects = reconnects_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void RedisBus::publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) {
+  Lane& l = *lanes_[static_cast<size_t>(core)];
+  const size_t cap = opts_.max_queue_bytes / lanes_.size();
+  const size_t in_flight = l.out_bytes - l.taken_bytes.load(std::memory_order_acquire);
+  if (!connected_.load(std::memory_order_relaxed) || in_flight + frame->size() > cap) {
+    // Policy (docs/cluster.md): the other nodes' copy is dropped and counted, never queued
+    // without bound; this node's members have it already.
+    l.dropped.store(l.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  room.add_ref();
+  frame->add_ref();
+  if (!l.out.push(Item{&room, frame})) {
+    Item it{&room, frame};
+    release_item(it);
+    l.dropped.store(l.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  l.out_bytes += frame->size();
+  l.pushed = true;
+}
+
+void RedisBus::room_members(int core, hub::SharedRoom& room, bool active) {
+  (void)core;
+  room.add_ref();
+  {
+    std::lock_guard lock(control_mutex_);
+    control_.push_back({&room, active});
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+}
+
+void RedisBus::poll(int core, hub::Hub& hub) {
+  Lane& l = *lanes_[static_cast<size_t>(core)];
+  l.in.drain(kArrivalsPerPass, [&](Item& it) {
+    hub.fanout_from_cluster(it.room, it.frame);
+    release_item(it);
+  });
+  if (l.pushed) {
+    l.pushed = false;
+    // The same handshake as the mailbox: either the bus sees the item or this sees it asleep.
+    bus_sync_.fetch_add(1, std::memory_order_acq_rel);
+    if (bus_sleeping_.load(std::memory_order_relaxed)) {
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+    }
+  }
+}
+
+bool RedisBus::has_arrivals(int core) const {
+  return !lanes_[static_cast<size_t>(core)]->in.empty();
+}
+
+}  // namespace ringcast::cluster
