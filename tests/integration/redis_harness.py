@@ -1,0 +1,115 @@
+"""A private redis-server for cluster tests: its own free port and directory, started and stopped
+by the test (never a Redis that happens to be running). Debian's redis-server is installed by
+tools/dev.sh."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import Server, free_port, wait_until
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis:
+    def __init__(self, password=None, unix_socket=False, appendonly=False):
+        self.dir = tempfile.mkdtemp(prefix="ringcast-redis-")
+        self.port = free_port()
+        self.password = password
+        self.unix_path = os.path.join(self.dir, "redis.sock") if unix_socket else None
+        self.appendonly = appendonly
+        self.proc = None
+
+    def url(self, db=0):
+        if self.unix_path:
+            q = "?db=%d" % db
+            if self.password:
+                q += "&password=" + self.password
+            return "unix:" + self.unix_path + q
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
+
+    def start(self, timeout=10.0):
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.appendonly:
+            args += ["--appendfsync", "always"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.unix_path:
+            args += ["--unixsocket", self.unix_path, "--unixsocketperm", "700"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.ping, timeout=timeout, what="redis-server to answer PING")
+        return self
+
+    def command(self, *args, timeout=2.0):
+        """One command over a fresh connection (RESP, minimal reply reading for tests)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            parts = []
+            if self.password:
+                parts.append(("AUTH", self.password))
+            parts.append(args)
+            out = b""
+            for cmd in parts:
+                out += b"*%d\r\n" % len(cmd)
+                for a in cmd:
+                    a = a if isinstance(a, bytes) else str(a).encode()
+                    out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            replies = [_read_reply(f) for _ in parts]
+            return replies[-1]
+        finally:
+            s.close()
+
+    def ping(self):
+        return self.proc.poll() is None and self.command("PING") == "PONG"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, True)
+
+
+def _read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        return RuntimeError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise ValueError("bad reply %r" % line)
+
+
+def cluster_node(test, redis, node_id, extra_config="", threads=2, **kw):
+    """A ringcast node of `redis`'s cluster, cleaned up with the test (ProcessTestCase)."""
+    text = '[cluster]\nredis = "%s"\nnode_id = "%s"\nnode_ttl_ms = 3000\n%s' % (
+        redis.url(), node_id, extra_config)
+    return test.new_server(config_text=text, threads=threads, **kw)
+
+
+def wait_cluster(srv, what, predicate, timeout=10.0):
+    return wait_until(lambda: predicate(srv.health()["cluster"]), timeout=timeout, what=what)
