@@ -187,7 +187,11 @@ bool write_file(const std::string& path, const std::string& text) {
 // The URLs separated by spaces.
 std::string url_list(const std::vector<Url>& urls) {
   std::string s;
-  for (const Url& u : urls) s += (s.empty() ? "" : " ") + u.str();
+  for (const Url& u : urls) {
+    // Appended piecewise: "literal" + string trips GCC 12's false -Wrestrict at -O3.
+    if (!s.empty()) s += ' ';
+    s += u.str();
+  }
   return s;
 }
 
