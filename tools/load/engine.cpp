@@ -80,7 +80,12 @@ Worker::Worker(Run& run, int index, int nthreads, uint64_t total_conns)
     conns_[k].gid = static_cast<uint32_t>(gid);
     conns_[k].role = run.workload->role(gid);
     conns_[k].http = run.workload->is_http(gid);
+    conns_[k].node = static_cast<uint16_t>(run.workload->node(gid));
   }
+  size_t slots = run.ws.size() + run.api.size();
+  node_opened.assign(slots, 0);
+  node_failed.assign(slots, 0);
+  node_lost.assign(slots, 0);
   std::random_device rd;
   rng_ = (uint64_t{rd()} << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17) ^ now_ns();
   if (rng_ == 0) rng_ = 0x9E3779B97F4A7C15ull;
@@ -391,8 +396,9 @@ void Worker::open_conn(Conn& c, uint64_t now) {
   c.t_start = now;
   if (counters_.first_start.load(std::memory_order_relaxed) == 0)
     counters_.first_start.store(now, std::memory_order_relaxed);
-  const sockaddr_storage& addr = c.http ? run_.api_addr : run_.addr;
-  socklen_t addr_len = c.http ? run_.api_addr_len : run_.addr_len;
+  const Run::Endpoint& ep = c.http ? run_.api[c.node] : run_.ws[c.node];
+  const sockaddr_storage& addr = ep.addr;
+  socklen_t addr_len = ep.len;
   int family = addr.ss_family;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -400,6 +406,7 @@ void Worker::open_conn(Conn& c, uint64_t now) {
     c.state = ConnState::kFailed;
     ++resolved_;
     bump(counters_.failed);
+    ++node_failed[node_slot(c)];
     error(ErrorKind::kConnect,
           errno_text("socket", err) +
               (err == EMFILE || err == ENFILE ? " (file descriptor limit)" : ""));
@@ -475,6 +482,7 @@ void Worker::on_connected(Conn& c) {
     ++resolved_;
     bump(counters_.open);
     bump(counters_.opened);
+    ++node_opened[node_slot(c)];
     counters_.last_open.store(now, std::memory_order_relaxed);
     handshake.record(now - c.t_start);
     run_.workload->on_open(*this, c, now);
@@ -488,8 +496,8 @@ void Worker::on_connected(Conn& c) {
   std::string key = base64_encode(nonce, 16);
   std::string accept = websocket_accept(key);
   std::memcpy(c.accept, accept.data(), std::min(accept.size(), sizeof c.accept));
-  c.out = upgrade_request(run_.opt.url.host_header(), run_.workload->target(c.gid), key,
-                          run_.opt.deflate);
+  const Url& url = run_.opt.urls[c.node];
+  c.out = upgrade_request(url.host_header(), run_.workload->target(c.gid), key, run_.opt.deflate);
   c.out_off = 0;
   if (tls_ctx_) {
     // The request waits in `out` until the TLS handshake this starts is done.
@@ -500,7 +508,7 @@ void Worker::on_connected(Conn& c) {
     }
     SSL_set_bio(c.ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
     SSL_set_connect_state(c.ssl);
-    const std::string& host = run_.opt.url.host;
+    const std::string& host = url.host;
     in6_addr ip;
     if (inet_pton(AF_INET, host.c_str(), &ip) != 1 && inet_pton(AF_INET6, host.c_str(), &ip) != 1)
       SSL_set_tlsext_host_name(c.ssl, host.c_str());
@@ -582,6 +590,7 @@ void Worker::on_input(Conn& c, const uint8_t* data, size_t n, uint64_t now) {
     ++resolved_;
     bump(counters_.open);
     bump(counters_.opened);
+    ++node_opened[node_slot(c)];
     counters_.last_open.store(now, std::memory_order_relaxed);
     handshake.record(now - c.t_start);
     std::string rest = c.in.substr(consumed);
@@ -654,14 +663,17 @@ void Worker::handshake_failed(Conn& c, ErrorKind k, const std::string& msg) {
   if (c.state == ConnState::kConnecting || c.state == ConnState::kHandshake) --pending_;
   ++resolved_;
   bump(counters_.failed);
+  ++node_failed[node_slot(c)];
   error(k, msg + " (connection " + std::to_string(c.gid) + ")");
   close_conn(c, ConnState::kFailed);
 }
 
 void Worker::lost(Conn& c, const std::string& why) {
   // Closing phase: the server may hang up first; anything else is an error.
-  if (run_.current() < Phase::kClose && c.state != ConnState::kClosing && !why.empty())
+  if (run_.current() < Phase::kClose && c.state != ConnState::kClosing && !why.empty()) {
+    ++node_lost[node_slot(c)];
     error(ErrorKind::kClosed, why + " (connection " + std::to_string(c.gid) + ")");
+  }
   close_conn(c, ConnState::kClosed);
 }
 

@@ -59,6 +59,7 @@ struct Conn {
   uint32_t gid = 0;  // global connection index
   ConnState state = ConnState::kIdle;
   uint8_t role = 0;
+  uint16_t node = 0;     // index of its URL: Options::urls (WebSocket) or Options::apis (http)
   bool http = false;     // plain HTTP/1.1 keep-alive connection (no upgrade, no frames)
   bool dirty = false;    // queued in the thread's flush list
   bool blocked = false;  // last send hit EAGAIN: wait for EPOLLOUT
@@ -86,7 +87,9 @@ class Workload {
   virtual ~Workload() = default;
   virtual uint8_t role(uint64_t gid) const = 0;
   virtual std::string target(uint64_t gid) const = 0;  // request target: path[?query]
-  // True for connections that speak plain HTTP to Run::api_addr instead of WebSocket: they are
+  // Index of the URL connection gid goes to (Options::urls, or Options::apis when is_http).
+  virtual uint32_t node(uint64_t gid) const = 0;
+  // True for connections that speak plain HTTP to Run::api instead of WebSocket: they are
   // open once TCP is connected, and their input goes to on_http.
   virtual bool is_http(uint64_t /*gid*/) const { return false; }
   // Input of an HTTP connection, accumulated in `in`; returns how many bytes it consumed. It may
@@ -116,10 +119,12 @@ struct ErrorLog {
 struct Run {
   explicit Run(const Options& o) : opt(o) {}
   const Options& opt;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  sockaddr_storage api_addr{};  // HTTP connections (http-publish)
-  socklen_t api_addr_len = 0;
+  struct Endpoint {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+  };
+  std::vector<Endpoint> ws;   // resolved Options::urls
+  std::vector<Endpoint> api;  // resolved Options::apis (http-publish)
   Workload* workload = nullptr;
   std::atomic<int> phase{static_cast<int>(Phase::kConnect)};
   std::atomic<uint64_t> t_connect_start{0};  // connect phase start (connect-rate schedule)
@@ -179,11 +184,17 @@ class Worker {
   // interval_mu, for the per-second progress line), [1] its second series, [2] fixed-rate send lag
   // (actual minus intended send time: how far the generator itself fell behind), [3] a third
   // series (http-publish: API response time); handshake latency separately.
-  Histogram hist[4];
+  // [4] and [5]: the main series split by node, when the run spans several URLs (broadcast: a
+  // delivery on the publisher's node / on another node).
+  Histogram hist[6];
   Histogram handshake;
   std::mutex interval_mu;
   Histogram interval;
   void record(int series, uint64_t ns);
+
+  // Connections that opened / failed to open / closed during the run, per URL (index: Conn::node;
+  // WebSocket URLs first, then the API URLs). Written by this worker, read after join().
+  std::vector<uint64_t> node_opened, node_failed, node_lost;
 
   // Status flags for the main thread.
   std::atomic<bool> connect_done{false};
@@ -211,6 +222,7 @@ class Worker {
   void send_buffered(Conn& c, std::string& buf, size_t& off);
   void flush_dirty();
   void update_flags(Phase p, uint64_t now);
+  size_t node_slot(const Conn& c) const { return c.http ? run_.ws.size() + c.node : c.node; }
 
   Run& run_;
   int index_;

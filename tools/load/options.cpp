@@ -129,6 +129,28 @@ Url parse_any_url(std::string_view s, bool http) {
 
 }  // namespace
 
+namespace {
+
+// Every URL of a run names the same room on a different node: same scheme, same path and query,
+// each host:port once.
+void check_same_room(const std::vector<Url>& urls, const std::string& what) {
+  for (size_t i = 1; i < urls.size(); ++i) {
+    const Url& a = urls[0];
+    const Url& b = urls[i];
+    if (a.scheme != b.scheme)
+      throw ArgError("all " + what + " must use the same scheme: '" + a.str() + "' and '" +
+                     b.str() + "' differ");
+    if (a.target() != b.target())
+      throw ArgError("all " + what + " must name the same path (the same room on every node): '" +
+                     a.target() + "' and '" + b.target() + "' differ");
+    for (size_t k = 0; k < i; ++k)
+      if (urls[k].host_header() == b.host_header())
+        throw ArgError(what + ": '" + b.str() + "' given twice (give each node once)");
+  }
+}
+
+}  // namespace
+
 Url parse_url(std::string_view s) {
   return parse_any_url(s, false);
 }
@@ -181,6 +203,26 @@ uint64_t Options::total_connections() const {
   return 0;
 }
 
+uint32_t connection_node(const Options& o, uint64_t gid) {
+  uint64_t n = o.urls.empty() ? 1 : o.urls.size();
+  switch (o.scenario) {
+    case Scenario::kEcho:
+    case Scenario::kConnect:
+      return static_cast<uint32_t>(gid % n);
+    case Scenario::kRelay:
+      // gids [0, pairs) are the A sides, [pairs, 2 * pairs) the B sides.
+      return static_cast<uint32_t>(gid < o.pairs ? gid % n : (gid - o.pairs + 1) % n);
+    case Scenario::kBroadcast:
+    case Scenario::kHttpPublish:
+      // gids [0, publishers) publish, the rest subscribe. Publishers start one URL further on so
+      // that with several URLs most deliveries cross nodes.
+      if (gid >= o.publishers) return static_cast<uint32_t>((gid - o.publishers) % n);
+      if (o.scenario == Scenario::kHttpPublish) n = o.apis.empty() ? 1 : o.apis.size();
+      return static_cast<uint32_t>((gid + 1) % n);
+  }
+  return 0;
+}
+
 uint64_t min_message_size(Scenario s, bool text) {
   switch (s) {
     case Scenario::kEcho:
@@ -228,7 +270,7 @@ Options parse_args(const std::vector<std::string>& args) {
   }
   unsigned me = bit(o.scenario);
   bool rate_set = false;
-  std::string url;
+  std::vector<std::string> url_args;
   std::map<std::string, bool> seen;
 
   struct Spec {
@@ -267,8 +309,7 @@ Options parse_args(const std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
     std::string a = args[i];
     if (!a.starts_with("--")) {
-      if (!url.empty()) throw ArgError("unexpected argument '" + a + "' (URL already given)");
-      url = a;
+      url_args.push_back(a);  // URLs: one per node
       continue;
     }
     std::string name = a, value;
@@ -282,7 +323,7 @@ Options parse_args(const std::vector<std::string>& args) {
     if (it == kSpecs.end()) throw ArgError("unknown option '" + name + "'");
     if (!(it->second.scenarios & me))
       throw ArgError("option " + name + " does not apply to scenario " + sc);
-    if (seen[name]) throw ArgError("option " + name + " given twice");
+    if (seen[name] && name != "--api") throw ArgError("option " + name + " given twice");
     seen[name] = true;
     if (it->second.takes_value) {
       if (!inline_value) {
@@ -354,7 +395,7 @@ Options parse_args(const std::vector<std::string>& args) {
       else
         throw ArgError("--flow: expected raw, livemap, gamechat or native (got '" + v + "')");
     } else if (name == "--api") {
-      o.api = parse_http_url(v);
+      o.apis.push_back(parse_http_url(v));  // may be given once per node
     } else if (name == "--api-key") {
       // Sent in a request header: it must stay one token on one line.
       if (v.empty()) throw ArgError("--api-key: empty key");
@@ -377,8 +418,18 @@ Options parse_args(const std::vector<std::string>& args) {
       o.hold = parse_double(name, v, 0, 86400);
     }
   }
-  if (url.empty()) throw ArgError("missing URL (ws://HOST:PORT/PATH)");
-  o.url = parse_url(url);
+  if (url_args.empty()) throw ArgError("missing URL (ws://HOST:PORT/PATH)");
+  if (url_args.size() > kMaxUrls)
+    throw ArgError("too many URLs (" + std::to_string(url_args.size()) + ", at most " +
+                   std::to_string(kMaxUrls) + ")");
+  for (const auto& u : url_args) o.urls.push_back(parse_url(u));
+  check_same_room(o.urls, "URLs");
+  o.url = o.urls[0];
+  if (o.apis.size() > kMaxUrls)
+    throw ArgError("too many --api URLs (" + std::to_string(o.apis.size()) + ", at most " +
+                   std::to_string(kMaxUrls) + ")");
+  check_same_room(o.apis, "--api URLs");
+  if (!o.apis.empty()) o.api = o.apis[0];
 
   if (o.scenario == Scenario::kBroadcast) {
     if (!rate_set) o.rate = 1000;
@@ -397,19 +448,23 @@ Options parse_args(const std::vector<std::string>& args) {
     if (!rate_set) o.rate = 1000;
     if (o.rate <= 0) throw ArgError("--rate: http-publish needs a publish rate > 0");
     if (o.api_key.empty()) throw ArgError("http-publish needs --api-key KEY (a key of [api] keys)");
-    if (!seen["--api"]) {
+    if (o.apis.empty()) {
       // The API connections speak plain HTTP: a wss:// port would need --api for a plain one.
       if (o.url.tls)
         throw ArgError(
             "http-publish with a wss:// URL needs --api http://HOST:PORT (a plain port)");
-      // Built whole, not assigned from literals: GCC 12 at -O3 reports a false -Wrestrict
-      // overlap for string = "literal" here (as in parse_any_url).
-      Url api;
-      api.scheme = std::string("http");
-      api.host = o.url.host;
-      api.port = o.url.port;
-      api.path = std::string(1, '/');
-      o.api = std::move(api);
+      // One API per WebSocket URL: each node's WebSocket port answers the API too.
+      for (const Url& u : o.urls) {
+        // Built whole, not assigned from literals: GCC 12 at -O3 reports a false -Wrestrict
+        // overlap for string = "literal" here (as in parse_any_url).
+        Url api;
+        api.scheme = std::string("http");
+        api.host = u.host;
+        api.port = u.port;
+        api.path = std::string(1, '/');
+        o.apis.push_back(std::move(api));
+      }
+      o.api = o.apis[0];
     }
     if (o.flow == Flow::kRaw) {
       // The room is the URL's: /raw/<room>.
@@ -440,7 +495,14 @@ Options parse_args(const std::vector<std::string>& args) {
 }
 
 std::string usage() {
-  return R"(usage: ringcast-load SCENARIO [options] ws[s]://HOST:PORT/PATH
+  return R"(usage: ringcast-load SCENARIO [options] ws[s]://HOST:PORT/PATH [ws[s]://HOST2:PORT2/PATH ...]
+
+several URLs (one per node of a cluster; same scheme, path and query, each host:port once):
+  connections are spread round robin: echo/connect connection i -> URL i % n; relay pair i:
+  A -> URL i % n, B -> URL (i+1) % n; broadcast/http-publish subscriber j -> URL j % n,
+  publisher i -> URL (i+1) % n (http-publish: --api (i+1) % m). The report adds connections
+  per URL and, for broadcast/http-publish, delivery latency split into same node as the
+  publisher and other node (cross-node)
 
 scenarios:
   echo       N connections send messages to an echo endpoint and check every reply
@@ -460,7 +522,8 @@ scenarios:
              --connections N (10)  --rate CONN/S (0 = as fast as possible)  --hold SEC (5)
   http-publish  S WebSocket subscribers in one room, P keep-alive HTTP connections publishing
              through the server API (POST /api/publish) at a fixed total rate
-             --api-key KEY (required)  --api http://HOST:PORT (default: the URL's host:port)
+             --api-key KEY (required)  --api http://HOST:PORT (default: each URL's host:port;
+               may be given once per node, in the order of the WebSocket URLs)
              --subscribers S (10)  --publishers P (1)  --rate PUBLISHES/S (1000, total)
              --size BYTES (64: "data" padded to about that)
              --flow native|raw (native): native subscribers join --room R (default "load")

@@ -1,4 +1,4 @@
-// Command line of ringcast-load: `ringcast-load SCENARIO [options] URL`.
+// Command line of ringcast-load: `ringcast-load SCENARIO [options] URL [URL...]`.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,8 @@ namespace ringcast::load {
 
 // Largest --size (the server's default max_message_size is 1 MiB).
 inline constexpr uint64_t kMaxMessageSize = uint64_t{64} << 20;
+// Most server URLs (nodes) one run spreads its connections over.
+inline constexpr size_t kMaxUrls = 256;
 
 class ArgError : public std::runtime_error {
  public:
@@ -46,7 +48,8 @@ const char* scenario_name(Scenario s);
 
 struct Options {
   Scenario scenario = Scenario::kEcho;
-  Url url;
+  Url url;                // the first (or only) WebSocket URL: urls[0]
+  std::vector<Url> urls;  // every WebSocket URL given (one per node), same scheme and target
   bool help = false;
 
   // common
@@ -81,12 +84,23 @@ struct Options {
 
   // http-publish (also uses subscribers, publishers = API connections, rate, size, flow)
   Url api;                    // server API base (default: the WebSocket URL's host and port)
+  std::vector<Url> apis;      // every --api given (default: one per WebSocket URL); api = apis[0]
   std::string api_key;        // Authorization: apikey <key>
   std::string room = "load";  // native flow: the room subscribers join; raw: from the URL
 
   // Number of WebSocket connections the scenario opens.
   uint64_t total_connections() const;
 };
+
+// Which URL connection `gid` goes to: an index into Options::urls, or into Options::apis for
+// http-publish's API connections (gids below `publishers`). Round robin, so that a run spreads
+// over several nodes:
+//   echo, connect: connection i -> URL i % n
+//   relay: pair i's A -> URL i % n, its B -> URL (i + 1) % n (the two sides on different nodes)
+//   broadcast: subscriber j -> URL j % n, publisher i -> URL (i + 1) % n
+//   http-publish: subscriber j -> URL j % n, API connection i -> --api (i + 1) % m
+// With one URL every connection goes to it.
+uint32_t connection_node(const Options& o, uint64_t gid);
 
 // Smallest --size the scenario's payload header fits in.
 uint64_t min_message_size(Scenario s, bool text);

@@ -123,6 +123,19 @@ std::string format_table(const Results& r) {
   o += line;
   std::snprintf(line, sizeof line, "%-22s %llu\n", "loss", static_cast<unsigned long long>(r.loss));
   o += line;
+  if (!r.per_url.empty()) {
+    o += "\nper URL\n";
+    for (const auto& u : r.per_url) {
+      o += "  " + u.url + "\n";
+      std::snprintf(
+          line, sizeof line, "    connections %llu, opened %llu, failed %llu, closed %llu",
+          static_cast<unsigned long long>(u.connections), static_cast<unsigned long long>(u.opened),
+          static_cast<unsigned long long>(u.failed), static_cast<unsigned long long>(u.closed));
+      o += line;
+      for (const auto& m : u.metrics) o += ", " + m.label + " " + fmt("%.0f", m.value);
+      o += "\n";
+    }
+  }
   if (!r.latency.empty()) {
     std::snprintf(line, sizeof line, "\n%-22s %10s %10s %10s %10s %10s %10s %10s\n", "latency (us)",
                   "count", "p50", "p90", "p99", "p99.9", "max", "mean");
@@ -171,6 +184,20 @@ std::string format_json(const Results& r) {
   }
   o += "},\n  \"errors_total\": " + std::to_string(total) + ",\n";
   o += "  \"loss\": " + std::to_string(r.loss) + ",\n";
+  if (!r.per_url.empty()) {
+    o += "  \"per_url\": [";
+    for (size_t i = 0; i < r.per_url.size(); ++i) {
+      const UrlStats& u = r.per_url[i];
+      o += std::string(i ? "," : "") + "\n    {\"url\": " + json_string(u.url) +
+           ", \"connections\": " + std::to_string(u.connections) +
+           ", \"opened\": " + std::to_string(u.opened) +
+           ", \"failed\": " + std::to_string(u.failed) +
+           ", \"closed\": " + std::to_string(u.closed);
+      for (const auto& m : u.metrics) o += ", " + json_string(m.key) + ": " + num(m.value);
+      o += "}";
+    }
+    o += "\n  ],\n";
+  }
   o += "  \"latency_us\": {";
   for (size_t i = 0; i < r.latency.size(); ++i) {
     const Histogram& h = r.latency[i].hist;

@@ -23,12 +23,24 @@ struct LatencySeries {
   Histogram hist;     // nanoseconds
 };
 
+// One server URL of a run over several (a node of a cluster): how its connections fared, plus
+// scenario counts (broadcast: publishers, subscribers, deliveries received there).
+struct UrlStats {
+  std::string url;
+  uint64_t connections = 0;  // planned
+  uint64_t opened = 0;
+  uint64_t failed = 0;  // never opened
+  uint64_t closed = 0;  // closed during the run
+  std::vector<Metric> metrics;
+};
+
 struct Results {
   std::string scenario;
   std::string url;
   std::vector<std::pair<std::string, std::string>> settings;  // options as given, for JSON
   std::vector<Metric> metrics;
   std::vector<LatencySeries> latency;
+  std::vector<UrlStats> per_url;  // filled only when the run spans several URLs
   std::vector<std::pair<std::string, uint64_t>> errors;  // kind -> count (all kinds listed)
   uint64_t loss = 0;
   std::vector<std::string> failures;  // why the run failed; empty = passed

@@ -184,6 +184,41 @@ bool write_file(const std::string& path, const std::string& text) {
   return static_cast<bool>(f.flush());
 }
 
+// The URLs separated by spaces.
+std::string url_list(const std::vector<Url>& urls) {
+  std::string s;
+  for (const Url& u : urls) {
+    // Appended piecewise: "literal" + string trips GCC 12's false -Wrestrict at -O3.
+    if (!s.empty()) s += ' ';
+    s += u.str();
+  }
+  return s;
+}
+
+bool resolve_all(const std::vector<Url>& urls, std::vector<Run::Endpoint>& out, std::string& err) {
+  out.resize(urls.size());
+  for (size_t i = 0; i < urls.size(); ++i)
+    if (!resolve(urls[i], out[i].addr, out[i].len, err)) return false;
+  return true;
+}
+
+// Connections planned, opened, failed and closed per URL (WebSocket URLs, then API URLs).
+std::vector<UrlStats> per_url_of(const Options& o, const Workload& wl, uint64_t total,
+                                 std::vector<std::unique_ptr<Worker>>& workers) {
+  std::vector<UrlStats> v(o.urls.size() + o.apis.size());
+  for (size_t i = 0; i < o.urls.size(); ++i) v[i].url = o.urls[i].str();
+  for (size_t i = 0; i < o.apis.size(); ++i) v[o.urls.size() + i].url = o.apis[i].str();
+  for (uint64_t g = 0; g < total; ++g)
+    ++v[(wl.is_http(g) ? o.urls.size() : 0) + wl.node(g)].connections;
+  for (auto& w : workers)
+    for (size_t i = 0; i < v.size(); ++i) {
+      v[i].opened += w->node_opened[i];
+      v[i].failed += w->node_failed[i];
+      v[i].closed += w->node_lost[i];
+    }
+  return v;
+}
+
 std::vector<std::pair<std::string, std::string>> settings_of(const Options& o) {
   auto d = [](double v) {
     char b[32];
@@ -211,7 +246,7 @@ std::vector<std::pair<std::string, std::string>> settings_of(const Options& o) {
       s.push_back({"publishers", std::to_string(o.publishers)});
       s.push_back({"flow", flow_name(o.flow)});
       s.push_back({"room", o.room});
-      s.push_back({"api", o.api.str()});  // the key is left out on purpose
+      s.push_back({"api", url_list(o.apis)});  // the key is left out on purpose
       break;
     case Scenario::kConnect:
       s.push_back({"connections", std::to_string(o.connections)});
@@ -230,7 +265,12 @@ std::vector<std::pair<std::string, std::string>> settings_of(const Options& o) {
 
 }  // namespace
 
-int run_load(const Options& o) {
+int run_load(const Options& given) {
+  // Options built by hand (not by parse_args) may leave the URL lists empty.
+  Options o = given;
+  if (o.urls.empty()) o.urls = {o.url};
+  if (o.scenario == Scenario::kHttpPublish && o.apis.empty()) o.apis = {o.api};
+  if (o.scenario != Scenario::kHttpPublish) o.apis.clear();
   uint64_t total = o.total_connections();
   uint64_t limit = raise_fd_limit();
   uint64_t need = total + 16 + 2 * static_cast<uint64_t>(o.threads);
@@ -244,16 +284,17 @@ int run_load(const Options& o) {
   }
   Run run(o);
   std::string err;
-  if (!resolve(o.url, run.addr, run.addr_len, err) ||
-      (o.scenario == Scenario::kHttpPublish &&
-       !resolve(o.api, run.api_addr, run.api_addr_len, err))) {
+  if (!resolve_all(o.urls, run.ws, err) || !resolve_all(o.apis, run.api, err)) {
     std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
     return 1;
   }
-  if (o.source_addrs > 1 &&
-      (run.addr.ss_family != AF_INET || (run.api_addr_len && run.api_addr.ss_family != AF_INET))) {
-    std::fprintf(stderr, "ringcast-load: --source-addrs needs an IPv4 (loopback) target\n");
-    return 1;
+  if (o.source_addrs > 1) {
+    for (const auto* eps : {&run.ws, &run.api})
+      for (const auto& ep : *eps)
+        if (ep.addr.ss_family != AF_INET) {
+          std::fprintf(stderr, "ringcast-load: --source-addrs needs IPv4 (loopback) targets\n");
+          return 1;
+        }
   }
   if (o.source_addrs > 1 && total / o.source_addrs > 28000)
     std::fprintf(stderr,
@@ -300,8 +341,8 @@ int run_load(const Options& o) {
   if (!o.quiet)
     std::fprintf(stderr, "ringcast-load %s: %llu connections to %s%s%s, %d threads\n",
                  scenario_name(o.scenario), static_cast<unsigned long long>(total),
-                 o.url.str().c_str(), o.scenario == Scenario::kHttpPublish ? " and " : "",
-                 o.scenario == Scenario::kHttpPublish ? o.api.str().c_str() : "", o.threads);
+                 url_list(o.urls).c_str(), o.scenario == Scenario::kHttpPublish ? " and " : "",
+                 o.scenario == Scenario::kHttpPublish ? url_list(o.apis).c_str() : "", o.threads);
   // Connect phase.
   uint64_t t_connect = now_ns();
   double connect_limit = o.scenario == Scenario::kConnect ? o.duration : o.connect_timeout;
@@ -348,6 +389,10 @@ int run_load(const Options& o) {
   r.scenario = scenario_name(o.scenario);
   r.url = o.url.str();
   r.settings = settings_of(o);
+  if (o.urls.size() > 1 || o.apis.size() > 1) {
+    r.settings.push_back({"urls", url_list(o.urls)});
+    r.per_url = per_url_of(o, *workload, total, workers);
+  }
   workload->finish(workers, measured, r);
   for (int k = 0; k < static_cast<int>(ErrorKind::kCount); ++k) {
     uint64_t n = 0;

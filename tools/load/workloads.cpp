@@ -89,12 +89,17 @@ class RoundTripWorkload final : public ScenarioWorkload {
   RoundTripWorkload(const Options& o, Run& run, bool relay)
       : o_(o), run_(run), relay_(relay), per_(static_cast<size_t>(o.threads)) {
     senders_ = relay ? o.pairs : o.connections;
-    for (auto& p : per_) p.buf.resize(o.size);
+    for (auto& p : per_) {
+      p.buf.resize(o.size);
+      p.node_replies.assign(o.urls.size(), 0);
+    }
   }
 
   uint8_t role(uint64_t gid) const override {
     return relay_ && gid >= senders_ ? kReflector : kSender;
   }
+
+  uint32_t node(uint64_t gid) const override { return connection_node(o_, gid); }
 
   std::string target(uint64_t gid) const override {
     if (!relay_) return o_.url.target();
@@ -173,6 +178,7 @@ class RoundTripWorkload final : public ScenarioWorkload {
     --c.inflight;
     --p.outstanding;
     ++p.replies;
+    ++p.node_replies[c.node];
     if (o_.rate <= 0 && run_.current() == Phase::kRun) send(w, p, c, now);
   }
 
@@ -227,6 +233,13 @@ class RoundTripWorkload final : public ScenarioWorkload {
           " messages were never answered (connection closed, or not within --drain)");
     r.latency.push_back(merged(workers, 0, "round_trip", "round trip"));
     if (o_.rate > 0) r.latency.push_back(merged(workers, 2, "send_lag", "send lag (tool)"));
+    for (size_t i = 0; i < r.per_url.size(); ++i) {
+      uint64_t n = 0;
+      for (auto& p : per_) n += p.node_replies[i];
+      // relay: replies are counted at A, whose URL this is.
+      r.per_url[i].metrics.push_back(
+          Metric{"messages_returned", "messages returned", static_cast<double>(n), ""});
+    }
   }
 
  private:
@@ -235,6 +248,7 @@ class RoundTripWorkload final : public ScenarioWorkload {
     Schedule sched;
     std::vector<uint8_t> buf;
     std::vector<uint8_t> relay_buf;
+    std::vector<uint64_t> node_replies;  // replies per URL of the sender
     uint64_t outstanding = 0, sent = 0, replies = 0, reflected = 0, ignored = 0, skipped = 0;
     uint64_t lost_on_close = 0;  // in flight on a connection that closed
   };
@@ -305,7 +319,16 @@ class BroadcastWorkload final : public ScenarioWorkload {
         pub_sent_(new std::atomic<uint64_t>[pubs_]),
         tracks_(static_cast<size_t>(subs_) * pubs_) {
     for (uint32_t i = 0; i < pubs_; ++i) pub_sent_[i].store(0);
-    for (auto& p : per_) p.buf.resize(o.size);
+    for (auto& p : per_) {
+      p.buf.resize(o.size);
+      p.node_deliveries.assign(o.urls.size(), 0);
+    }
+    // A delivery is "same node" when the subscriber's URL is the publisher's; API URL k counts as
+    // the node of WebSocket URL k, so http-publish splits only with one --api per WebSocket URL.
+    split_ = o.urls.size() > 1 && (!http_ || o.apis.size() == o.urls.size());
+    pub_node_.resize(pubs_);
+    for (uint32_t i = 0; i < pubs_; ++i)
+      pub_node_[i] = static_cast<uint16_t>(connection_node(o, i));
     // Ring of per-message delivery counters, per publisher, covering ~10 s of publishing (at most
     // 4M slots in all); a message still incomplete when its slot is reused counts as incomplete.
     double per_pub_rate = o.rate / pubs_;
@@ -317,7 +340,8 @@ class BroadcastWorkload final : public ScenarioWorkload {
       std::string target = o.api.path;
       while (!target.empty() && target.back() == '/') target.pop_back();
       target += "/api/publish";
-      api_prefix_ = http_post_prefix(o.api.host_header(), target, "apikey " + o.api_key);
+      for (const Url& api : o.apis)
+        api_prefix_.push_back(http_post_prefix(api.host_header(), target, "apikey " + o.api_key));
       body_head_ = "{\"room\":" + json_string(o.room) +
                    (o.flow == Flow::kRaw ? ",\"kind\":\"raw\"" : "") + ",\"data\":";
       apis_.resize(pubs_);
@@ -328,6 +352,8 @@ class BroadcastWorkload final : public ScenarioWorkload {
   }
 
   uint8_t role(uint64_t gid) const override { return gid < pubs_ ? kPublisher : kSubscriber; }
+
+  uint32_t node(uint64_t gid) const override { return connection_node(o_, gid); }
 
   bool is_http(uint64_t gid) const override { return http_ && gid < pubs_; }
 
@@ -490,8 +516,10 @@ class BroadcastWorkload final : public ScenarioWorkload {
       }
     }
     ++p.deliveries;
+    ++p.node_deliveries[c.node];
     uint64_t lat = now > t ? now - t : 0;
     w.record(0, lat);
+    if (split_) w.hist[pub_node_[pub] == c.node ? 4 : 5].record(lat);
     // Last subscriber: the delivery that completes the message's count records the latest
     // receipt time among all subscribers.
     Slot& s = ring_[pub * ring_size_ + (seq & (ring_size_ - 1))];
@@ -645,9 +673,36 @@ class BroadcastWorkload final : public ScenarioWorkload {
       r.failures.push_back(std::to_string(loss) + " of " + std::to_string(published * subs_) +
                            " deliveries lost");
     r.latency.push_back(merged(workers, 0, "delivery", "delivery"));
+    if (split_) {
+      r.latency.push_back(merged(workers, 4, "delivery_same_node", "delivery, same node"));
+      r.latency.push_back(merged(workers, 5, "delivery_cross_node", "delivery, other node"));
+    }
     r.latency.push_back(merged(workers, 1, "last_subscriber", "last subscriber"));
     if (http_) r.latency.push_back(merged(workers, 3, "api_response", "API response"));
     r.latency.push_back(merged(workers, 2, "send_lag", "send lag (tool)"));
+    if (!r.per_url.empty()) {
+      // WebSocket URLs: subscribers (and broadcast publishers) and what they received; then the
+      // API URLs of http-publish with their publishers.
+      size_t nws = o_.urls.size();
+      std::vector<uint64_t> pubs(r.per_url.size()), subs(nws), got(nws);
+      for (uint64_t g = 0; g < uint64_t{pubs_} + subs_; ++g) {
+        uint32_t n = connection_node(o_, g);
+        if (g < pubs_)
+          ++pubs[http_ ? nws + n : n];
+        else
+          ++subs[n];
+      }
+      for (auto& p : per_)
+        for (size_t i = 0; i < nws; ++i) got[i] += p.node_deliveries[i];
+      for (size_t i = 0; i < r.per_url.size(); ++i) {
+        auto& m = r.per_url[i].metrics;
+        m.push_back(Metric{"publishers", "publishers", static_cast<double>(pubs[i]), ""});
+        if (i < nws) {
+          m.push_back(Metric{"subscribers", "subscribers", static_cast<double>(subs[i]), ""});
+          m.push_back(Metric{"deliveries", "deliveries", static_cast<double>(got[i]), ""});
+        }
+      }
+    }
   }
 
  private:
@@ -663,6 +718,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
     uint64_t awaiting_login = 0;  // gamechat/native: login or join reply not come yet
     std::string json;             // profile flows: the message being built; http: the request
     std::string body;             // http: the request body being built
+    std::vector<uint64_t> node_deliveries;  // deliveries per subscriber URL
     uint64_t api_outstanding = 0, api_ok = 0, api_failed = 0, api_unanswered = 0;
   };
   // One API connection's requests awaiting their answer: their intended send times, in a ring
@@ -777,7 +833,7 @@ class BroadcastWorkload final : public ScenarioWorkload {
     p.body += '}';
     char cl[32];
     int cl_len = std::snprintf(cl, sizeof cl, "%zu\r\n\r\n", p.body.size());
-    p.json.assign(api_prefix_);
+    p.json.assign(api_prefix_[c.node]);
     p.json.append(cl, static_cast<size_t>(cl_len));
     p.json += p.body;
     w.send_http(c, p.json.data(), p.json.size());
@@ -795,10 +851,12 @@ class BroadcastWorkload final : public ScenarioWorkload {
   std::vector<Track> tracks_;  // [subscriber * pubs_ + publisher], owned by the sub's worker
   uint64_t ring_size_ = 0;
   std::unique_ptr<Slot[]> ring_;
-  std::string api_prefix_;   // http: the request up to "Content-Length: "
-  std::string body_head_;    // http: the body up to "data":
-  std::string native_head_;  // broadcast --flow native: the publish request up to "data":
-  std::vector<Api> apis_;    // http: [publisher], owned by the publisher's worker
+  std::vector<std::string> api_prefix_;  // http: per API URL, the request up to "Content-Length: "
+  std::string body_head_;                // http: the body up to "data":
+  std::string native_head_;         // broadcast --flow native: the publish request up to "data":
+  std::vector<Api> apis_;           // http: [publisher], owned by the publisher's worker
+  bool split_ = false;              // delivery latency split by same / other node
+  std::vector<uint16_t> pub_node_;  // [publisher]: its URL (http: its API URL)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -808,6 +866,7 @@ class ConnectWorkload final : public ScenarioWorkload {
  public:
   ConnectWorkload(const Options& o, Run&) : o_(o) {}
   uint8_t role(uint64_t) const override { return 0; }
+  uint32_t node(uint64_t gid) const override { return connection_node(o_, gid); }
   std::string target(uint64_t) const override { return o_.url.target(); }
   void on_open(Worker& w, Conn& c, uint64_t now) override { w.record(0, now - c.t_start); }
   void on_message(Worker& w, Conn&, uint8_t, const uint8_t*, size_t, uint64_t) override {

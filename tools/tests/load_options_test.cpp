@@ -154,6 +154,66 @@ TEST(LoadOptions, RoomTargets) {
   EXPECT_EQ(with_query_param(parse_url("ws://h:1/raw/a?t=1"), "echo=0"), "/raw/a?t=1&echo=0");
 }
 
+TEST(LoadOptions, SeveralUrls) {
+  // One URL: as before, one node.
+  Options o = parse({"echo", "ws://127.0.0.1:9000/echo"});
+  ASSERT_EQ(o.urls.size(), 1u);
+  EXPECT_EQ(o.urls[0].str(), o.url.str());
+  for (uint64_t g = 0; g < 5; ++g) EXPECT_EQ(connection_node(o, g), 0u);
+
+  // echo/connect: round robin over the URLs, options anywhere in between.
+  o = parse({"echo", "ws://127.0.0.1:9001/echo", "--connections", "7", "ws://127.0.0.1:9002/echo",
+             "ws://[::1]:9003/echo"});
+  ASSERT_EQ(o.urls.size(), 3u);
+  EXPECT_EQ(o.url.port, 9001);
+  EXPECT_EQ(o.urls[1].port, 9002);
+  EXPECT_EQ(o.urls[2].host, "::1");
+  EXPECT_EQ(o.total_connections(), 7u);
+  for (uint64_t g = 0; g < 7; ++g) EXPECT_EQ(connection_node(o, g), g % 3);
+  o = parse({"connect", "ws://a:1/echo", "ws://b:1/echo"});
+  EXPECT_EQ(connection_node(o, 0), 0u);
+  EXPECT_EQ(connection_node(o, 1), 1u);
+
+  // broadcast: subscriber j on URL j % n, publisher i on URL (i + 1) % n.
+  o = parse({"broadcast", "--publishers", "3", "--subscribers", "4", "wss://a:1/raw/r",
+             "wss://b:2/raw/r"});
+  EXPECT_TRUE(o.urls[1].tls);
+  EXPECT_EQ(connection_node(o, 0), 1u);  // publishers: gids 0..2
+  EXPECT_EQ(connection_node(o, 1), 0u);
+  EXPECT_EQ(connection_node(o, 2), 1u);
+  EXPECT_EQ(connection_node(o, 3), 0u);  // subscribers: gids 3..6
+  EXPECT_EQ(connection_node(o, 4), 1u);
+  EXPECT_EQ(connection_node(o, 5), 0u);
+  EXPECT_EQ(connection_node(o, 6), 1u);
+
+  // relay: pair i's A on URL i % n, its B on URL (i + 1) % n: never the same node.
+  o = parse({"relay", "--pairs", "5", "ws://a:1/raw", "ws://b:1/raw"});
+  for (uint64_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(connection_node(o, i), i % 2);
+    EXPECT_EQ(connection_node(o, 5 + i), (i + 1) % 2);
+  }
+  o = parse({"relay", "--pairs", "3", "ws://a:1/raw"});
+  for (uint64_t g = 0; g < 6; ++g) EXPECT_EQ(connection_node(o, g), 0u);
+
+  // http-publish: one API per WebSocket URL by default, or --api once per node.
+  o = parse({"http-publish", "--api-key", "k", "--publishers", "2", "ws://a:1/ws", "ws://b:2/ws"});
+  ASSERT_EQ(o.apis.size(), 2u);
+  EXPECT_EQ(o.apis[0].str(), "http://a:1/");
+  EXPECT_EQ(o.apis[1].str(), "http://b:2/");
+  EXPECT_EQ(o.api.str(), "http://a:1/");
+  EXPECT_EQ(connection_node(o, 0), 1u);  // API connection 0 -> --api 1
+  EXPECT_EQ(connection_node(o, 1), 0u);
+  EXPECT_EQ(connection_node(o, 2), 0u);  // subscriber 0
+  o = parse({"http-publish", "--api-key", "k", "--publishers", "3", "--api", "http://a:8/p",
+             "--api", "http://b:8/p", "--api", "http://c:8/p", "ws://a:1/ws"});
+  ASSERT_EQ(o.apis.size(), 3u);
+  EXPECT_EQ(o.api.str(), "http://a:8/p");
+  EXPECT_EQ(connection_node(o, 0), 1u);
+  EXPECT_EQ(connection_node(o, 1), 2u);
+  EXPECT_EQ(connection_node(o, 2), 0u);
+  EXPECT_EQ(connection_node(o, 3), 0u);  // the subscribers' single URL
+}
+
 void expect_rejected(std::vector<std::string> args, const std::string& fragment) {
   try {
     parse_args(args);
@@ -169,7 +229,7 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({}, "missing scenario");
   expect_rejected({"flood", url}, "unknown scenario");
   expect_rejected({"echo"}, "missing URL");
-  expect_rejected({"echo", url, url}, "unexpected argument");
+  expect_rejected({"echo", url, url}, "given twice");
   expect_rejected({"echo", "--bogus", url}, "unknown option");
   expect_rejected({"echo", "--connections", url}, "not a non-negative integer");
   expect_rejected({"echo", url, "--connections"}, "needs a value");
@@ -235,6 +295,22 @@ TEST(LoadOptions, Rejected) {
   expect_rejected({"http-publish", "--api-key", "k", "--publishers", "0", ws}, "out of range");
   expect_rejected({"broadcast", "--api-key", "k", url}, "does not apply");
   expect_rejected({"echo", "--room", "r", url}, "does not apply");
+
+  // Several URLs: one room on several nodes.
+  expect_rejected({"broadcast", "ws://a:1/raw/x", "ws://b:1/raw/y"}, "same path");
+  expect_rejected({"echo", "ws://a:1/echo", "ws://b:1/echo?x=1"}, "same path");
+  expect_rejected({"echo", "ws://a:1/echo", "wss://b:1/echo"}, "same scheme");
+  expect_rejected({"echo", "ws://a:1/echo", "ws://b:1/echo", "ws://a:1/echo"}, "given twice");
+  expect_rejected({"echo", "ws://a:1/echo", "b:1/echo"}, "must start with ws://");
+  expect_rejected(
+      {"http-publish", "--api-key", "k", "--api", "http://a:1/x", "--api", "http://b:1/y", ws},
+      "same path");
+  expect_rejected(
+      {"http-publish", "--api-key", "k", "--api", "http://a:1", "--api", "http://a:1", ws},
+      "given twice");
+  std::vector<std::string> many = {"connect"};
+  for (int i = 1; i <= 257; ++i) many.push_back("ws://h:" + std::to_string(i) + "/echo");
+  expect_rejected(many, "too many URLs");
 }
 
 }  // namespace

@@ -88,6 +88,30 @@ TEST(LoadReport, Json) {
   EXPECT_NE(j.find("a \\\"quoted\\\" reason\\n"), std::string::npos);
 }
 
+TEST(LoadReport, PerUrl) {
+  Results r = sample();
+  std::string before_json = format_json(r), before_table = format_table(r);
+  EXPECT_EQ(before_json.find("per_url"), std::string::npos);  // one URL: nothing added
+  EXPECT_EQ(before_table.find("per URL"), std::string::npos);
+  UrlStats a{"ws://127.0.0.1:1/raw/x", 6, 5, 1, 0, {}};
+  a.metrics.push_back(Metric{"deliveries", "deliveries", 42, ""});
+  r.per_url = {a, UrlStats{"ws://127.0.0.1:2/raw/x", 5, 5, 0, 2, {}}};
+  std::string j = format_json(r);
+  EXPECT_NE(j.find("\"per_url\": [\n    {\"url\": \"ws://127.0.0.1:1/raw/x\", \"connections\": 6, "
+                   "\"opened\": 5, \"failed\": 1, \"closed\": 0, \"deliveries\": 42}"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(j.find("{\"url\": \"ws://127.0.0.1:2/raw/x\", \"connections\": 5, \"opened\": 5, "
+                   "\"failed\": 0, \"closed\": 2}"),
+            std::string::npos)
+      << j;
+  std::string t = format_table(r);
+  EXPECT_NE(t.find("per URL\n  ws://127.0.0.1:1/raw/x\n    connections 6, opened 5, failed 1, "
+                   "closed 0, deliveries 42\n"),
+            std::string::npos)
+      << t;
+}
+
 TEST(LoadReport, TableAndSvg) {
   Results r = sample();
   std::string t = format_table(r);
