@@ -2,15 +2,18 @@
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <string_view>
 #include <unordered_map>
 
@@ -30,14 +33,98 @@ constexpr int64_t kHeartbeatMs = 1000;
 constexpr int64_t kMaxBackoffMs = 5000;
 constexpr size_t kMaxCommandBuffer = size_t{8} << 20;  // unsent bytes before rings are left alone
 
-// Refreshes this node in the node set and forgets nodes unseen for ARGV[2] ms, by Redis's clock
-// (nodes' clocks may differ); returns how many nodes are alive.
-constexpr const char* kHeartbeatScript =
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "redis.call('ZADD', KEYS[1], now, ARGV[1]) "
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2])) "
-    "return redis.call('ZCARD', KEYS[1])";
+// Refreshes this node (ARGV[1]: its instance) in the node set, by Redis's clock (nodes' clocks
+// may differ). Nodes unseen for ARGV[2] ms are gone: their members leave every room they were
+// in, with a leave event in each room's order, and the node is forgotten. Returns how many
+// nodes are alive.
+constexpr const char* kHeartbeatScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+for _, inst in ipairs(dead) do
+  local rk = ARGV[3] .. 'inst:' .. inst .. ':rooms'
+  for _, room in ipairs(redis.call('SMEMBERS', rk)) do
+    local base = ARGV[3] .. '{' .. room .. '}'
+    for _, member in ipairs(redis.call('HKEYS', base .. ':pres')) do
+      if string.sub(member, 1, 16) == inst then
+        redis.call('HDEL', base .. ':pres', member)
+        local ev = redis.call('HINCRBY', base .. ':meta', 'ev', 1)
+        redis.call('SPUBLISH', base, 'l' .. ev .. ',0,' .. member .. '00000000')
+      end
+    end
+  end
+  redis.call('DEL', rk)
+  redis.call('ZREM', KEYS[1], inst)
+end
+return redis.call('ZCARD', KEYS[1])
+)lua";
+
+// One change of a sequenced room, atomically: its place in the room's order (ev), a message's
+// sequence number, the history append (XADD with MAXLEN), presence and state, and the publish
+// to every node that mirrors the room. Returns the event number, or 0 for a change that changes
+// nothing (a leave or delete of what is not there), which is then not published.
+// KEYS: meta, hist, pres, state, order, channel, this instance's room set.
+// ARGV: kind, body, field, value, history length, history ttl ms, room name.
+constexpr const char* kEventScript = R"lua(
+local kind = ARGV[1]
+local n = 0
+if kind == 'l' then
+  if redis.call('HDEL', KEYS[3], ARGV[3]) == 0 then return 0 end
+elseif kind == 'i' then
+  if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 0 then return 0 end
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+elseif kind == 'j' then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('SADD', KEYS[7], ARGV[7])
+elseif kind == 's' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+  n = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+  if n == 0 then
+    n = redis.call('HINCRBY', KEYS[1], 'order', 1)
+    redis.call('HSET', KEYS[5], ARGV[3], n)
+  end
+elseif kind == 'd' then
+  if redis.call('HDEL', KEYS[4], ARGV[3]) == 0 then return 0 end
+  redis.call('HDEL', KEYS[5], ARGV[3])
+elseif kind == 'p' or kind == 'q' then
+  n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+end
+local ev = redis.call('HINCRBY', KEYS[1], 'ev', 1)
+local msg = kind .. ev .. ',' .. n .. ',' .. ARGV[2]
+if kind == 'p' and tonumber(ARGV[5]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], n .. '-1', 'm', msg)
+  if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+end
+redis.call('SPUBLISH', KEYS[6], msg)
+return {ev, n}
+)lua";
+
+// A sequenced room as Redis has it, atomically: {ev, seq, history (oldest first, at most
+// ARGV[1]), presence, state, state order}. KEYS: meta, hist, pres, state, order.
+constexpr const char* kSnapshotScript = R"lua(
+local ev = tonumber(redis.call('HGET', KEYS[1], 'ev') or '0')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local hist = {}
+if tonumber(ARGV[1]) > 0 then
+  local h = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+  for i = #h, 1, -1 do hist[#hist + 1] = h[i][2][2] end
+end
+return {ev, seq, hist, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
+        redis.call('HGETALL', KEYS[5])}
+)lua";
+
+std::string sha1_hex(const char* text) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text), std::strlen(text), d);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
 
 int64_t mono_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -78,9 +165,15 @@ class RedisBus::Thread {
   explicit Thread(RedisBus& bus) : bus_(bus), stash_(bus.lanes_.size()) {
     channel_prefix_ = bus_.opts_.prefix + "{";
     nodes_key_ = bus_.opts_.prefix + "nodes";
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) instance_hex_.push_back(kHex[(bus_.instance_ >> (i * 4)) & 15]);
+    inst_rooms_key_ = bus_.opts_.prefix + "inst:" + instance_hex_ + ":rooms";
+    heartbeat_sha_ = sha1_hex(kHeartbeatScript);
+    event_sha_ = sha1_hex(kEventScript);
+    snapshot_sha_ = sha1_hex(kSnapshotScript);
   }
   ~Thread() {
-    drop_connection();
+    drop_connection(false);
     for (auto& [name, r] : rooms_) bus_.hubs_.rooms().release(r.room);
     for (auto& q : stash_)
       for (Item& it : q) bus_.release_item(it);
@@ -90,15 +183,29 @@ class RedisBus::Thread {
  private:
   struct Room {
     hub::SharedRoom* room = nullptr;  // counted reference, held while listed
-    int members = 0;                  // cores with local members
+    int members = 0;                  // raw room: cores with local members
+    bool mirrored = false;            // sequenced room: its home core mirrors it
     int in_flight = 0;                // (un)subscribe commands without their reply yet
     bool subscribed = false;          // confirmed by Redis
+    bool wanted() const { return members > 0 || mirrored; }
   };
-  enum class Pending : uint8_t { kAuth, kSelect, kPublish, kHeartbeat };
+  enum class Pending : uint8_t { kAuth, kSelect, kScript, kPublish, kHeartbeat, kEvent, kSnapshot };
+  struct PendingReply {
+    Pending what;
+    hub::SharedRoom* room = nullptr;  // kEvent, kSnapshot: counted reference
+    uint32_t token = 0;               // kEvent: the home core's token
+  };
 
   bool connect();
   redisContext* open_one(std::string& err);
-  void drop_connection();
+  // Frees both connections; tell: hand each mirrored room a kLost (its mirror is stale).
+  void drop_connection(bool tell = true);
+  // Hands an arrival (taking the room reference and the frame) to the room's home core.
+  void to_core(hub::SharedRoom* room, engine::SharedFrame* frame, hub::ClusterArrival kind,
+               uint32_t token = 0, uint64_t ev = 0, uint64_t n = 0);
+  void send_snapshot(Room& r);
+  void send_event(Item& it);
+  void deliver_snapshot(hub::SharedRoom* room, redisReply* r);
   void fail(const std::string& why);
   void apply_control();
   void take_outbound();
@@ -125,7 +232,7 @@ class RedisBus::Thread {
   redisContext* cmd_ = nullptr;
   redisContext* sub_ = nullptr;
   bool ok_ = false;  // the first heartbeat since connecting was answered
-  std::deque<Pending> pending_;
+  std::deque<PendingReply> pending_;
   std::unordered_map<std::string, Room, StringHash, std::equal_to<>> rooms_;
   std::vector<std::deque<Item>> stash_;  // per core: arrivals its full ring could not take
   size_t stashed_ = 0;
@@ -136,6 +243,8 @@ class RedisBus::Thread {
   uint64_t failed_attempts_ = 0;
   bool reported_down_ = false;  // "log it once": one line per outage, one when it ends
   std::string channel_prefix_, nodes_key_, channel_, payload_;
+  std::string instance_hex_, inst_rooms_key_, heartbeat_sha_, event_sha_, snapshot_sha_;
+  std::string keys_[7];
   std::vector<Control> control_scratch_;
 };
 
@@ -183,30 +292,54 @@ bool RedisBus::Thread::connect() {
     }
     return true;
   };
-  if (auth(cmd_)) pending_.push_back(Pending::kAuth);
+  if (auth(cmd_)) pending_.push_back({Pending::kAuth});
   auth(sub_);  // its reply is a status, told apart from pub/sub arrays
   if (u.db) {
     redisAppendCommand(cmd_, "SELECT %d", u.db);
-    pending_.push_back(Pending::kSelect);
+    pending_.push_back({Pending::kSelect});
+  }
+  // Loaded on every connection (a restarted Redis has none); EVALSHA follows in order.
+  for (const char* script : {kHeartbeatScript, kEventScript, kSnapshotScript}) {
+    const char* argv[] = {"SCRIPT", "LOAD", script};
+    size_t lens[] = {6, 4, std::strlen(script)};
+    redisAppendCommandArgv(cmd_, 3, argv, lens);
+    pending_.push_back({Pending::kScript});
   }
   ok_ = false;
   for (auto& [name, r] : rooms_)
-    if (r.members > 0) subscribe(name, r, true);
+    if (r.wanted()) subscribe(name, r, true);
   next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
   return true;
 }
 
-void RedisBus::Thread::drop_connection() {
+void RedisBus::Thread::drop_connection(bool tell) {
   if (cmd_) redisFree(cmd_);
   if (sub_) redisFree(sub_);
   cmd_ = sub_ = nullptr;
+  // Changes whose answer will not come: their outcome is unknown, so the home core reports them
+  // refused (docs/cluster.md).
+  for (PendingReply& p : pending_) {
+    if (p.what == Pending::kEvent && tell) {
+      p.room->add_ref();
+      to_core(p.room, nullptr, hub::ClusterArrival::kFailed, p.token);
+    }
+    if (p.room) bus_.hubs_.rooms().release(p.room);
+  }
   pending_.clear();
+  if (tell) {
+    for (auto& [name, r] : rooms_) {
+      if (!r.mirrored) continue;
+      r.room->add_ref();
+      to_core(r.room, nullptr, hub::ClusterArrival::kLost);
+    }
+    wake_cores();
+  }
   ok_ = false;
   bus_.connected_.store(false, std::memory_order_relaxed);
   for (auto it = rooms_.begin(); it != rooms_.end();) {
     it->second.subscribed = false;
     it->second.in_flight = 0;
-    if (it->second.members == 0) {
+    if (!it->second.wanted()) {
       bus_.hubs_.rooms().release(it->second.room);
       it = rooms_.erase(it);
     } else {
@@ -261,10 +394,14 @@ void RedisBus::Thread::apply_control() {
       bus_.hubs_.rooms().release(c.room);
     }
     Room& r = it->second;
-    int before = r.members;
-    r.members += c.active ? 1 : -1;
-    if (before == 0 && r.members > 0) subscribe(name, r, true);
-    if (before > 0 && r.members == 0) {
+    bool before = r.wanted();
+    if (c.mirror)
+      r.mirrored = c.active;
+    else
+      r.members += c.active ? 1 : -1;
+    if (c.mirror && c.active && r.subscribed && r.in_flight == 0) send_snapshot(r);
+    if (!before && r.wanted()) subscribe(name, r, true);
+    if (before && !r.wanted()) {
       if (r.subscribed || r.in_flight) {
         subscribe(name, r, false);
       } else {
@@ -281,6 +418,7 @@ void RedisBus::Thread::take_outbound() {
     size_t bytes = 0;
     lane->out.drain(SIZE_MAX, [&](Item& it) {
       bytes += it.frame->size();
+      if (it.kind == 1) return send_event(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
       // the publisher's own node has delivered already).
       if (!cmd_ || !ok_ || cmd_->obuf == nullptr || sdslen(cmd_->obuf) > kMaxCommandBuffer) {
@@ -300,7 +438,7 @@ void RedisBus::Thread::take_outbound() {
       const char* argv[] = {"SPUBLISH", ch.c_str(), payload_.data()};
       size_t lens[] = {8, ch.size(), payload_.size()};
       redisAppendCommandArgv(cmd_, 3, argv, lens);
-      pending_.push_back(Pending::kPublish);
+      pending_.push_back({Pending::kPublish});
       bus_.published_.fetch_add(1, std::memory_order_relaxed);
       bus_.release_item(it);
     });
@@ -314,12 +452,12 @@ void RedisBus::Thread::heartbeat(int64_t now) {
   next_heartbeat_ms_ = now + kHeartbeatMs;
   std::string ttl = std::to_string(bus_.opts_.node_ttl_ms);
   const char* argv[] = {
-      "EVAL", kHeartbeatScript, "1", nodes_key_.c_str(), bus_.opts_.node_id.c_str(), ttl.c_str()};
-  size_t lens[] = {
-      4,         std::strlen(kHeartbeatScript), 1, nodes_key_.size(), bus_.opts_.node_id.size(),
-      ttl.size()};
-  redisAppendCommandArgv(cmd_, 6, argv, lens);
-  pending_.push_back(Pending::kHeartbeat);
+      "EVALSHA",   heartbeat_sha_.c_str(),   "1", nodes_key_.c_str(), instance_hex_.c_str(),
+      ttl.c_str(), bus_.opts_.prefix.c_str()};
+  size_t lens[] = {7,          heartbeat_sha_.size(),   1, nodes_key_.size(), instance_hex_.size(),
+                   ttl.size(), bus_.opts_.prefix.size()};
+  redisAppendCommandArgv(cmd_, 7, argv, lens);
+  pending_.push_back({Pending::kHeartbeat});
 }
 
 bool RedisBus::Thread::write_out(redisContext* c) {
@@ -344,10 +482,49 @@ bool RedisBus::Thread::read_in(redisContext* c) {
 
 void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
   if (pending_.empty()) return;
-  Pending what = pending_.front();
+  PendingReply pr = pending_.front();
   pending_.pop_front();
+  Pending what = pr.what;
   bool error = r->type == REDIS_REPLY_ERROR;
   switch (what) {
+    case Pending::kScript:
+      if (error) fail("SCRIPT LOAD refused: " + std::string(reply_str(r)));
+      break;
+    case Pending::kEvent: {
+      if (error) {
+        static log::Throttle throttle(10000);
+        uint64_t held = 0;
+        if (throttle.allow(mono_ms(), held))
+          RC_WARN("cluster: redis refused a room event: %.*s (%llu more)", static_cast<int>(r->len),
+                  r->str, static_cast<unsigned long long>(held));
+      }
+      // The script answers {ev, n} (0: it changed nothing): the home core needs the event's
+      // place to finish it if a snapshot already had it (see Hub::cluster_arrival).
+      uint64_t ev = 0, n = 0;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+          r->element[0]->type == REDIS_REPLY_INTEGER &&
+          r->element[1]->type == REDIS_REPLY_INTEGER) {
+        ev = static_cast<uint64_t>(r->element[0]->integer);
+        n = static_cast<uint64_t>(r->element[1]->integer);
+      }
+      if (pr.token) {
+        to_core(pr.room, nullptr, error ? hub::ClusterArrival::kFailed : hub::ClusterArrival::kDone,
+                pr.token, ev, n);
+        return;  // the arrival took the reference
+      }
+      bus_.hubs_.rooms().release(pr.room);
+      return;
+    }
+    case Pending::kSnapshot:
+      if (error) {
+        RC_WARN("cluster: room %s: snapshot refused: %.*s", pr.room->name().c_str(),
+                static_cast<int>(r->len), r->str);
+      } else if (auto it = rooms_.find(std::string_view(pr.room->name()));
+                 it != rooms_.end() && it->second.mirrored) {
+        deliver_snapshot(pr.room, r);
+      }
+      bus_.hubs_.rooms().release(pr.room);
+      return;
     case Pending::kAuth:
     case Pending::kSelect:
       if (error)
@@ -430,14 +607,31 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
   room.subscribed = kind == "ssubscribe";
   if (room.subscribed != was)
     bus_.rooms_subscribed_.fetch_add(room.subscribed ? 1 : uint64_t(-1), std::memory_order_relaxed);
-  if (room.members == 0 && room.in_flight == 0 && !room.subscribed) {
+  // Subscribed first, then the snapshot: every event after it arrives on this connection.
+  if (room.subscribed && room.mirrored && room.in_flight == 0) send_snapshot(room);
+  if (!room.wanted() && room.in_flight == 0 && !room.subscribed) {
     bus_.hubs_.rooms().release(room.room);
     rooms_.erase(it);
   }
 }
 
 void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
-  if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.size() < kHeader) return;
+  if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.empty()) return;
+  if (payload[0] >= 'a' && payload[0] <= 'z') {
+    // A sequenced room's event: to its home core, which mirrors it (this node's own too).
+    std::string_view name =
+        ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1);
+    auto it = rooms_.find(name);
+    if (it == rooms_.end() || !it->second.mirrored) return;
+    engine::SharedFrame* f = engine::SharedFrame::allocate(payload.size());
+    std::memcpy(f->data(), payload.data(), payload.size());
+    f->set_size(payload.size());
+    bus_.received_.fetch_add(1, std::memory_order_relaxed);
+    it->second.room->add_ref();
+    to_core(it->second.room, f, hub::ClusterArrival::kEvent);
+    return;
+  }
+  if (payload.size() < kHeader) return;
   if (static_cast<uint8_t>(payload[0]) != kKindDirect) return;  // a newer node's message kind
   uint64_t sender = 0;
   std::memcpy(&sender, payload.data() + 1, 8);
@@ -460,7 +654,12 @@ void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
   bus_.received_.fetch_add(1, std::memory_order_relaxed);
   hub::SharedRoom* room = it->second.room;
   room->add_ref();
-  Item item{room, f};
+  to_core(room, f, hub::ClusterArrival::kDirect);
+}
+
+void RedisBus::Thread::to_core(hub::SharedRoom* room, engine::SharedFrame* frame,
+                               hub::ClusterArrival kind, uint32_t token, uint64_t ev, uint64_t n) {
+  Item item{room, frame, static_cast<uint8_t>(kind), token, ev, n};
   int home = room->home();
   // Behind anything stashed for the same core, to keep the order.
   if (!stash_[home].empty() || !bus_.lanes_[home]->in.push(item)) {
@@ -468,6 +667,130 @@ void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
     ++stashed_;
   }
   wake_mask_ |= 1ull << home;
+}
+
+void RedisBus::Thread::send_snapshot(Room& r) {
+  if (!cmd_) return;
+  const std::string& base = channel(r.room->name());
+  std::string keys[5] = {base + ":meta", base + ":hist", base + ":pres", base + ":state",
+                         base + ":order"};
+  std::string count = std::to_string(r.room->history().capacity());
+  const char* argv[9] = {"EVALSHA", snapshot_sha_.c_str(), "5"};
+  size_t lens[9] = {7, snapshot_sha_.size(), 1};
+  for (int i = 0; i < 5; ++i) {
+    argv[3 + i] = keys[i].c_str();
+    lens[3 + i] = keys[i].size();
+  }
+  argv[8] = count.c_str();
+  lens[8] = count.size();
+  redisAppendCommandArgv(cmd_, 9, argv, lens);
+  r.room->add_ref();
+  pending_.push_back({Pending::kSnapshot, r.room, 0});
+}
+
+void RedisBus::Thread::send_event(Item& it) {
+  // args: kind, body, field, value, history length, ttl (length-prefixed, see hub_cluster.cpp).
+  std::string_view a[6];
+  const uint8_t* p = it.frame->data();
+  const uint8_t* end = p + it.frame->size();
+  for (auto& f : a) {
+    uint32_t n = 0;
+    if (end - p < 4) {
+      bus_.release_item(it);
+      return;
+    }
+    std::memcpy(&n, p, 4);
+    p += 4;
+    if (static_cast<size_t>(end - p) < n) {
+      bus_.release_item(it);
+      return;
+    }
+    f = std::string_view(reinterpret_cast<const char*>(p), n);
+    p += n;
+  }
+  uint32_t token = 0;
+  if (a[1].size() >= 40)
+    for (char c : a[1].substr(32, 8))
+      token = token * 16 + static_cast<uint32_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  if (!cmd_ || !ok_) {
+    // Went down after the core looked: refused, as if refused there.
+    it.room->add_ref();
+    to_core(it.room, nullptr, hub::ClusterArrival::kFailed, token);
+    bus_.release_item(it);
+    return;
+  }
+  const std::string& base = channel(it.room->name());
+  keys_[0] = base + ":meta";
+  keys_[1] = base + ":hist";
+  keys_[2] = base + ":pres";
+  keys_[3] = base + ":state";
+  keys_[4] = base + ":order";
+  keys_[5] = base;
+  keys_[6] = inst_rooms_key_;
+  const std::string& name = it.room->name();
+  const char* argv[17] = {"EVALSHA", event_sha_.c_str(), "7"};
+  size_t lens[17] = {7, event_sha_.size(), 1};
+  for (int i = 0; i < 7; ++i) {
+    argv[3 + i] = keys_[i].c_str();
+    lens[3 + i] = keys_[i].size();
+  }
+  for (int i = 0; i < 6; ++i) {
+    argv[10 + i] = a[i].data();
+    lens[10 + i] = a[i].size();
+  }
+  argv[16] = name.c_str();
+  lens[16] = name.size();
+  redisAppendCommandArgv(cmd_, 17, argv, lens);
+  pending_.push_back({Pending::kEvent, it.room, token});
+  it.room = nullptr;  // the pending reply holds the reference now
+  bus_.release_item(it);
+}
+
+void RedisBus::Thread::deliver_snapshot(hub::SharedRoom* room, redisReply* r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 6) return;
+  auto num = [](const redisReply* x) -> uint64_t {
+    if (x->type == REDIS_REPLY_INTEGER) return static_cast<uint64_t>(x->integer);
+    uint64_t v = 0;
+    std::string_view s = reply_str(x);
+    std::from_chars(s.data(), s.data() + s.size(), v);
+    return v;
+  };
+  std::string out;
+  auto put64 = [&](uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); };
+  auto put32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  auto str32 = [&](std::string_view v) {
+    put32(static_cast<uint32_t>(v.size()));
+    out.append(v);
+  };
+  put64(num(r->element[0]));
+  put64(num(r->element[1]));
+  const redisReply* h = r->element[2];
+  put32(static_cast<uint32_t>(h->elements));
+  for (size_t i = 0; i < h->elements; ++i) str32(reply_str(h->element[i]));
+  const redisReply* pres = r->element[3];
+  put32(static_cast<uint32_t>(pres->elements / 2));
+  for (size_t i = 0; i + 1 < pres->elements; i += 2) {
+    str32(reply_str(pres->element[i]));
+    str32(reply_str(pres->element[i + 1]));
+  }
+  std::map<std::string_view, uint64_t> order;
+  const redisReply* ord = r->element[5];
+  for (size_t i = 0; i + 1 < ord->elements; i += 2)
+    order[reply_str(ord->element[i])] = num(ord->element[i + 1]);
+  const redisReply* st = r->element[4];
+  put32(static_cast<uint32_t>(st->elements / 2));
+  for (size_t i = 0; i + 1 < st->elements; i += 2) {
+    std::string_view k = reply_str(st->element[i]);
+    str32(k);
+    str32(reply_str(st->element[i + 1]));
+    auto o = order.find(k);
+    put64(o == order.end() ? 0 : o->second);
+  }
+  engine::SharedFrame* f = engine::SharedFrame::allocate(out.size());
+  std::memcpy(f->data(), out.data(), out.size());
+  f->set_size(out.size());
+  room->add_ref();
+  to_core(room, f, hub::ClusterArrival::kSnapshot);
 }
 
 void RedisBus::Thread::flush_stash() {
@@ -638,12 +961,40 @@ void RedisBus::publish_direct(int core, hub::SharedRoom& room, engine::SharedFra
   l.pushed = true;
 }
 
+void RedisBus::mirror(int core, hub::SharedRoom& room, bool on) {
+  (void)core;
+  room.add_ref();
+  {
+    std::lock_guard lock(control_mutex_);
+    control_.push_back({&room, on, true});
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+}
+
+bool RedisBus::send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) {
+  if (!connected_.load(std::memory_order_relaxed)) return false;
+  Lane& l = *lanes_[static_cast<size_t>(core)];
+  room.add_ref();
+  args->add_ref();
+  // Events are not dropped for lack of room: a full ring means Redis is far behind, and the
+  // change is refused like one made while Redis is unreachable.
+  if (!l.out.push(Item{&room, args, 1})) {
+    Item it{&room, args, 1};
+    release_item(it);
+    return false;
+  }
+  l.out_bytes += args->size();
+  l.pushed = true;
+  return true;
+}
+
 void RedisBus::room_members(int core, hub::SharedRoom& room, bool active) {
   (void)core;
   room.add_ref();
   {
     std::lock_guard lock(control_mutex_);
-    control_.push_back({&room, active});
+    control_.push_back({&room, active, false});
   }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
@@ -652,7 +1003,8 @@ void RedisBus::room_members(int core, hub::SharedRoom& room, bool active) {
 void RedisBus::poll(int core, hub::Hub& hub) {
   Lane& l = *lanes_[static_cast<size_t>(core)];
   l.in.drain(kArrivalsPerPass, [&](Item& it) {
-    hub.fanout_from_cluster(it.room, it.frame);
+    hub.cluster_arrival(static_cast<hub::ClusterArrival>(it.kind), it.room, it.frame,
+                        {it.token, it.ev, it.n});
     release_item(it);
   });
   if (l.pushed) {

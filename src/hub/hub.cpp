@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "membership_tasks.h"
 #include "ringcast/engine/histogram.h"
 #include "ringcast/engine/log.h"
 
@@ -68,102 +69,105 @@ void release_envelope(RoomRegistry& rooms, Envelope& e) {
 
 // ---- tasks that carry membership through the home core -----------------------------------------
 
-struct JoinedTask final : Task {
-  RoomRef room;
-  uint64_t session;
-  JoinResult result;
-  JoinCallback done;
-  void run(Hub& hub) override {
-    Hub::Membership* m = hub.find_membership(session, room.get());
-    websocket::Session* s = hub.worker().find_session(session);
-    // Gone or left meanwhile: its leave is already on the way to the home core.
-    if (!m || m->acked || !s || !s->open()) return;
-    m->acked = true;
-    hub.add_local(room.get(), *s, m->presence);
-    if (done) done(*s, result);
-  }
-};
+void JoinedTask::run(Hub& hub) {
+  Hub::Membership* m = hub.find_membership(session, room.get());
+  websocket::Session* s = hub.worker().find_session(session);
+  // Gone or left meanwhile: its leave is already on the way to the home core.
+  if (!m || m->acked || !s || !s->open()) return;
+  m->acked = true;
+  hub.add_local(room.get(), *s, m->presence);
+  if (done) done(*s, result);
+}
 
-struct JoinTask final : Task {
-  RoomRef room;
-  uint64_t session;
-  int from;
-  JoinOptions opts;
-  JoinCallback done;
-  void run(Hub& hub) override {
-    SharedRoom* r = room.get();
-    r->core_members()[from]++;
-    if (opts.presence_events && !r->presence_formatter)
-      r->presence_formatter = opts.presence_events;
-    PresenceEntry me{session, opts.identity};
-    if (r->presence_formatter) {
-      engine::SharedFrame* f = r->presence_formatter(*r, me, true);
-      if (f) {
-        hub.fanout_home(r, f, session, true);
-        f->release();
-      }
-    }
-    r->presence().push_back(std::move(me));
-    auto reply = std::make_unique<JoinedTask>();
-    reply->room = room;
-    reply->session = session;
-    reply->done = std::move(done);
-    JoinResult& res = reply->result;
-    res.seq = r->seq;
-    if (opts.presence && opts.member_list) res.members = r->presence();
-    if (opts.snapshot) {
-      auto& cache = r->snapshot_cache;
-      if (cache.formatter != opts.snapshot || cache.version != r->state().version()) {
-        cache.frames.clear();
-        opts.snapshot(*r, cache.frames);
-        cache.formatter = opts.snapshot;
-        cache.version = r->state().version();
-      }
-      res.snapshot = cache.frames;
-    } else {
-      r->state().for_each([&res](std::string_view k, std::string_view v) {
-        res.state.emplace_back(std::string(k), std::string(v));
-      });
-    }
-    auto keep = [&res](const HistoryRecord& rec) {
-      if (rec.event) res.replay.push_back(rec.event);
-    };
-    if (opts.since)
-      r->history().since(*opts.since, keep);
-    else if (opts.replay)
-      r->history().last(opts.replay, keep);
-    if (from == hub.core()) {
-      // The joiner is on this core: in effect now. Queued behind other work, an event of this
-      // room fanned out meanwhile would find it not yet a local member and miss it.
-      reply->run(hub);
-      return;
-    }
-    hub.post(from, reply.release());
+void JoinTask::run(Hub& hub) {
+  if (hub.system().cluster()) {
+    // In the cluster the join takes effect where Redis orders it among the room's events.
+    auto task = std::make_unique<JoinTask>();
+    task->room = std::move(room);
+    task->session = session;
+    task->from = from;
+    task->opts = std::move(opts);
+    task->done = std::move(done);
+    hub.cluster_join(std::move(task));
+    return;
   }
-};
+  join_here(hub, PresenceEntry{session, opts.identity});
+}
 
-struct LeaveTask final : Task {
-  RoomRef room;
-  uint64_t session;
-  int from;
-  void run(Hub& hub) override {
-    SharedRoom* r = room.get();
-    r->core_members()[from]--;
-    auto& p = r->presence();
-    auto it = std::find_if(p.begin(), p.end(),
-                           [&](const PresenceEntry& e) { return e.session == session; });
-    if (it == p.end()) return;
-    PresenceEntry gone = std::move(*it);
-    p.erase(it);
-    if (r->presence_formatter) {
-      engine::SharedFrame* f = r->presence_formatter(*r, gone, false);
-      if (f) {
-        hub.fanout_home(r, f, session, true);
-        f->release();
-      }
+void JoinTask::join_here(Hub& hub, PresenceEntry me) {
+  SharedRoom* r = room.get();
+  r->core_members()[from]++;
+  if (opts.presence_events && !r->presence_formatter) r->presence_formatter = opts.presence_events;
+  if (r->presence_formatter) {
+    engine::SharedFrame* f = r->presence_formatter(*r, me, true);
+    if (f) {
+      hub.fanout_home(r, f, session, true);
+      f->release();
     }
   }
-};
+  r->presence().push_back(std::move(me));
+  auto reply = std::make_unique<JoinedTask>();
+  reply->room = room;
+  reply->session = session;
+  reply->done = std::move(done);
+  JoinResult& res = reply->result;
+  res.seq = r->seq;
+  if (opts.presence && opts.member_list) res.members = r->presence();
+  if (opts.snapshot) {
+    auto& cache = r->snapshot_cache;
+    if (cache.formatter != opts.snapshot || cache.version != r->state().version()) {
+      cache.frames.clear();
+      opts.snapshot(*r, cache.frames);
+      cache.formatter = opts.snapshot;
+      cache.version = r->state().version();
+    }
+    res.snapshot = cache.frames;
+  } else {
+    r->state().for_each([&res](std::string_view k, std::string_view v) {
+      res.state.emplace_back(std::string(k), std::string(v));
+    });
+  }
+  auto keep = [&res](const HistoryRecord& rec) {
+    if (rec.event) res.replay.push_back(rec.event);
+  };
+  if (opts.since)
+    r->history().since(*opts.since, keep);
+  else if (opts.replay)
+    r->history().last(opts.replay, keep);
+  if (from == hub.core()) {
+    // The joiner is on this core: in effect now. Queued behind other work, an event of this
+    // room fanned out meanwhile would find it not yet a local member and miss it.
+    reply->run(hub);
+    return;
+  }
+  hub.post(from, reply.release());
+}
+
+void LeaveTask::run(Hub& hub) {
+  SharedRoom* r = room.get();
+  r->core_members()[from]--;
+  if (hub.system().cluster()) {
+    hub.cluster_leave(r, session);
+    return;
+  }
+  hub.remove_presence(r, session);
+}
+
+void Hub::remove_presence(SharedRoom* r, uint64_t session) {
+  auto& p = r->presence();
+  auto it = std::find_if(p.begin(), p.end(),
+                         [&](const PresenceEntry& e) { return e.session == session; });
+  if (it == p.end()) return;
+  PresenceEntry gone = std::move(*it);
+  p.erase(it);
+  if (r->presence_formatter) {
+    engine::SharedFrame* f = r->presence_formatter(*r, gone, false);
+    if (f) {
+      fanout_home(r, f, session, true);
+      f->release();
+    }
+  }
+}
 
 // ---- HubSystem ----------------------------------------------------------------------------------
 
@@ -353,7 +357,10 @@ void Hub::dispatch(Envelope& e) {
       home_state(e);
       break;
     case Envelope::Kind::kBroadcast:
-      fanout_home(e.room, e.frame, e.session, false);
+      if (system_.cluster())
+        cluster_broadcast(e);
+      else
+        fanout_home(e.room, e.frame, e.session, false);
       break;
     case Envelope::Kind::kRelease:
       worker_->release_ordered(e.session, e.bytes);
@@ -619,6 +626,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
 }
 
 void Hub::home_publish(Envelope& e) {
+  if (system_.cluster()) return cluster_publish(e);
   SharedRoom* room = e.room;
   engine::SharedFrame* payload = e.frame;
   const bool echo = !(e.flags & Envelope::kNoEcho);
@@ -674,6 +682,8 @@ void Hub::home_publish(Envelope& e) {
 void Hub::publish_at_home(SharedRoom* room, std::span<const uint8_t> payload, std::string_view user,
                           uint64_t sender, EventFormatter formatter,
                           std::function<void(std::optional<uint64_t>)> done) {
+  if (system_.cluster())
+    return cluster_publish_at_home(room, payload, user, formatter, std::move(done));
   engine::SharedFrame* f = pack_payload(user, payload);
   const size_t ulen = f->data()[0];
   HistoryRecord rec;
@@ -827,6 +837,8 @@ void Hub::set_identity(websocket::Session& s, SharedRoom* room, Identity identit
   post_fn(room->home(),
           [ref, session = s.id(), identity = std::move(identity), frame](Hub& home) mutable {
             SharedRoom* r = ref.get();
+            if (home.system().cluster())
+              return home.cluster_identity(r, session, std::move(identity), std::move(frame));
             for (auto& e : r->presence()) {
               if (e.session != session) continue;
               e.identity = std::move(identity);

@@ -55,6 +55,7 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
 }
 
 void Hub::home_state(Envelope& e) {
+  if (system_.cluster()) return cluster_state(e);
   SharedRoom* room = e.room;
   const uint8_t* p = e.frame->data();
   uint32_t klen;

@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "ringcast/hub/formatter_names.h"
 #include "ringcast/profiles/chatroom_names.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_frame.h"
@@ -185,6 +186,15 @@ engine::SharedFrame* json_presence(const hub::SharedRoom&, const hub::PresenceEn
                                    bool joined) {
   return make_frame(ChatroomProfile::Variant::kJson, presence_line(who, joined));
 }
+
+// Cluster nodes format each other's events by these names (hub/formatter_names.h).
+const bool kFormattersNamed = [] {
+  hub::name_formatter(text_chat, "chatroom.text");
+  hub::name_formatter(json_chat, "chatroom.json");
+  hub::name_formatter(text_presence, "chatroom.text.presence");
+  hub::name_formatter(json_presence, "chatroom.json.presence");
+  return true;
+}();
 
 }  // namespace
 

@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringcast/hub/formatter_names.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
@@ -111,6 +112,12 @@ void write_channel(JsonFrame& j, const Value& v) {
 engine::SharedFrame* chat_event(const hub::SharedRoom&, const hub::HistoryRecord& rec) {
   return websocket::encode_frame(websocket::Opcode::kText, rec.data());
 }
+
+// Cluster nodes format each other's events by name (hub/formatter_names.h).
+const bool kFormattersNamed = [] {
+  hub::name_formatter(chat_event, "gamechat.chat");
+  return true;
+}();
 
 }  // namespace
 

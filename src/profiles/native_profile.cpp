@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "ringcast/hub/formatter_names.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
@@ -192,6 +193,15 @@ void reply(Session& s, const Value* id, std::string_view type, Fn&& extra) {
   engine::FrameRef f(j.frame());
   s.send_frame(f.get());
 }
+
+// Cluster nodes format each other's events by these names (hub/formatter_names.h).
+const bool kFormattersNamed = [] {
+  hub::name_formatter(&NativeProfile::message_event, "native.message");
+  hub::name_formatter(binary_event, "native.binary");
+  hub::name_formatter(presence_event, "native.presence");
+  hub::name_formatter(state_event, "native.state");
+  return true;
+}();
 
 engine::SharedFrame* simple_frame(std::string_view type, const Value* id) {
   JsonFrame j;

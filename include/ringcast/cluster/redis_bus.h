@@ -64,6 +64,9 @@ class RedisBus final : public hub::ClusterBus {
   const ClusterOptions& options() const { return opts_; }
 
   // hub::ClusterBus, on the cores' loops.
+  uint64_t instance() const override { return instance_; }
+  void mirror(int core, hub::SharedRoom& room, bool on) override;
+  bool send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
   void room_members(int core, hub::SharedRoom& room, bool active) override;
   void poll(int core, hub::Hub& hub) override;
@@ -72,7 +75,10 @@ class RedisBus final : public hub::ClusterBus {
  private:
   struct Item {
     hub::SharedRoom* room = nullptr;       // counted reference
-    engine::SharedFrame* frame = nullptr;  // counted reference
+    engine::SharedFrame* frame = nullptr;  // counted reference (may be null for arrivals)
+    uint8_t kind = 0;    // out: 0 a raw frame, 1 an event; in: a hub::ClusterArrival
+    uint32_t token = 0;  // kDone, kFailed: which event of the home core
+    uint64_t ev = 0, n = 0;
   };
   struct alignas(engine::kCacheLine) Lane {
     Lane(size_t cap) : out(cap), in(cap) {}
@@ -86,6 +92,7 @@ class RedisBus final : public hub::ClusterBus {
   struct Control {
     hub::SharedRoom* room;  // counted reference
     bool active;
+    bool mirror;  // a sequenced room's mirror (else a raw room's members)
   };
   class Thread;
 

@@ -1,6 +1,14 @@
 // The hub's link to the other nodes of a cluster (implemented over Redis by cluster::RedisBus).
 // Set only when [cluster] is configured: a single node never calls here.
+//
+// Raw rooms: frames go out as they are published and come back from other nodes (fanout).
+// Sequenced rooms: the home core sends each change of the room (publish, join, leave, state...)
+// as an event; Redis orders the events of a room for all nodes, keeps the room's sequence number,
+// history, presence and state, and every node that mirrors the room applies the events in that
+// order (docs/cluster.md).
 #pragma once
+
+#include <cstdint>
 
 #include "ringcast/engine/shared_frame.h"
 
@@ -9,17 +17,42 @@ namespace ringcast::hub {
 class Hub;
 class SharedRoom;
 
+// What the bus hands a room's home core.
+enum class ClusterArrival : uint8_t {
+  kDirect,    // a raw-room frame from another node
+  kEvent,     // a sequenced room's event, in the room's order ("<kind><ev>,<n>,<body>")
+  kSnapshot,  // the room as Redis has it, to start (or restart) the mirror
+  kDone,      // Redis applied an event of this node (ev 0: it changed nothing)
+  kFailed,    // an event of this node was refused, or its outcome is unknown
+  kLost,      // the connection dropped: the mirror is stale until the next snapshot
+};
+
+// kDone / kFailed: which event of the home core (its token), and where Redis put it.
+struct ClusterReceipt {
+  uint32_t token = 0;
+  uint64_t ev = 0;  // the event's place in the room's order; 0: it changed nothing
+  uint64_t n = 0;   // a message's sequence number
+};
+
 class ClusterBus {
  public:
   virtual ~ClusterBus() = default;
+  // This process's random id among the nodes (events carry it: a node knows its own).
+  virtual uint64_t instance() const = 0;
   // On `core`'s loop: `frame` (encoded as sent to clients) also goes to the room's members on
   // the other nodes. Never blocks; past the outbound cap it is dropped and counted.
   virtual void publish_direct(int core, SharedRoom& room, engine::SharedFrame* frame) = 0;
   // On `core`'s loop: this core gained its first (active) or lost its last (inactive) local
   // member of a raw room. The node listens to a room only while some core has members.
   virtual void room_members(int core, SharedRoom& room, bool active) = 0;
-  // On `core`'s loop, once per pass: fans out what arrived from other nodes for rooms homed on
-  // this core, and wakes the bus if this pass gave it work.
+  // On the room's home core: start (on) or stop mirroring a sequenced room. Starting subscribes
+  // and then delivers a kSnapshot; events that follow arrive as kEvent.
+  virtual void mirror(int core, SharedRoom& room, bool on) = 0;
+  // On the room's home core: one event for Redis's event script (`args`: length-prefixed
+  // fields, see RedisBus). False if Redis is not reachable now: the event is refused at once.
+  virtual bool send_event(int core, SharedRoom& room, engine::SharedFrame* args) = 0;
+  // On `core`'s loop, once per pass: hands over what arrived for rooms homed on this core, and
+  // wakes the bus if this pass gave it work.
   virtual void poll(int core, Hub& hub) = 0;
   // True if `core` has arrivals waiting (its loop must not sleep).
   virtual bool has_arrivals(int core) const = 0;

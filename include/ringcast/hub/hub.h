@@ -34,6 +34,7 @@
 namespace ringcast::hub {
 
 class HubSystem;
+struct JoinTask;
 
 // One room as one core sees it, for the dashboard's top rooms.
 struct RoomSample {
@@ -192,6 +193,11 @@ class Hub final : public websocket::LoopHooks {
     }
   }
 
+  // ---- cluster ----
+  // What the bus hands this home core for a room (see ClusterBus); `frame` may be null.
+  void cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedFrame* frame,
+                       ClusterReceipt receipt = {});
+
   // ---- direct sends ----
   // Delivers an encoded frame to a session on any core; dropped if the session is gone.
   void send_to(uint64_t session_id, engine::SharedFrame* frame);
@@ -241,6 +247,7 @@ class Hub final : public websocket::LoopHooks {
   friend struct JoinTask;
   friend struct JoinedTask;
   friend struct LeaveTask;
+  friend struct HubClusterAccess;
 
   void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
   // Holds s's input until the durable write being sent is in effect (see publish, set_state).
@@ -251,6 +258,19 @@ class Hub final : public websocket::LoopHooks {
   void deliver_local(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
                      bool presence_only);
   // start_ns: when what is fanned out was received (0: now), for the fan-out latency sample.
+  // [cluster] sequenced rooms (hub_cluster.cpp): each change goes out as an event and takes
+  // effect when it comes back in the room's cluster-wide order.
+  void cluster_join(std::unique_ptr<JoinTask> task);
+  void cluster_leave(SharedRoom* room, uint64_t session);
+  void cluster_publish(Envelope& e);
+  void cluster_publish_at_home(SharedRoom* room, std::span<const uint8_t> payload,
+                               std::string_view user, EventFormatter formatter,
+                               std::function<void(std::optional<uint64_t>)> done);
+  void cluster_state(Envelope& e);
+  void cluster_broadcast(Envelope& e);
+  void cluster_identity(SharedRoom* room, uint64_t session, Identity identity,
+                        engine::FrameRef announce);
+  void remove_presence(SharedRoom* room, uint64_t session);
   // This core's last member of a room is gone: clears its member bit (raw rooms).
   void direct_room_left(SharedRoom* room);
   void fanout_direct_here(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
