@@ -1,0 +1,159 @@
+// The bus thread of cluster::RedisBus (private to src/cluster): its connections, the rooms it
+// listens to, and what is waiting on Redis's answers.
+#pragma once
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ringcast/cluster/redis_bus.h"
+#include "ringcast/cluster/redis_scripts.h"
+#include "ringcast/hub/hub.h"
+
+namespace ringcast::cluster {
+
+namespace bus_detail {
+
+inline constexpr size_t kLaneCapacity = 8192;
+inline constexpr size_t kArrivalsPerPass = 4096;  // per core per loop pass, so I/O is not starved
+inline constexpr uint8_t kKindDirect = 1;         // a raw-room frame
+inline constexpr size_t kHeader = 1 + 8 + 1;      // kind, sender instance, WebSocket opcode
+inline constexpr int64_t kHeartbeatMs = 1000;
+inline constexpr int64_t kMaxBackoffMs = 5000;
+// Unsent command bytes past which the bus stops taking frames off the rings.
+inline constexpr size_t kMaxCommandBuffer = size_t{8} << 20;
+
+inline int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline uint64_t random_u64() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v))
+    v = static_cast<uint64_t>(mono_ms()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(getpid());
+  return v;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
+inline std::string_view reply_str(const redisReply* r) {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+               r->type == REDIS_REPLY_ERROR)
+             ? std::string_view(r->str, r->len)
+             : std::string_view{};
+}
+
+}  // namespace bus_detail
+
+using namespace bus_detail;
+
+// ---- the bus thread -----------------------------------------------------------------------------
+
+class RedisBus::Thread {
+ public:
+  explicit Thread(RedisBus& bus) : bus_(bus), stash_(bus.lanes_.size()) {
+    channel_prefix_ = bus_.opts_.prefix + "{";
+    nodes_key_ = bus_.opts_.prefix + "nodes";
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) instance_hex_.push_back(kHex[(bus_.instance_ >> (i * 4)) & 15]);
+    inst_rooms_key_ = bus_.opts_.prefix + "inst:" + instance_hex_ + ":rooms";
+    heartbeat_sha_ = script_sha1(kHeartbeatScript);
+    event_sha_ = script_sha1(kEventScript);
+    snapshot_sha_ = script_sha1(kSnapshotScript);
+  }
+  ~Thread() {
+    drop_connection(false);
+    for (auto& [name, r] : rooms_) bus_.hubs_.rooms().release(r.room);
+    for (auto& q : stash_)
+      for (Item& it : q) bus_.release_item(it);
+  }
+  void run();
+
+ private:
+  struct Room {
+    hub::SharedRoom* room = nullptr;  // counted reference, held while listed
+    int members = 0;                  // raw room: cores with local members
+    bool mirrored = false;            // sequenced room: its home core mirrors it
+    int in_flight = 0;                // (un)subscribe commands without their reply yet
+    bool subscribed = false;          // confirmed by Redis
+    bool wanted() const { return members > 0 || mirrored; }
+  };
+  enum class Pending : uint8_t { kAuth, kSelect, kScript, kPublish, kHeartbeat, kEvent, kSnapshot };
+  struct PendingReply {
+    Pending what;
+    hub::SharedRoom* room = nullptr;  // kEvent, kSnapshot: counted reference
+    uint32_t token = 0;               // kEvent: the home core's token
+  };
+
+  bool connect();
+  redisContext* open_one(std::string& err);
+  // Frees both connections; tell: hand each mirrored room a kLost (its mirror is stale).
+  void drop_connection(bool tell = true);
+  // Hands an arrival (taking the room reference and the frame) to the room's home core.
+  void to_core(hub::SharedRoom* room, engine::SharedFrame* frame, hub::ClusterArrival kind,
+               uint32_t token = 0, uint64_t ev = 0, uint64_t n = 0);
+  void send_snapshot(Room& r);
+  void send_event(Item& it);
+  void deliver_snapshot(hub::SharedRoom* room, redisReply* r);
+  void fail(const std::string& why);
+  void apply_control();
+  void take_outbound();
+  void heartbeat(int64_t now);
+  void subscribe(std::string_view name, Room& r, bool on);
+  bool write_out(redisContext* c);
+  bool read_in(redisContext* c);
+  void handle_cmd_reply(redisReply* r);
+  // Parses what the subscription connection has read, until a core's ring is full.
+  bool pump_sub();
+  void handle_sub_reply(redisReply* r);
+  void arrival(std::string_view channel, std::string_view payload);
+  void flush_stash();
+  void wake_cores();
+  bool lanes_have_work() const;
+  std::string& channel(std::string_view room) {
+    channel_.assign(channel_prefix_);
+    channel_.append(room);
+    channel_.push_back('}');
+    return channel_;
+  }
+
+  RedisBus& bus_;
+  redisContext* cmd_ = nullptr;
+  redisContext* sub_ = nullptr;
+  bool ok_ = false;  // the first heartbeat since connecting was answered
+  std::deque<PendingReply> pending_;
+  std::unordered_map<std::string, Room, StringHash, std::equal_to<>> rooms_;
+  std::vector<std::deque<Item>> stash_;  // per core: arrivals its full ring could not take
+  size_t stashed_ = 0;
+  uint64_t wake_mask_ = 0;
+  int64_t next_attempt_ms_ = 0;
+  int64_t backoff_ms_ = 0;
+  int64_t next_heartbeat_ms_ = 0;
+  uint64_t failed_attempts_ = 0;
+  bool reported_down_ = false;  // "log it once": one line per outage, one when it ends
+  std::string channel_prefix_, nodes_key_, channel_, payload_;
+  std::string instance_hex_, inst_rooms_key_, heartbeat_sha_, event_sha_, snapshot_sha_;
+  std::string keys_[7];
+  std::vector<Control> control_scratch_;
+};
+
+}  // namespace ringcast::cluster

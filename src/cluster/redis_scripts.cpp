@@ -1,0 +1,102 @@
+#include "ringcast/cluster/redis_scripts.h"
+
+#include <openssl/sha.h>
+
+#include <cstring>
+
+namespace ringcast::cluster {
+
+// Refreshes this node (ARGV[1]: its instance) in the node set, by Redis's clock (nodes' clocks
+// may differ). Nodes unseen for ARGV[2] ms are gone: their members leave every room they were
+// in, with a leave event in each room's order, and the node is forgotten. Returns how many
+// nodes are alive.
+const char* const kHeartbeatScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+for _, inst in ipairs(dead) do
+  local rk = ARGV[3] .. 'inst:' .. inst .. ':rooms'
+  for _, room in ipairs(redis.call('SMEMBERS', rk)) do
+    local base = ARGV[3] .. '{' .. room .. '}'
+    for _, member in ipairs(redis.call('HKEYS', base .. ':pres')) do
+      if string.sub(member, 1, 16) == inst then
+        redis.call('HDEL', base .. ':pres', member)
+        local ev = redis.call('HINCRBY', base .. ':meta', 'ev', 1)
+        redis.call('SPUBLISH', base, 'l' .. ev .. ',0,' .. member .. '00000000')
+      end
+    end
+  end
+  redis.call('DEL', rk)
+  redis.call('ZREM', KEYS[1], inst)
+end
+return redis.call('ZCARD', KEYS[1])
+)lua";
+
+// One change of a sequenced room, atomically: its place in the room's order (ev), a message's
+// sequence number, the history append (XADD with MAXLEN), presence and state, and the publish
+// to every node that mirrors the room. Returns the event number, or 0 for a change that changes
+// nothing (a leave or delete of what is not there), which is then not published.
+// KEYS: meta, hist, pres, state, order, channel, this instance's room set.
+// ARGV: kind, body, field, value, history length, history ttl ms, room name.
+const char* const kEventScript = R"lua(
+local kind = ARGV[1]
+local n = 0
+if kind == 'l' then
+  if redis.call('HDEL', KEYS[3], ARGV[3]) == 0 then return 0 end
+elseif kind == 'i' then
+  if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 0 then return 0 end
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+elseif kind == 'j' then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('SADD', KEYS[7], ARGV[7])
+elseif kind == 's' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+  n = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+  if n == 0 then
+    n = redis.call('HINCRBY', KEYS[1], 'order', 1)
+    redis.call('HSET', KEYS[5], ARGV[3], n)
+  end
+elseif kind == 'd' then
+  if redis.call('HDEL', KEYS[4], ARGV[3]) == 0 then return 0 end
+  redis.call('HDEL', KEYS[5], ARGV[3])
+elseif kind == 'p' or kind == 'q' then
+  n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+end
+local ev = redis.call('HINCRBY', KEYS[1], 'ev', 1)
+local msg = kind .. ev .. ',' .. n .. ',' .. ARGV[2]
+if kind == 'p' and tonumber(ARGV[5]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], n .. '-1', 'm', msg)
+  if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+end
+redis.call('SPUBLISH', KEYS[6], msg)
+return {ev, n}
+)lua";
+
+// A sequenced room as Redis has it, atomically: {ev, seq, history (oldest first, at most
+// ARGV[1]), presence, state, state order}. KEYS: meta, hist, pres, state, order.
+const char* const kSnapshotScript = R"lua(
+local ev = tonumber(redis.call('HGET', KEYS[1], 'ev') or '0')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local hist = {}
+if tonumber(ARGV[1]) > 0 then
+  local h = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+  for i = #h, 1, -1 do hist[#hist + 1] = h[i][2][2] end
+end
+return {ev, seq, hist, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
+        redis.call('HGETALL', KEYS[5])}
+)lua";
+
+std::string script_sha1(const char* script) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(script), std::strlen(script), d);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace ringcast::cluster
