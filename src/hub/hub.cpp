@@ -580,7 +580,9 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
 // write in effect (or refused). Writes seen at once need no hold: the home core orders them.
 bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes) {
   RoomStore& store = system_.store();
-  if (!store.acknowledge_after_commit() || !store.persistent(*room)) return false;
+  // In a cluster every recorded change takes effect when Redis has ordered it: held the same way.
+  if (!system_.cluster() && (!store.acknowledge_after_commit() || !store.persistent(*room)))
+    return false;
   // Ordered: a later durable write of the same room may pass (the home core and the store keep
   // their order), so pipelined writes are not one commit each.
   worker_->hold_ordered(s, room, bytes);

@@ -229,7 +229,10 @@ struct SendContext {
 }  // namespace
 
 ClusterRoom& cluster_of(SharedRoom* room) {
-  if (!room->cluster) room->cluster = new ClusterRoom();
+  if (!room->cluster) {
+    room->cluster = new ClusterRoom();
+    room->cluster_free = delete_cluster_room;
+  }
   return *room->cluster;
 }
 

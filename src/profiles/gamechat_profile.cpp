@@ -278,7 +278,8 @@ void GamechatProfile::joined(Session& s) {
   hub::Hub& hub = hubs_.hub_of(s);
   st->phase = GamechatState::Phase::kIn;
   st->room = hub.joined_room(s, kRoom);
-  st->persistent = st->room && hubs_.store().persistent(*st->room);
+  // In a cluster a message can be refused too (Redis unreachable): the same answer.
+  st->persistent = st->room && (hubs_.store().persistent(*st->room) || hubs_.cluster());
   s.send_text(kConnected);
   s.release_input();
   auto pending = std::move(st->pending);

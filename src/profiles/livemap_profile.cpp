@@ -99,7 +99,8 @@ void snapshot(const hub::SharedRoom& room, std::vector<engine::FrameRef>& out) {
 LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
     : hubs_(hubs), limits_(limits) {
   room_ = hub::RoomRef(&hubs.rooms(), hubs.rooms().acquire(kRoom, false));
-  persistent_ = hubs.store().persistent(*room_.get());
+  // In a cluster a write can be refused too (Redis unreachable): the same answer.
+  persistent_ = hubs.store().persistent(*room_.get()) || hubs.cluster();
   // The limits are fixed for the life of the profile: their refusals are encoded once.
   markers_full_ = engine::FrameRef(error_frame(
       "marker_add: the map already holds the maximum of " + std::to_string(limits_.max_markers) +

@@ -524,7 +524,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     // the room is persistent; a store failure comes back as an error in this protocol's shape.
     engine::FrameRef ok, fail;
     if (id) ok = engine::FrameRef(simple_frame("ack", id));
-    if (hubs_.store().persistent(*rm)) fail = store_failed_frame(id);
+    // In a cluster any change can be refused (Redis unreachable): the same answer.
+    if (hubs_.store().persistent(*rm) || hubs_.cluster()) fail = store_failed_frame(id);
     std::string_view json = to_json_scratch(*data);
     hub.publish(s, rm, {reinterpret_cast<const uint8_t*>(json.data()), json.size()},
                 st.identity.user_id, message_event, !echo || echo->GetBool(), true, ok.get(),
@@ -671,7 +672,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (set) v = to_json(*value);
     engine::FrameRef ok, fail, refused, too_large;
     if (id) ok = engine::FrameRef(simple_frame("ack", id));
-    if (hubs_.store().persistent(*rm)) fail = store_failed_frame(id);
+    // In a cluster any change can be refused (Redis unreachable): the same answer.
+    if (hubs_.store().persistent(*rm) || hubs_.cluster()) fail = store_failed_frame(id);
     hub::StateOptions opts;
     opts.reply_ok = ok.get();
     opts.reply_fail = fail.get();

@@ -31,7 +31,6 @@ struct PresenceEntry {
 
 class SharedRoom;
 struct ClusterRoom;  // a sequenced room's mirror state on its home core (hub_cluster.cpp)
-void delete_cluster_room(ClusterRoom* c);
 // Encodes a room's retained state for a joiner, on the home core, in the profile's own shape:
 // appends frames to `out` (sent to the joiner before any later event of the room).
 using SnapshotFormatter = void (*)(const SharedRoom& room, std::vector<engine::FrameRef>& out);
@@ -41,7 +40,7 @@ class SharedRoom {
   SharedRoom(std::string name, int home, int cores, size_t history)
       : name_(std::move(name)), home_(home), history_(history), core_members_(cores, 0) {}
   ~SharedRoom() {
-    if (cluster) delete_cluster_room(cluster);
+    if (cluster) cluster_free(cluster);
   }
   SharedRoom(const SharedRoom&) = delete;
   SharedRoom& operator=(const SharedRoom&) = delete;
@@ -76,7 +75,8 @@ class SharedRoom {
   RetainedState& state() { return state_; }
   const RetainedState& state() const { return state_; }
   uint32_t state_pending = 0;
-  ClusterRoom* cluster = nullptr;  // [cluster] only: created on first use  // state writes waiting
+  ClusterRoom* cluster = nullptr;  // [cluster] only: created on first use, freed by cluster_free
+  void (*cluster_free)(ClusterRoom*) = nullptr;  // state writes waiting
                                    // for their commit (strict durability)
   // The last join snapshot, reused by joiners while the state is unchanged (a reconnect storm
   // encodes it once).
