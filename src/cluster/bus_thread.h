@@ -76,6 +76,7 @@ class RedisBus::Thread {
     static constexpr char kHex[] = "0123456789abcdef";
     for (int i = 15; i >= 0; --i) instance_hex_.push_back(kHex[(bus_.instance_ >> (i * 4)) & 15]);
     inst_rooms_key_ = bus_.opts_.prefix + "inst:" + instance_hex_ + ":rooms";
+    own_channel_ = bus_.opts_.prefix + "inst:{" + instance_hex_ + "}";
     heartbeat_sha_ = script_sha1(kHeartbeatScript);
     event_sha_ = script_sha1(kEventScript);
     snapshot_sha_ = script_sha1(kSnapshotScript);
@@ -153,6 +154,14 @@ class RedisBus::Thread {
   std::string channel_prefix_, nodes_key_, channel_, payload_;
   std::string instance_hex_, inst_rooms_key_, heartbeat_sha_, event_sha_, snapshot_sha_;
   std::string keys_[7];
+  std::string own_channel_;  // this node's channel: sends to its sessions from other nodes
+  // Members of other nodes by the id they go by here (hub::remote_session_id), learnt from the
+  // join events and snapshots that pass through; forgotten when they leave.
+  std::unordered_map<uint64_t, std::string> remote_members_;
+  void learn_members(std::string_view event);
+  void to_lane(int core, Item item);
+  void send_remote(Item& it);
+  void deliver_send(std::string_view payload);
   std::vector<Control> control_scratch_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "bus_thread.h"
 #include "ringcast/cluster/redis_scripts.h"
+#include "ringcast/websocket/frame_encoder.h"
 
 namespace ringcast::cluster {
 
@@ -109,7 +110,10 @@ void RedisBus::Thread::deliver_snapshot(hub::SharedRoom* room, redisReply* r) {
   const redisReply* pres = r->element[3];
   put32(static_cast<uint32_t>(pres->elements / 2));
   for (size_t i = 0; i + 1 < pres->elements; i += 2) {
-    str32(reply_str(pres->element[i]));
+    std::string_view member = reply_str(pres->element[i]);
+    if (member.size() == 32 && member.substr(0, 16) != instance_hex_)
+      remote_members_[hub::remote_session_id(member)] = std::string(member);
+    str32(member);
     str32(reply_str(pres->element[i + 1]));
   }
   std::map<std::string_view, uint64_t> order;
@@ -130,6 +134,71 @@ void RedisBus::Thread::deliver_snapshot(hub::SharedRoom* room, redisReply* r) {
   f->set_size(out.size());
   room->add_ref();
   to_core(room, f, hub::ClusterArrival::kSnapshot);
+}
+
+void RedisBus::Thread::learn_members(std::string_view event) {
+  // "<kind><ev>,<n>,<member><token>...": only joins, identity changes and leaves matter here.
+  char kind = event[0];
+  if (kind != 'j' && kind != 'i' && kind != 'l') return;
+  size_t c1 = event.find(',');
+  size_t c2 = c1 == std::string_view::npos ? c1 : event.find(',', c1 + 1);
+  if (c2 == std::string_view::npos || event.size() < c2 + 1 + 32) return;
+  std::string_view member = event.substr(c2 + 1, 32);
+  if (member.substr(0, 16) == instance_hex_) return;
+  uint64_t id = hub::remote_session_id(member);
+  if (kind == 'l')
+    remote_members_.erase(id);
+  else
+    remote_members_[id] = std::string(member);
+}
+
+void RedisBus::Thread::send_remote(Item& it) {
+  auto m = remote_members_.find(it.n);
+  if (!cmd_ || !ok_ || m == remote_members_.end()) {
+    bus_.bus_dropped_.fetch_add(1, std::memory_order_relaxed);
+    bus_.release_item(it);
+    return;
+  }
+  const std::string& member = m->second;
+  std::string ch = bus_.opts_.prefix + "inst:{" + member.substr(0, 16) + "}";
+  uint64_t session = 0;
+  for (char c : std::string_view(member).substr(16, 16))
+    session = session * 16 + static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  engine::SharedFrame* f = it.frame;
+  uint8_t op = f->message_opcode();
+  std::span<const uint8_t> body = op ? f->message_payload() : f->bytes();
+  payload_.resize(9 + body.size());
+  std::memcpy(payload_.data(), &session, 8);
+  payload_[8] = static_cast<char>(op);
+  if (!body.empty()) std::memcpy(payload_.data() + 9, body.data(), body.size());
+  const char* argv[] = {"SPUBLISH", ch.c_str(), payload_.data()};
+  size_t lens[] = {8, ch.size(), payload_.size()};
+  redisAppendCommandArgv(cmd_, 3, argv, lens);
+  pending_.push_back({Pending::kPublish});
+  bus_.published_.fetch_add(1, std::memory_order_relaxed);
+  bus_.release_item(it);
+}
+
+void RedisBus::Thread::deliver_send(std::string_view payload) {
+  if (payload.size() < 9) return;
+  uint64_t session = 0;
+  std::memcpy(&session, payload.data(), 8);
+  int core = static_cast<int>(session >> 48);
+  if (core >= static_cast<int>(bus_.lanes_.size())) return;
+  auto op = static_cast<uint8_t>(payload[8]);
+  std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(payload.data()) + 9,
+                                payload.size() - 9);
+  engine::SharedFrame* f;
+  if (op == static_cast<uint8_t>(websocket::Opcode::kText) ||
+      op == static_cast<uint8_t>(websocket::Opcode::kBinary)) {
+    f = websocket::encode_frame(static_cast<websocket::Opcode>(op), body);
+  } else {
+    f = engine::SharedFrame::allocate(body.size());
+    if (!body.empty()) std::memcpy(f->data(), body.data(), body.size());
+    f->set_size(body.size());
+  }
+  bus_.received_.fetch_add(1, std::memory_order_relaxed);
+  to_lane(core, Item{nullptr, f, static_cast<uint8_t>(hub::ClusterArrival::kSend), 0, 0, session});
 }
 
 }  // namespace ringcast::cluster

@@ -84,6 +84,11 @@ bool RedisBus::Thread::connect() {
   ok_ = false;
   for (auto& [name, r] : rooms_)
     if (r.wanted()) subscribe(name, r, true);
+  {
+    const char* argv[] = {"SSUBSCRIBE", own_channel_.c_str()};
+    size_t lens[] = {10, own_channel_.size()};
+    redisAppendCommandArgv(sub_, 2, argv, lens);
+  }
   next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
   return true;
 }
@@ -195,6 +200,7 @@ void RedisBus::Thread::take_outbound() {
     lane->out.drain(SIZE_MAX, [&](Item& it) {
       bytes += it.frame->size();
       if (it.kind == 1) return send_event(it);
+      if (it.kind == 2) return send_remote(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
       // the publisher's own node has delivered already).
       if (!cmd_ || !ok_ || cmd_->obuf == nullptr || sdslen(cmd_->obuf) > kMaxCommandBuffer) {
@@ -392,6 +398,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
 }
 
 void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
+  if (ch == own_channel_) return deliver_send(payload);
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.empty()) return;
   if (payload[0] >= 'a' && payload[0] <= 'z') {
     // A sequenced room's event: to its home core, which mirrors it (this node's own too).
@@ -404,6 +411,7 @@ void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
     f->set_size(payload.size());
     bus_.received_.fetch_add(1, std::memory_order_relaxed);
     it->second.room->add_ref();
+    learn_members(payload);
     to_core(it->second.room, f, hub::ClusterArrival::kEvent);
     return;
   }
@@ -436,7 +444,10 @@ void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
 void RedisBus::Thread::to_core(hub::SharedRoom* room, engine::SharedFrame* frame,
                                hub::ClusterArrival kind, uint32_t token, uint64_t ev, uint64_t n) {
   Item item{room, frame, static_cast<uint8_t>(kind), token, ev, n};
-  int home = room->home();
+  to_lane(room->home(), item);
+}
+
+void RedisBus::Thread::to_lane(int home, Item item) {
   // Behind anything stashed for the same core, to keep the order.
   if (!stash_[home].empty() || !bus_.lanes_[home]->in.push(item)) {
     stash_[home].push_back(item);
@@ -639,6 +650,22 @@ bool RedisBus::send_event(int core, hub::SharedRoom& room, engine::SharedFrame* 
   l.out_bytes += args->size();
   l.pushed = true;
   return true;
+}
+
+void RedisBus::send_remote(int core, uint64_t session, engine::SharedFrame* frame) {
+  Lane& l = *lanes_[static_cast<size_t>(core)];
+  if (!connected_.load(std::memory_order_relaxed)) {
+    l.dropped.store(l.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  frame->add_ref();
+  if (!l.out.push(Item{nullptr, frame, 2, 0, 0, session})) {
+    frame->release();
+    l.dropped.store(l.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  l.out_bytes += frame->size();
+  l.pushed = true;
 }
 
 void RedisBus::room_members(int core, hub::SharedRoom& room, bool active) {

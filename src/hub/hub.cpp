@@ -858,6 +858,10 @@ void Hub::send_to(uint64_t session_id, engine::SharedFrame* frame) {
     if (websocket::Session* s = worker_->find_session(session_id)) s->send_frame(frame);
     return;
   }
+  if (is_remote_session(session_id)) {
+    if (ClusterBus* bus = system_.cluster()) bus->send_remote(core_, session_id, frame);
+    return;
+  }
   if (c < 0 || c >= system_.cores()) return;
   Envelope e;
   e.kind = Envelope::Kind::kDirect;

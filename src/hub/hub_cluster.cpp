@@ -167,12 +167,7 @@ engine::SharedFrame* get_frame(std::string_view rest) {
 // The session id a member of another node goes by here: outside every core's range (so sends
 // to it go nowhere), the same for every event of that member.
 uint64_t remote_session(std::string_view member) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : member) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ull;
-  }
-  return (uint64_t{0xFFFF} << 48) | (h & ((uint64_t{1} << 48) - 1));
+  return remote_session_id(member);
 }
 
 int64_t wall_ms_now() {
@@ -674,10 +669,16 @@ void Applier::apply(const Event& e, bool covered) {
 void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedFrame* frame,
                           ClusterReceipt receipt) {
   ClusterBus& bus = *system_.cluster();
+  if (kind == ClusterArrival::kSend) {
+    if (frame) send_to(receipt.n, frame);
+    return;
+  }
   ClusterRoom& c = cluster_of(room);
   switch (kind) {
     case ClusterArrival::kDirect:
       fanout_from_cluster(room, frame);
+      return;
+    case ClusterArrival::kSend:
       return;
     case ClusterArrival::kEvent: {
       if (c.phase == ClusterRoom::Phase::kOff) return;

@@ -539,12 +539,20 @@ void NativeProfile::handle(Session& s, Request& r) {
     JsonFrame j;
     j.w().StartObject();
     j.kv("type", "direct");
-    j.kv("from", Sid(s.id()));
+    // A member of another node knows this session by the id it goes by there.
+    const bool remote = hub::is_remote_session(*target) && hubs_.cluster();
+    j.kv("from", Sid(remote ? hubs_.cluster()->id_elsewhere(s.id()) : s.id()));
     if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
     j.key("data");
     data->Accept(j.w());
     j.w().EndObject();
     engine::FrameRef f(j.frame());
+    if (remote) {
+      // A member of another node (as presence lists show it): through that node's channel. A
+      // target that has gone there meanwhile is not reported back (docs/cluster.md).
+      hub.send_to(*target, f.get());
+      return;
+    }
     int core = hub::Hub::core_of(*target);
     if (core < 0 || core >= hubs_.cores())
       return send_error(s, id, "no_such_session", "no such session");

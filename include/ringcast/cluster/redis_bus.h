@@ -67,6 +67,7 @@ class RedisBus final : public hub::ClusterBus {
   uint64_t instance() const override { return instance_; }
   void mirror(int core, hub::SharedRoom& room, bool on) override;
   bool send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) override;
+  void send_remote(int core, uint64_t session, engine::SharedFrame* frame) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
   void room_members(int core, hub::SharedRoom& room, bool active) override;
   void poll(int core, hub::Hub& hub) override;
@@ -76,7 +77,7 @@ class RedisBus final : public hub::ClusterBus {
   struct Item {
     hub::SharedRoom* room = nullptr;       // counted reference
     engine::SharedFrame* frame = nullptr;  // counted reference (may be null for arrivals)
-    uint8_t kind = 0;    // out: 0 a raw frame, 1 an event; in: a hub::ClusterArrival
+    uint8_t kind = 0;    // out: 0 a raw frame, 1 an event, 2 a send; in: a hub::ClusterArrival
     uint32_t token = 0;  // kDone, kFailed: which event of the home core
     uint64_t ev = 0, n = 0;
   };

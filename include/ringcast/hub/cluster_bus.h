@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "ringcast/engine/shared_frame.h"
 
@@ -25,7 +26,23 @@ enum class ClusterArrival : uint8_t {
   kDone,      // Redis applied an event of this node (ev 0: it changed nothing)
   kFailed,    // an event of this node was refused, or its outcome is unknown
   kLost,      // the connection dropped: the mirror is stale until the next snapshot
+  kSend,      // a frame another node sent to session `receipt.n` here (no room)
 };
+
+// The id a member of another node goes by on this node (in presence lists, as a message's
+// sender): outside every core's range, the same for every event of that member. `member` is the
+// node instance and session as 32 hex digits. Sends to it go through that node's channel.
+inline uint64_t remote_session_id(std::string_view member) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (char c : member) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  return (uint64_t{0xFFFF} << 48) | (h & ((uint64_t{1} << 48) - 1));
+}
+inline bool is_remote_session(uint64_t id) {
+  return (id >> 48) == 0xFFFF;
+}
 
 // kDone / kFailed: which event of the home core (its token), and where Redis put it.
 struct ClusterReceipt {
@@ -39,6 +56,16 @@ class ClusterBus {
   virtual ~ClusterBus() = default;
   // This process's random id among the nodes (events carry it: a node knows its own).
   virtual uint64_t instance() const = 0;
+  // The id a session of this node goes by on the other nodes (see remote_session_id).
+  uint64_t id_elsewhere(uint64_t session) const {
+    static constexpr char kHex[] = "0123456789abcdef";
+    char member[32];
+    for (int i = 0; i < 16; ++i) {
+      member[i] = kHex[(instance() >> ((15 - i) * 4)) & 15];
+      member[16 + i] = kHex[(session >> ((15 - i) * 4)) & 15];
+    }
+    return remote_session_id({member, 32});
+  }
   // On `core`'s loop: `frame` (encoded as sent to clients) also goes to the room's members on
   // the other nodes. Never blocks; past the outbound cap it is dropped and counted.
   virtual void publish_direct(int core, SharedRoom& room, engine::SharedFrame* frame) = 0;
@@ -51,6 +78,9 @@ class ClusterBus {
   // On the room's home core: one event for Redis's event script (`args`: length-prefixed
   // fields, see RedisBus). False if Redis is not reachable now: the event is refused at once.
   virtual bool send_event(int core, SharedRoom& room, engine::SharedFrame* args) = 0;
+  // On `core`'s loop: `frame` to a member of another node (an id from remote_session_id).
+  // Dropped if that member is unknown here or Redis is unreachable.
+  virtual void send_remote(int core, uint64_t session, engine::SharedFrame* frame) = 0;
   // On `core`'s loop, once per pass: hands over what arrived for rooms homed on this core, and
   // wakes the bus if this pass gave it work.
   virtual void poll(int core, Hub& hub) = 0;

@@ -77,7 +77,7 @@ class SharedRoom {
   uint32_t state_pending = 0;
   ClusterRoom* cluster = nullptr;  // [cluster] only: created on first use, freed by cluster_free
   void (*cluster_free)(ClusterRoom*) = nullptr;  // state writes waiting
-                                   // for their commit (strict durability)
+                                                 // for their commit (strict durability)
   // The last join snapshot, reused by joiners while the state is unchanged (a reconnect storm
   // encodes it once).
   struct SnapshotCache {
