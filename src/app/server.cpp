@@ -210,6 +210,9 @@ bool Server::start_workers() {
     co.node_id = node_id();
     co.max_queue_bytes = static_cast<size_t>(cfg_.cluster.max_queue_bytes);
     co.node_ttl_ms = cfg_.cluster.node_ttl_ms;
+    // Keys live in the selected database but pub/sub channels are server-wide: clusters on one
+    // Redis told apart by the database number get their own channel (and key) prefix.
+    if (co.redis.db) co.prefix = "rc" + std::to_string(co.redis.db) + ":";
     cluster_ = std::make_unique<cluster::RedisBus>(std::move(co), *hubs_);
     hubs_->set_cluster(cluster_.get());
   }

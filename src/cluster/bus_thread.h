@@ -91,11 +91,12 @@ class RedisBus::Thread {
 
  private:
   struct Room {
-    hub::SharedRoom* room = nullptr;  // counted reference, held while listed
-    int members = 0;                  // raw room: cores with local members
-    bool mirrored = false;            // sequenced room: its home core mirrors it
-    int in_flight = 0;                // (un)subscribe commands without their reply yet
-    bool subscribed = false;          // confirmed by Redis
+    hub::SharedRoom* room = nullptr;       // counted reference, held while listed
+    int members = 0;                       // raw room: cores with local members
+    bool mirrored = false;                 // sequenced room: its home core mirrors it
+    int in_flight = 0;                     // (un)subscribe commands without their reply yet
+    bool subscribed = false;               // confirmed by Redis
+    uint64_t seq_floor = 0, ev_floor = 0;  // see ClusterBus::mirror_floor
     bool wanted() const { return members > 0 || mirrored; }
   };
   enum class Pending : uint8_t { kAuth, kSelect, kScript, kPublish, kHeartbeat, kEvent, kSnapshot };
@@ -154,7 +155,13 @@ class RedisBus::Thread {
   std::string channel_prefix_, nodes_key_, channel_, payload_;
   std::string instance_hex_, inst_rooms_key_, heartbeat_sha_, event_sha_, snapshot_sha_;
   std::string keys_[7];
-  std::string own_channel_;  // this node's channel: sends to its sessions from other nodes
+  std::string own_channel_;
+  // What the subscription connection's replies answer, in order: "" for AUTH, else the channel
+  // of an (un)subscribe (an error reply names no channel).
+  std::deque<std::string> sub_sent_;
+  int64_t heartbeat_sent_ms_ = 0;  // the oldest heartbeat still unanswered (0: none)
+  bool was_member_ = false;  // this node was in the node set at its last heartbeat  // this node's
+                             // channel: sends to its sessions from other nodes
   // Members of other nodes by the id they go by here (hub::remote_session_id), learnt from the
   // join events and snapshots that pass through; forgotten when they leave.
   std::unordered_map<uint64_t, std::string> remote_members_;

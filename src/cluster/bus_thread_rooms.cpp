@@ -14,16 +14,19 @@ void RedisBus::Thread::send_snapshot(Room& r) {
   const std::string& base = channel(r.room->name());
   std::string keys[5] = {base + ":meta", base + ":hist", base + ":pres", base + ":state",
                          base + ":order"};
-  std::string count = std::to_string(r.room->history().capacity());
-  const char* argv[9] = {"EVALSHA", snapshot_sha_.c_str(), "5"};
-  size_t lens[9] = {7, snapshot_sha_.size(), 1};
+  std::string args[3] = {std::to_string(r.room->history().capacity()), std::to_string(r.seq_floor),
+                         std::to_string(r.ev_floor)};
+  const char* argv[11] = {"EVALSHA", snapshot_sha_.c_str(), "5"};
+  size_t lens[11] = {7, snapshot_sha_.size(), 1};
   for (int i = 0; i < 5; ++i) {
     argv[3 + i] = keys[i].c_str();
     lens[3 + i] = keys[i].size();
   }
-  argv[8] = count.c_str();
-  lens[8] = count.size();
-  redisAppendCommandArgv(cmd_, 9, argv, lens);
+  for (int i = 0; i < 3; ++i) {
+    argv[8 + i] = args[i].c_str();
+    lens[8 + i] = args[i].size();
+  }
+  redisAppendCommandArgv(cmd_, 11, argv, lens);
   r.room->add_ref();
   pending_.push_back({Pending::kSnapshot, r.room, 0});
 }

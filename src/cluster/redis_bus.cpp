@@ -69,7 +69,7 @@ bool RedisBus::Thread::connect() {
     return true;
   };
   if (auth(cmd_)) pending_.push_back({Pending::kAuth});
-  auth(sub_);  // its reply is a status, told apart from pub/sub arrays
+  if (auth(sub_)) sub_sent_.emplace_back();  // its reply is a status
   if (u.db) {
     redisAppendCommand(cmd_, "SELECT %d", u.db);
     pending_.push_back({Pending::kSelect});
@@ -88,12 +88,16 @@ bool RedisBus::Thread::connect() {
     const char* argv[] = {"SSUBSCRIBE", own_channel_.c_str()};
     size_t lens[] = {10, own_channel_.size()};
     redisAppendCommandArgv(sub_, 2, argv, lens);
+    sub_sent_.push_back(own_channel_);
   }
   next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
   return true;
 }
 
 void RedisBus::Thread::drop_connection(bool tell) {
+  heartbeat_sent_ms_ = 0;
+  was_member_ = false;
+  sub_sent_.clear();
   if (cmd_) redisFree(cmd_);
   if (sub_) redisFree(sub_);
   cmd_ = sub_ = nullptr;
@@ -153,6 +157,7 @@ void RedisBus::Thread::subscribe(std::string_view name, Room& r, bool on) {
   const char* argv[] = {on ? "SSUBSCRIBE" : "SUNSUBSCRIBE", ch.c_str()};
   size_t lens[] = {std::strlen(argv[0]), ch.size()};
   redisAppendCommandArgv(sub_, 2, argv, lens);
+  sub_sent_.push_back(ch);
   ++r.in_flight;
 }
 
@@ -164,6 +169,14 @@ void RedisBus::Thread::apply_control() {
   for (Control& c : control_scratch_) {
     const std::string& name = c.room->name();
     auto it = rooms_.find(std::string_view(name));
+    if (c.floor) {
+      if (it != rooms_.end()) {
+        it->second.seq_floor = std::max(it->second.seq_floor, c.seq_floor);
+        it->second.ev_floor = std::max(it->second.ev_floor, c.ev_floor);
+      }
+      bus_.hubs_.rooms().release(c.room);
+      continue;
+    }
     if (it == rooms_.end()) {
       if (!c.active) {  // cannot happen (each core's leave follows its join); be safe
         bus_.hubs_.rooms().release(c.room);
@@ -203,7 +216,8 @@ void RedisBus::Thread::take_outbound() {
       if (it.kind == 2) return send_remote(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
       // the publisher's own node has delivered already).
-      if (!cmd_ || !ok_ || cmd_->obuf == nullptr || sdslen(cmd_->obuf) > kMaxCommandBuffer) {
+      if (!cmd_ || !ok_ || cmd_->obuf == nullptr ||
+          sdslen(cmd_->obuf) > std::min(kMaxCommandBuffer, bus_.opts_.max_queue_bytes)) {
         bus_.bus_dropped_.fetch_add(1, std::memory_order_relaxed);
         bus_.release_item(it);
         return;
@@ -230,7 +244,14 @@ void RedisBus::Thread::take_outbound() {
 }
 
 void RedisBus::Thread::heartbeat(int64_t now) {
+  if (cmd_ && heartbeat_sent_ms_ && now - heartbeat_sent_ms_ > bus_.opts_.node_ttl_ms) {
+    // Redis takes the connection but does not answer (stopped, or swamped): by now the other
+    // nodes count this one as gone. Reconnect rather than queue for it.
+    fail("no answer for " + std::to_string(now - heartbeat_sent_ms_) + " ms");
+    return;
+  }
   if (!cmd_ || now < next_heartbeat_ms_) return;
+  if (!heartbeat_sent_ms_) heartbeat_sent_ms_ = now;
   next_heartbeat_ms_ = now + kHeartbeatMs;
   std::string ttl = std::to_string(bus_.opts_.node_ttl_ms);
   const char* argv[] = {
@@ -328,8 +349,21 @@ void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
         fail("heartbeat refused: " + std::string(reply_str(r)));
         break;
       }
-      if (r->type == REDIS_REPLY_INTEGER)
-        bus_.nodes_seen_.store(static_cast<uint64_t>(r->integer), std::memory_order_relaxed);
+      heartbeat_sent_ms_ = 0;
+      // {nodes alive, 1 if this node had been dropped from the node set}.
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+          r->element[0]->type == REDIS_REPLY_INTEGER) {
+        bus_.nodes_seen_.store(static_cast<uint64_t>(r->element[0]->integer),
+                               std::memory_order_relaxed);
+        bool dropped = r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
+        if (dropped && was_member_ && ok_) {
+          // The others took this node for dead (it stalled past node_ttl_ms) and made its members
+          // leave: start over, so every room is reloaded and this node's members re-announced.
+          fail("this node was expired by the others (stalled longer than node_ttl_ms)");
+          break;
+        }
+        was_member_ = true;
+      }
       if (!ok_) {
         ok_ = true;
         bus_.connected_.store(true, std::memory_order_relaxed);
@@ -368,10 +402,31 @@ bool RedisBus::Thread::pump_sub() {
 
 void RedisBus::Thread::handle_sub_reply(redisReply* r) {
   if (r->type == REDIS_REPLY_ERROR) {
-    fail("subscription connection: " + std::string(reply_str(r)));
+    std::string what = sub_sent_.empty() ? std::string() : std::move(sub_sent_.front());
+    if (!sub_sent_.empty()) sub_sent_.pop_front();
+    if (what.empty()) {  // AUTH
+      fail("subscription connection: " + std::string(reply_str(r)));
+      return;
+    }
+    // One channel refused (an ACL without that channel, say): that room stays node-local, the
+    // rest of the cluster keeps working. Logged at most every 10 s.
+    static log::Throttle throttle(10000);
+    uint64_t held = 0;
+    if (throttle.allow(mono_ms(), held))
+      RC_WARN("cluster: redis refused to subscribe %s: %.*s (%llu more)", what.c_str(),
+              static_cast<int>(r->len), r->str, static_cast<unsigned long long>(held));
+    std::string_view ch = what;
+    if (ch.starts_with(channel_prefix_) && ch.ends_with('}')) {
+      auto it =
+          rooms_.find(ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1));
+      if (it != rooms_.end() && it->second.in_flight > 0) --it->second.in_flight;
+    }
     return;
   }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;  // AUTH's +OK
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {  // AUTH's +OK
+    if (!sub_sent_.empty() && sub_sent_.front().empty()) sub_sent_.pop_front();
+    return;
+  }
   std::string_view kind = reply_str(r->element[0]);
   std::string_view ch = reply_str(r->element[1]);
   if (kind == "smessage") {
@@ -379,6 +434,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
     return;
   }
   if (kind != "ssubscribe" && kind != "sunsubscribe") return;
+  if (!sub_sent_.empty()) sub_sent_.pop_front();
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}')) return;
   std::string_view name = ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1);
   auto it = rooms_.find(name);
@@ -622,6 +678,17 @@ void RedisBus::publish_direct(int core, hub::SharedRoom& room, engine::SharedFra
   }
   l.out_bytes += frame->size();
   l.pushed = true;
+}
+
+void RedisBus::mirror_floor(int core, hub::SharedRoom& room, uint64_t seq, uint64_t ev) {
+  (void)core;
+  room.add_ref();
+  {
+    std::lock_guard lock(control_mutex_);
+    control_.push_back({&room, true, true, true, seq, ev});
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
 }
 
 void RedisBus::mirror(int core, hub::SharedRoom& room, bool on) {

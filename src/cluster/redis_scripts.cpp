@@ -8,12 +8,12 @@ namespace ringcast::cluster {
 
 // Refreshes this node (ARGV[1]: its instance) in the node set, by Redis's clock (nodes' clocks
 // may differ). Nodes unseen for ARGV[2] ms are gone: their members leave every room they were
-// in, with a leave event in each room's order, and the node is forgotten. Returns how many
-// nodes are alive.
+// in, with a leave event in each room's order (token ffffffff), and the node is forgotten.
+// Returns {nodes alive, 1 if this node was not in the set: new, or expired by the others}.
 const char* const kHeartbeatScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 for _, inst in ipairs(dead) do
   local rk = ARGV[3] .. 'inst:' .. inst .. ':rooms'
@@ -23,14 +23,14 @@ for _, inst in ipairs(dead) do
       if string.sub(member, 1, 16) == inst then
         redis.call('HDEL', base .. ':pres', member)
         local ev = redis.call('HINCRBY', base .. ':meta', 'ev', 1)
-        redis.call('SPUBLISH', base, 'l' .. ev .. ',0,' .. member .. '00000000')
+        redis.call('SPUBLISH', base, 'l' .. ev .. ',0,' .. member .. 'ffffffff')
       end
     end
   end
   redis.call('DEL', rk)
   redis.call('ZREM', KEYS[1], inst)
 end
-return redis.call('ZCARD', KEYS[1])
+return {redis.call('ZCARD', KEYS[1]), added}
 )lua";
 
 // One change of a sequenced room, atomically: its place in the room's order (ev), a message's
@@ -74,10 +74,20 @@ return {ev, n}
 )lua";
 
 // A sequenced room as Redis has it, atomically: {ev, seq, history (oldest first, at most
-// ARGV[1]), presence, state, state order}. KEYS: meta, hist, pres, state, order.
+// ARGV[1]), presence, state, state order}. ARGV[2], ARGV[3]: floors for seq and ev, which a
+// node that already delivered up to there raises a Redis that lost the room's data to (the room's
+// numbers never go back). KEYS: meta, hist, pres, state, order.
 const char* const kSnapshotScript = R"lua(
 local ev = tonumber(redis.call('HGET', KEYS[1], 'ev') or '0')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if seq < tonumber(ARGV[2]) then
+  seq = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'seq', seq)
+end
+if ev < tonumber(ARGV[3]) then
+  ev = tonumber(ARGV[3])
+  redis.call('HSET', KEYS[1], 'ev', ev)
+end
 local hist = {}
 if tonumber(ARGV[1]) > 0 then
   local h = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])

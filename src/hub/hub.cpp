@@ -823,10 +823,17 @@ void Hub::query(SharedRoom* room, std::function<std::string(SharedRoom&)> fn,
   int from = core_;
   post_fn(
       room->home(), [ref, fn = std::move(fn), reply = std::move(reply), from](Hub& home) mutable {
-        std::string result = fn(*ref.get());
-        home.post_fn(from, [reply = std::move(reply), result = std::move(result)](Hub&) mutable {
-          reply(std::move(result));
-        });
+        auto run = [ref, fn = std::move(fn), reply = std::move(reply), from, &home]() mutable {
+          std::string result = fn(*ref.get());
+          home.post_fn(from, [reply = std::move(reply), result = std::move(result)](Hub&) mutable {
+            reply(std::move(result));
+          });
+        };
+        // In a cluster the room is read from its mirror, loaded first if this node has none.
+        if (home.system().cluster())
+          home.cluster_query(ref.get(), std::move(run));
+        else
+          run();
       });
 }
 

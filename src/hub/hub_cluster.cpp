@@ -41,9 +41,10 @@ struct ClusterRoom {
   uint64_t ev = 0;     // the last event applied
   uint64_t seq_at_loss = 0;
   uint32_t next_token = 1;
-  RoomRef self;                         // keeps the room while mirrored
-  std::vector<engine::FrameRef> early;  // events that came before the snapshot
-  std::deque<Op> ops;                   // this core's events on their way, in send order
+  RoomRef self;                                // keeps the room while mirrored
+  std::vector<engine::FrameRef> early;         // events that came before the snapshot
+  std::deque<Op> ops;                          // this core's events on their way, in send order
+  std::vector<std::function<void()>> queries;  // reads waiting for the snapshot
 };
 
 void delete_cluster_room(ClusterRoom* c) {
@@ -246,7 +247,7 @@ static void activate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
 // the mirror held is dropped, Redis keeps it.
 static void maybe_deactivate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
   ClusterRoom& c = cluster_of(room);
-  if (c.phase == ClusterRoom::Phase::kOff || !c.ops.empty()) return;
+  if (c.phase == ClusterRoom::Phase::kOff || !c.ops.empty() || !c.queries.empty()) return;
   for (int32_t n : room->core_members())
     if (n > 0) return;
   bus.mirror(hub.core(), *room, false);
@@ -421,6 +422,20 @@ void Hub::cluster_join(std::unique_ptr<JoinTask> task) {
     activate(*this, bus, room);
     t->join_here(*this, PresenceEntry{t->session, t->opts.identity});
   }
+}
+
+void Hub::cluster_query(SharedRoom* room, std::function<void()> run) {
+  ClusterBus& bus = *system_.cluster();
+  ClusterRoom& c = cluster_of(room);
+  if (c.phase == ClusterRoom::Phase::kLive || !bus.connected()) {
+    run();
+    if (c.phase == ClusterRoom::Phase::kOff) return;
+  } else {
+    activate(*this, bus, room);
+    c.queries.push_back(std::move(run));
+    return;
+  }
+  maybe_deactivate(*this, bus, room);
 }
 
 void Hub::cluster_leave(SharedRoom* room, uint64_t session) {
@@ -628,6 +643,10 @@ void Applier::apply(const Event& e, bool covered) {
       break;
     }
     case 'l':
+      // Token ffffffff: the others expired this node's member (see the heartbeat script). If it
+      // is this node's, it is alive after all (the node stalled): it stays here and is
+      // re-announced once this node has reconnected.
+      if (e.instance == bus_.instance() && e.token == 0xffffffffu) break;
       HubClusterAccess::remove_presence(hub_, room_, sid(e));
       break;
     case 'i': {
@@ -729,6 +748,7 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       if (c.phase == ClusterRoom::Phase::kOff) return;
       c.stale = true;
       c.seq_at_loss = room->seq;
+      bus.mirror_floor(core_, *room, room->seq, c.ev);
       c.phase = ClusterRoom::Phase::kLoading;  // events wait for the next snapshot
       break;
     case ClusterArrival::kSnapshot: {
@@ -806,6 +826,9 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       }
       c.stale = false;
       c.phase = ClusterRoom::Phase::kLive;
+      std::vector<std::function<void()>> queries = std::move(c.queries);
+      c.queries.clear();
+      for (auto& q : queries) q();
       // This node's events the snapshot has (their receipts came first).
       for (auto it = c.ops.begin(); it != c.ops.end();) {
         if (it->ev == 0 || it->ev > c.ev) {

@@ -626,7 +626,8 @@ void NativeProfile::handle(Session& s, Request& r) {
     // A room that does not exist has nothing to show, and asking must not create it: nothing
     // about it can be in flight (a join, publish or query would hold it), so answer at once.
     auto& reg = hubs_.rooms();
-    hub::RoomRef ref(&reg, reg.find(*room));
+    // In a cluster the room may have content on other nodes: the query loads it from Redis.
+    hub::RoomRef ref(&reg, hubs_.cluster() ? reg.acquire(*room) : reg.find(*room));
     if (!ref) return s.send_text(history_json(nullptr));
     uint64_t me = s.id();
     hub.query(
@@ -657,7 +658,7 @@ void NativeProfile::handle(Session& s, Request& r) {
       return std::string(j.text());
     };
     auto& reg = hubs_.rooms();
-    hub::RoomRef ref(&reg, reg.find(*room));
+    hub::RoomRef ref(&reg, hubs_.cluster() ? reg.acquire(*room) : reg.find(*room));
     if (!ref) return s.send_text(presence_json(nullptr));  // unknown: empty, and not created
     uint64_t me = s.id();
     hub.query(

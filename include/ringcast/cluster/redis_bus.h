@@ -65,7 +65,9 @@ class RedisBus final : public hub::ClusterBus {
 
   // hub::ClusterBus, on the cores' loops.
   uint64_t instance() const override { return instance_; }
+  bool connected() const override { return connected_.load(std::memory_order_relaxed); }
   void mirror(int core, hub::SharedRoom& room, bool on) override;
+  void mirror_floor(int core, hub::SharedRoom& room, uint64_t seq, uint64_t ev) override;
   bool send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) override;
   void send_remote(int core, uint64_t session, engine::SharedFrame* frame) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
@@ -93,7 +95,9 @@ class RedisBus final : public hub::ClusterBus {
   struct Control {
     hub::SharedRoom* room;  // counted reference
     bool active;
-    bool mirror;  // a sequenced room's mirror (else a raw room's members)
+    bool mirror;         // a sequenced room's mirror (else a raw room's members)
+    bool floor = false;  // mirror_floor: only the floors below change
+    uint64_t seq_floor = 0, ev_floor = 0;
   };
   class Thread;
 

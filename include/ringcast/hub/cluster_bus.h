@@ -56,6 +56,8 @@ class ClusterBus {
   virtual ~ClusterBus() = default;
   // This process's random id among the nodes (events carry it: a node knows its own).
   virtual uint64_t instance() const = 0;
+  // True while Redis is reachable (any thread).
+  virtual bool connected() const = 0;
   // The id a session of this node goes by on the other nodes (see remote_session_id).
   uint64_t id_elsewhere(uint64_t session) const {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -75,6 +77,9 @@ class ClusterBus {
   // On the room's home core: start (on) or stop mirroring a sequenced room. Starting subscribes
   // and then delivers a kSnapshot; events that follow arrive as kEvent.
   virtual void mirror(int core, SharedRoom& room, bool on) = 0;
+  // On the room's home core, after kLost: the room's numbers this node has delivered up to. The
+  // next snapshot raises Redis's to them if Redis lost the room (restarted without its data).
+  virtual void mirror_floor(int core, SharedRoom& room, uint64_t seq, uint64_t ev) = 0;
   // On the room's home core: one event for Redis's event script (`args`: length-prefixed
   // fields, see RedisBus). False if Redis is not reachable now: the event is refused at once.
   virtual bool send_event(int core, SharedRoom& room, engine::SharedFrame* args) = 0;

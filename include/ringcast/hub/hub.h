@@ -271,6 +271,9 @@ class Hub final : public websocket::LoopHooks {
   void cluster_identity(SharedRoom* room, uint64_t session, Identity identity,
                         engine::FrameRef announce);
   void remove_presence(SharedRoom* room, uint64_t session);
+  // Runs `run` on the room's mirror: at once if it is live (or Redis is unreachable), else
+  // once its snapshot is in.
+  void cluster_query(SharedRoom* room, std::function<void()> run);
   // This core's last member of a room is gone: clears its member bit (raw rooms).
   void direct_room_left(SharedRoom* room);
   void fanout_direct_here(SharedRoom* room, engine::SharedFrame* frame, uint64_t exclude,
