@@ -1,0 +1,575 @@
+#!/usr/bin/python3
+"""Cluster over Redis, raw rooms: several ringcast nodes (each --threads 2) and a private
+redis-server per test (redis_harness.Redis: its own free port and directory).
+
+Run: /usr/bin/python3 tests/integration/test_cluster_raw.py --binary build/ringcast --backend epoll
+
+A node subscribes to a room's channel (SSUBSCRIBE rc:{<room>}) only while it has local members, and
+that happens after the join, so every scenario first runs a barrier: the sender sends "S|..." sync
+frames until every receiver has seen one (they are ignored afterwards; see test_raw.py).
+"""
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import OP_BINARY, RawWebSocket, build_frame  # noqa: E402
+from redis_harness import Redis, cluster_node, wait_cluster  # noqa: E402
+from test_raw import aconnect, await_cond, barrier, decode, payload  # noqa: E402
+
+MiB = 1 << 20
+
+
+def channel(room):
+    """The Redis shard channel of a raw room (ClusterOptions::prefix "rc:")."""
+    return b"rc:{" + room.encode() + b"}"
+
+
+def secret(tag):
+    """A password no log line or /health body could contain by accident."""
+    return "%s-%016x" % (tag, random.getrandbits(64))
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def unavailable_lines(srv):
+    return [line for line in srv.stderr_text(limit=1 << 20).splitlines() if "unavailable" in line]
+
+
+async def close_all(clients):
+    await asyncio.wait_for(asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True),
+                           10)
+
+
+async def a_wait_cluster(srv, what, pred, timeout=10.0):
+    """wait_cluster from a coroutine: the clients' reader tasks run between the polls."""
+    def check():
+        try:
+            return pred(srv.health()["cluster"])
+        except (OSError, harness.ProtocolError, AssertionError):
+            return False
+    return await await_cond(check, timeout, "%s (node %s)" % (what, srv.port), interval=0.05)
+
+
+async def members_on_both_workers(srv, path, min_n=2, others=0, max_n=40):
+    """Members of `path` on `srv` until at least min_n and at least one on each of its two worker
+    threads. /health per_thread also counts the /health request's own connection and maybe the
+    previous one not yet reaped, hence "+ 2"; `others`: the node's other connections."""
+    harness.wait_until(lambda: srv.health()["connections"]["total"] == 1 + others, timeout=5,
+                       what="no other connections on the node")
+    out = []
+    while len(out) < max_n:
+        out.append(await aconnect(srv.port, path, "%d%s#%d" % (srv.port, path, len(out))))
+        if len(out) >= min_n and min(srv.health()["connections"]["per_thread"]) >= 1 + 2 + others:
+            return out
+    raise AssertionError("%d members did not spread over both workers: %r"
+                         % (len(out), srv.health()["connections"]["per_thread"]))
+
+
+def by_publisher(client):
+    """{publisher: [index, ...]} of the data messages a client received, each checked against the
+    exact bytes and opcode that publisher sent."""
+    out = {}
+    for m in client.data():
+        p, i = decode(m)
+        assert m == payload(p, i), "%s: message %r is not what publisher %d sent as #%d" % (
+            client.name, m[:60], p, i)
+        out.setdefault(p, []).append(i)
+    return out
+
+
+class ClusterCase(harness.ProcessTestCase):
+    """Nodes of one Redis; each test starts its own Redis and nodes."""
+
+    def redis(self, start=True, **kw):
+        r = Redis(**kw)
+        self.addCleanup(r.cleanup)
+        return r.start() if start else r
+
+    def node(self, redis, node_id, **kw):
+        return cluster_node(self, redis, node_id, **kw)
+
+    def wait_nodes(self, nodes, what="every node connected", timeout=10.0, **expect):
+        n = len(nodes)
+        for srv in nodes:
+            wait_cluster(srv, what, lambda c: c["redis"] == "ok" and c["nodes_seen"] == n and all(
+                c[k] == v for k, v in expect.items()), timeout=timeout)
+
+    def numsub(self, redis, room):
+        """How many connections Redis has subscribed to the room's shard channel."""
+        reply = redis.command("PUBSUB", "SHARDNUMSUB", channel(room))
+        return reply[1]
+
+    def assert_secret_nowhere(self, nodes, *secrets):
+        for srv in nodes:
+            text = srv.stderr_text(limit=1 << 20)
+            body = json.dumps(srv.health()) if srv.alive() else ""
+            for s in secrets:
+                self.assertNotIn(s, text, "a password is in node %s's stderr" % srv.port)
+                self.assertNotIn(s, body, "a password is in node %s's /health" % srv.port)
+
+
+# --------------------------------------------------------------------------
+# a. fan-out
+# --------------------------------------------------------------------------
+
+class FanoutTest(ClusterCase):
+
+    def test_every_member_on_every_node_gets_every_message_once_in_order(self):
+        r = self.redis()
+        nodes = [self.node(r, "n%d" % i) for i in range(3)]
+        self.wait_nodes(nodes)
+        room, n_msgs = "fan", 120
+        path = "/raw/" + room
+
+        async def scenario():
+            subs = []
+            for srv in nodes:
+                subs += await members_on_both_workers(srv, path, min_n=3)
+            # One publisher per node, each also a member (echo=0: never its own messages back).
+            pubs = [await aconnect(srv.port, path + "?echo=0", "pub%d" % i)
+                    for i, srv in enumerate(nodes)]
+            for srv in nodes:
+                await a_wait_cluster(srv, "the room subscribed",
+                                     lambda c: c["rooms_subscribed"] == 1)
+            self.assertEqual(self.numsub(r, room), 3)
+            for i, p in enumerate(pubs):
+                await barrier(p, "p%d" % i, subs + [q for q in pubs if q is not p])
+
+            async def publish(i, p):
+                for k in range(n_msgs):
+                    await p.ws.send(payload(i, k))
+                    if k % 10 == 9:
+                        await asyncio.sleep(0)  # let the three publishers interleave
+            await asyncio.gather(*(publish(i, p) for i, p in enumerate(pubs)))
+            await await_cond(lambda: all(len(c.data()) >= 3 * n_msgs for c in subs)
+                             and all(len(p.data()) >= 2 * n_msgs for p in pubs),
+                             30, "every message at every member")
+            await asyncio.sleep(0.3)  # room for a duplicate to show up
+            everyone = list(range(n_msgs))
+            for c in subs:
+                self.assertEqual(len(c.data()), 3 * n_msgs, c.name)
+                self.assertEqual(by_publisher(c), {0: everyone, 1: everyone, 2: everyone}, c.name)
+            for i, p in enumerate(pubs):
+                self.assertEqual(len(p.data()), 2 * n_msgs, p.name)
+                got = by_publisher(p)
+                self.assertNotIn(i, got, "echo=0: %s got its own messages back" % p.name)
+                self.assertEqual(got, {j: everyone for j in range(3) if j != i}, p.name)
+            await close_all(subs + pubs)
+            return len(subs)
+
+        n_subs = run(scenario())
+        for srv in nodes:
+            c = srv.health()["cluster"]
+            self.assertGreaterEqual(c["published"], n_msgs, c)  # its publisher's, and sync frames
+            self.assertGreaterEqual(c["received"], 2 * n_msgs, c)  # decoded once per node
+            self.assertEqual(c["dropped"], 0, c)
+        self.assertGreaterEqual(n_subs, 9)
+
+
+# --------------------------------------------------------------------------
+# b. subscribed only while the node has local members
+# --------------------------------------------------------------------------
+
+class SubscriptionTest(ClusterCase):
+
+    def test_subscribed_only_while_local_members(self):
+        r = self.redis()
+        a, b = self.node(r, "a"), self.node(r, "b")
+        self.wait_nodes([a, b], rooms_subscribed=0)
+        self.assertEqual(r.command("PUBSUB", "SHARDCHANNELS"), [])
+        room = "members"
+        path = "/raw/" + room
+
+        async def scenario():
+            first = await aconnect(a.port, path, "first")
+            await a_wait_cluster(a, "subscribed", lambda c: c["rooms_subscribed"] == 1)
+            self.assertEqual(r.command("PUBSUB", "SHARDCHANNELS"), [channel(room)])
+            self.assertEqual(self.numsub(r, room), 1)
+            # More members, on both workers: still one subscription.
+            more = await members_on_both_workers(a, path, min_n=2, others=1)
+            self.assertEqual(a.health()["cluster"]["rooms_subscribed"], 1)
+            self.assertEqual(self.numsub(r, room), 1)
+            # Another node's member: Redis has two subscribers, and messages cross.
+            pub = await aconnect(b.port, path + "?echo=0", "pub-b")
+            await a_wait_cluster(b, "b subscribed", lambda c: c["rooms_subscribed"] == 1)
+            self.assertEqual(self.numsub(r, room), 2)
+            await barrier(pub, "b1", [first] + more)
+            # All but one leave: still subscribed.
+            await close_all(more)
+            await await_cond(lambda: a.health()["connections"]["per_path"].get("/raw/*") == 1, 5,
+                             "the other members gone")
+            self.assertEqual(a.health()["cluster"]["rooms_subscribed"], 1)
+            self.assertEqual(self.numsub(r, room), 2)
+            # The last one leaves: unsubscribed, on the node and in Redis.
+            await close_all([first])
+            await a_wait_cluster(a, "unsubscribed", lambda c: c["rooms_subscribed"] == 0)
+            await await_cond(lambda: self.numsub(r, room) == 1, 5, "Redis: only b left")
+            # Churn: joins and leaves in quick succession end in a working subscription.
+            for k in range(8):
+                c = await aconnect(a.port, path, "churn%d" % k)
+                if k % 2:
+                    await c.ws.send("S|churn|%d" % k)
+                await close_all([c])
+            last = await aconnect(a.port, path, "last")
+            await a_wait_cluster(a, "subscribed again", lambda c: c["rooms_subscribed"] == 1)
+            await await_cond(lambda: self.numsub(r, room) == 2, 5, "Redis: a and b")
+            await barrier(pub, "b2", [last])
+            for k in range(20):
+                await pub.ws.send(payload(1, k))
+            await await_cond(lambda: len(last.data()) >= 20, 10, "messages after the churn")
+            self.assertEqual(by_publisher(last), {1: list(range(20))})
+            await close_all([last, pub])
+            for srv in (a, b):
+                await a_wait_cluster(srv, "unsubscribed", lambda c: c["rooms_subscribed"] == 0)
+            await await_cond(lambda: r.command("PUBSUB", "SHARDCHANNELS") == [], 5,
+                             "Redis: no shard channel left")
+
+        run(scenario())
+
+
+# --------------------------------------------------------------------------
+# c, d. Redis restarted; Redis not there at start
+# --------------------------------------------------------------------------
+
+async def local_fanout_works(srv, path, tag, n=10):
+    """Two fresh members of `path` on srv: what one sends the other gets (in order)."""
+    x = await aconnect(srv.port, path, "local-x")
+    y = await aconnect(srv.port, path, "local-y")
+    await barrier(x, tag, [y])
+    for k in range(n):
+        await x.ws.send(payload(7, k))
+    await await_cond(lambda: len(y.data()) >= n, 10, "local fan-out (%s)" % tag)
+    assert by_publisher(y) == {7: list(range(n))}, by_publisher(y)
+    await close_all([x, y])
+
+
+async def crosses(pub, subs, tag, p_index, n=20):
+    """After a barrier, n numbered messages from pub reach every sub, in order, once."""
+    base = {id(s): len(s.data()) for s in subs}
+    await barrier(pub, tag, subs, max_rounds=200)
+    for k in range(n):
+        await pub.ws.send(payload(p_index, k))
+
+    def fresh(s):
+        return s.data()[base[id(s)]:]
+    await await_cond(lambda: all(len(fresh(s)) >= n for s in subs), 10, "cross-node %s" % tag)
+    await asyncio.sleep(0.1)
+    for s in subs:
+        got = [decode(m) for m in fresh(s)]
+        assert got == [(p_index, k) for k in range(n)], "%s: %r" % (s.name, got)
+
+
+class RedisFaultTest(ClusterCase):
+
+    def test_redis_restarted(self):
+        pw = secret("restart-pw")
+        r = self.redis(password=pw)
+        a, b = self.node(r, "a"), self.node(r, "b")
+        self.wait_nodes([a, b])
+        path = "/raw/restart"
+
+        async def scenario():
+            a1 = await aconnect(a.port, path, "a1")
+            b1 = await aconnect(b.port, path, "b1")
+            pa = await aconnect(a.port, path + "?echo=0", "pa")
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pa, [b1, pb], "before-a", 1)
+            await crosses(pb, [a1, pa], "before-b", 2)
+
+            r.stop()  # kill -9
+            for srv in (a, b):
+                await a_wait_cluster(srv, "degraded", lambda c: c["redis"] == "degraded")
+            dropped = a.health()["cluster"]["dropped"]
+            # The nodes serve their own clients meanwhile.
+            await local_fanout_works(a, path, "outage-a")
+            await local_fanout_works(b, path, "outage-b")
+            c = a.health()["cluster"]
+            self.assertEqual(c["redis"], "degraded")
+            self.assertGreater(c["dropped"], dropped, "the other nodes' copies are dropped: %r" % c)
+            self.assertEqual(c["nodes_seen"], 0, c)
+            # Several reconnect attempts fail (backoff from 100 ms) before Redis is back.
+            await asyncio.sleep(1.0)
+
+            r.start()  # same port, same directory
+            for srv in (a, b):
+                await a_wait_cluster(srv, "reconnected and re-subscribed",
+                                     lambda c: c["redis"] == "ok" and c["reconnects"] >= 1
+                                     and c["rooms_subscribed"] == 1 and c["nodes_seen"] == 2,
+                                     timeout=15)
+            self.assertEqual(self.numsub(r, "restart"), 2)
+            await crosses(pa, [b1, pb], "after-a", 3)
+            await crosses(pb, [a1, pa], "after-b", 4)
+            await close_all([a1, b1, pa, pb])
+
+        run(scenario(), timeout=90)
+        for srv in (a, b):
+            lines = unavailable_lines(srv)
+            self.assertEqual(len(lines), 1, "one warning per outage:\n%s" % "\n".join(lines))
+            self.assertIn("redis://:***@127.0.0.1:%d/0" % r.port, lines[0])
+            self.assertIn("reachable again", srv.stderr_text(limit=1 << 20))
+            self.assertEqual(srv.health()["cluster"]["reconnects"], 1)
+        self.assert_secret_nowhere([a, b], pw)
+
+    def test_redis_unreachable_at_start(self):
+        r = self.redis(start=False)  # a free port with nothing on it (yet)
+        a = self.node(r, "a")
+        c = a.health()["cluster"]
+        self.assertEqual((c["redis"], c["nodes_seen"], c["rooms_subscribed"]), ("degraded", 0, 0))
+        path = "/raw/late"
+
+        async def scenario():
+            early = await aconnect(a.port, path, "early")  # joins while Redis is away
+            await local_fanout_works(a, path, "no-redis")
+            await await_cond(lambda: unavailable_lines(a), 5, "the unavailable warning")
+            await asyncio.sleep(1.0)  # a few reconnect attempts
+            self.assertEqual(a.health()["cluster"]["redis"], "degraded")
+            r.start()
+            await a_wait_cluster(a, "connected, the early member's room subscribed",
+                                 lambda c: c["redis"] == "ok" and c["rooms_subscribed"] == 1,
+                                 timeout=15)
+            b = self.node(r, "b")
+            self.wait_nodes([a, b])
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pb, [early], "late", 5)
+            await close_all([early, pb])
+
+        run(scenario())
+        self.assertEqual(len(unavailable_lines(a)), 1, a.stderr_text())
+
+
+# --------------------------------------------------------------------------
+# e, f. AUTH and the unix socket
+# --------------------------------------------------------------------------
+
+class AuthTest(ClusterCase):
+
+    def test_password_acl_user_and_wrong_credentials(self):
+        pw, user_pw = secret("requirepass"), secret("acl-pw")
+        wrong, wrong_user_pw = secret("wrong-pw"), secret("wrong-acl-pw")
+        r = self.redis(password=pw)
+        self.assertEqual(r.command("ACL", "SETUSER", "ringcast", "on", ">" + user_pw, "~rc:*",
+                                   "&rc:*", "+@all"), "OK")
+        a = self.node(r, "a")  # requirepass, default user
+        b = self.node(r, "b", url=r.url(user="ringcast", password=user_pw))
+        self.wait_nodes([a, b])
+        bad = [self.node(r, "bad-pw", url=r.url(password=wrong)),
+               self.node(r, "bad-user", url=r.url(user="ringcast", password=wrong_user_pw)),
+               self.node(r, "no-auth", url="redis://127.0.0.1:%d/0" % r.port)]
+        for srv in bad:
+            harness.wait_until(lambda: unavailable_lines(srv), timeout=5,
+                               what="the warning of node %s" % srv.port)
+        path = "/raw/auth"
+
+        async def scenario():
+            sa = await aconnect(a.port, path, "sa")
+            sb = await aconnect(b.port, path, "sb")
+            pa = await aconnect(a.port, path + "?echo=0", "pa")
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pa, [sb], "auth-a", 1)
+            await crosses(pb, [sa], "auth-b", 2)
+            await close_all([sa, sb, pa, pb])
+
+        run(scenario())
+        for srv, why in zip(bad, ("WRONGPASS", "WRONGPASS", "NOAUTH")):
+            c = srv.health()["cluster"]
+            self.assertEqual((c["redis"], c["nodes_seen"], c["reconnects"]), ("degraded", 0, 0), c)
+            lines = unavailable_lines(srv)
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn(why, lines[0])
+            self.assertIn("127.0.0.1:%d" % r.port, lines[0])
+        for srv in [a, b]:
+            self.assertEqual(unavailable_lines(srv), [])
+        self.assert_secret_nowhere([a, b] + bad, pw, user_pw, wrong, wrong_user_pw)
+
+    def test_unix_socket(self):
+        pw = secret("unix-pw")
+        r = self.redis(password=pw, unix_socket=True)
+        a = self.node(r, "over-unix")
+        b = self.node(r, "over-tcp", url=r.url(tcp=True))
+        self.wait_nodes([a, b])
+        self.assertIn("unix:" + r.unix_path, a.stderr_text())
+        clients = r.command("CLIENT", "LIST").decode()
+        # Both of the unix node's connections (commands, subscriptions) are on the socket.
+        self.assertGreaterEqual(clients.count("laddr=" + r.unix_path), 2, clients)
+        path = "/raw/unix"
+
+        async def scenario():
+            sa = await aconnect(a.port, path, "sa")
+            sb = await aconnect(b.port, path, "sb")
+            pa = await aconnect(a.port, path + "?echo=0", "pa")
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pa, [sb], "unix-a", 1)
+            await crosses(pb, [sa], "unix-b", 2)
+            await close_all([sa, sb, pa, pb])
+
+        run(scenario())
+        self.assert_secret_nowhere([a, b], pw)
+
+
+# --------------------------------------------------------------------------
+# g. a node killed with kill -9
+# --------------------------------------------------------------------------
+
+class NodeKilledTest(ClusterCase):
+
+    def test_node_killed_clients_move_and_keep_receiving(self):
+        r = self.redis()
+        ttl_ms = 3000
+        a, b, c = (self.node(r, name, node_ttl_ms=ttl_ms) for name in ("a", "b", "c"))
+        self.wait_nodes([a, b, c])
+        path = "/raw/failover"
+
+        async def scenario():
+            movers = [await aconnect(a.port, path, "a%d" % i) for i in range(3)]
+            b1 = await aconnect(b.port, path, "b1")
+            pc = await aconnect(c.port, path + "?echo=0", "pc")
+            await barrier(pc, "kill", movers + [b1])
+            sent = 0
+            stop = asyncio.Event()
+
+            async def publish():
+                nonlocal sent
+                while not stop.is_set() and sent < 5000:
+                    await pc.ws.send(payload(3, sent))
+                    sent += 1
+                    await asyncio.sleep(0.01)
+            task = asyncio.ensure_future(publish())
+            await await_cond(lambda: sent >= 20, 10, "publishing")
+
+            a.kill()  # SIGKILL
+            killed_at = time.monotonic()
+            await await_cond(lambda: all(m.closed for m in movers), 10, "a's clients see it die")
+            moved = [await aconnect(b.port, path, "moved%d" % i) for i in range(len(movers))]
+            limit = ttl_ms / 1000.0 + 2.0
+            for srv in (b, c):
+                await a_wait_cluster(srv, "a gone from nodes_seen",
+                                     lambda st: st["nodes_seen"] == 2,
+                                     timeout=max(0.1, limit - (time.monotonic() - killed_at)))
+            # The moved clients get a contiguous, ordered run of pc's messages.
+            mark = sent
+            await await_cond(lambda: all(
+                any(decode(m) == (3, mark + 10) for m in x.data()) for x in moved), 15,
+                "messages on the moved clients")
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            await await_cond(lambda: all(len(x.data()) > 0 and decode(x.data()[-1]) == (3, sent - 1)
+                                         for x in moved + [b1]), 10, "the last message everywhere")
+            for x in moved:
+                got = [decode(m)[1] for m in x.data()]
+                self.assertEqual(got, list(range(got[0], sent)), x.name)
+            # The member on the surviving node missed nothing.
+            self.assertEqual([decode(m)[1] for m in b1.data()], list(range(sent)))
+            await close_all(moved + [b1, pc])
+
+        run(scenario(), timeout=60)
+        wait_cluster(b, "unsubscribed", lambda st: st["rooms_subscribed"] == 0)
+
+
+# --------------------------------------------------------------------------
+# h. the outbound cap while Redis is stalled
+# --------------------------------------------------------------------------
+
+class StalledRedisTest(ClusterCase):
+    """Redis stopped with SIGSTOP: the nodes' TCP connections stay up but nothing is read."""
+
+    FRAME_BYTES = 64 * 1024
+
+    def two_nodes(self, max_queue_bytes):
+        self.max_queue_bytes = max_queue_bytes
+        r = self.redis()
+        a = self.node(r, "a", extra_config="max_queue_bytes = %d\n" % max_queue_bytes)
+        b = self.node(r, "b")
+        self.wait_nodes([a, b])
+        return r, a, b
+
+    def check_cross(self, a, b, tag, p_index):
+        """A message from a member on a reaches a member on b (fresh members of /raw/check)."""
+        async def scenario():
+            sb = await aconnect(b.port, "/raw/check", "sb-" + tag)
+            pa = await aconnect(a.port, "/raw/check?echo=0", "pa-" + tag)
+            await a_wait_cluster(b, "b subscribed", lambda c: c["rooms_subscribed"] == 1)
+            await crosses(pa, [sb], tag, p_index)
+            await close_all([sb, pa])
+        run(scenario())
+
+    def flood_while_paused(self, r, a, flood_bytes):
+        """Pauses r, then sends flood_bytes through a raw room of a in 64 KiB frames (a member
+        with echo=0 alone there: all of it is for the other nodes). Returns the growth of a's RSS
+        in MiB (peak while flooding, against the level before) and the cluster counters' growth.
+        Redis stays paused."""
+        # One pre-built frame (zero mask key: no masking cost here).
+        frame = build_frame(OP_BINARY, b"\xab" * self.FRAME_BYTES, mask_key=b"\0\0\0\0")
+        flooder = RawWebSocket(a.port, "/raw/flood?echo=0")
+        self.addCleanup(flooder.close)
+        for _ in range(8):  # warm up (allocators, pools) while Redis reads
+            flooder.send(frame)
+        harness.wait_until(lambda: a.health()["cluster"]["published"] >= 8, timeout=5,
+                           what="the warm-up published")
+        base_rss = harness.rss_kb(a.proc.pid)
+        before = a.health()["cluster"]
+
+        r.pause()
+        n = flood_bytes // self.FRAME_BYTES
+        peak = base_rss
+        deadline = time.monotonic() + 60
+        for i in range(n):
+            self.assertLess(time.monotonic(), deadline, "flood took too long (%d frames)" % i)
+            flooder.send(frame)
+            if i % 32 == 0:
+                peak = max(peak, harness.rss_kb(a.proc.pid))
+
+        # Each frame is either published (handed to hiredis) or dropped, and counted once.
+        def handled(c):
+            return c["published"] + c["dropped"] - before["published"] - before["dropped"]
+        harness.wait_until(lambda: handled(a.health()["cluster"]) >= n, timeout=30,
+                           what="every flood frame published or dropped")
+        peak = max(peak, harness.rss_kb(a.proc.pid))
+        after = a.health()["cluster"]
+        out = {"frames": n, "growth_mib": (peak - base_rss) / 1024.0,
+               "published": after["published"] - before["published"],
+               "dropped": after["dropped"] - before["dropped"]}
+        sys.stderr.write("stalled redis, max_queue_bytes %d: %d MiB flooded, RSS %.1f MiB, peak "
+                         "+%.1f MiB, published +%d, dropped +%d\n"
+                         % (self.max_queue_bytes, flood_bytes // MiB, base_rss / 1024.0,
+                            out["growth_mib"], out["published"], out["dropped"]))
+        return out
+
+    def test_outbound_memory_bounded_while_redis_stalled(self):
+        r, a, b = self.two_nodes(MiB)
+        self.check_cross(a, b, "before", 1)
+        st = self.flood_while_paused(r, a, 200 * MiB)
+        # The queue, hiredis's unsent buffer and the frames in flight: far under the 200 MiB sent
+        # (the kernel's socket buffers are not the node's RSS).
+        self.assertLess(st["growth_mib"], 48, st)
+        self.assertGreater(st["dropped"], st["frames"] // 2, st)
+        r.resume()
+        self.check_cross(a, b, "after", 2)
+        self.assertTrue(a.alive() and b.alive())
+
+
+# --------------------------------------------------------------------------
+# i. without [cluster]
+# --------------------------------------------------------------------------
+
+class NoClusterTest(ClusterCase):
+
+    def test_no_cluster_section_no_cluster_key(self):
+        srv = self.new_server()
+        h = srv.health()
+        self.assertNotIn("cluster", h)
+        self.assertNotIn("cluster", srv.stderr_text())
+        # The same with an empty [cluster] table (a cluster switched off).
+        off = self.new_server(config_text="[cluster]\n")
+        self.assertNotIn("cluster", off.health())
+
+
+if __name__ == "__main__":
+    harness.main()
