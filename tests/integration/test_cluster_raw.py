@@ -477,6 +477,23 @@ class NodeKilledTest(ClusterCase):
 # h. the outbound cap while Redis is stalled
 # --------------------------------------------------------------------------
 
+def kernel_queued_bytes(port):
+    """Bytes sitting in the kernel on the TCP connections to 127.0.0.1:port: unsent or unacked
+    on the clients' side (tx_queue) plus received but unread on the server's (rx_queue)."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            if int(remote.split(":")[1], 16) == port:
+                total += tx
+            elif int(local.split(":")[1], 16) == port:
+                total += rx
+    return total
+
+
 class StalledRedisTest(ClusterCase):
     """Redis stopped with SIGSTOP: the nodes' TCP connections stay up but nothing is read."""
 
@@ -509,10 +526,15 @@ class StalledRedisTest(ClusterCase):
         frame = build_frame(OP_BINARY, b"\xab" * self.FRAME_BYTES, mask_key=b"\0\0\0\0")
         flooder = RawWebSocket(a.port, "/raw/flood?echo=0")
         self.addCleanup(flooder.close)
+
+        # Each frame is either published (handed to hiredis) or dropped, and counted once.
+        def handled(c, since):
+            return c["published"] + c["dropped"] - since["published"] - since["dropped"]
+        start = a.health()["cluster"]
         for _ in range(8):  # warm up (allocators, pools) while Redis reads
             flooder.send(frame)
-        harness.wait_until(lambda: a.health()["cluster"]["published"] >= 8, timeout=5,
-                           what="the warm-up published")
+        harness.wait_until(lambda: handled(a.health()["cluster"], start) >= 8, timeout=5,
+                           what="the warm-up handled")
         base_rss = harness.rss_kb(a.proc.pid)
         before = a.health()["cluster"]
 
@@ -526,10 +548,7 @@ class StalledRedisTest(ClusterCase):
             if i % 32 == 0:
                 peak = max(peak, harness.rss_kb(a.proc.pid))
 
-        # Each frame is either published (handed to hiredis) or dropped, and counted once.
-        def handled(c):
-            return c["published"] + c["dropped"] - before["published"] - before["dropped"]
-        harness.wait_until(lambda: handled(a.health()["cluster"]) >= n, timeout=30,
+        harness.wait_until(lambda: handled(a.health()["cluster"], before) >= n, timeout=30,
                            what="every flood frame published or dropped")
         peak = max(peak, harness.rss_kb(a.proc.pid))
         after = a.health()["cluster"]
@@ -553,6 +572,45 @@ class StalledRedisTest(ClusterCase):
         r.resume()
         self.check_cross(a, b, "after", 2)
         self.assertTrue(a.alive() and b.alive())
+
+    # Fails as of 737fead: what the node holds for Redis is capped by a fixed 8 MiB of hiredis
+    # output buffer (kMaxCommandBuffer, src/cluster/redis_bus.cpp), whatever max_queue_bytes
+    # says; the lane cap (publish_direct) only counts what the bus thread has not taken yet, and
+    # it takes everything at once.
+    def test_outbound_bytes_held_follow_max_queue_bytes(self):
+        r, a, b = self.two_nodes(MiB)
+        st = self.flood_while_paused(r, a, 48 * MiB)
+        # Handed to hiredis while Redis read nothing: in the node's memory, or in the kernel's
+        # socket buffers between the node and Redis (measured; not the node's memory).
+        spublish_bytes = self.FRAME_BYTES + 10 + 64  # payload, bus header, RESP framing
+        in_kernel = kernel_queued_bytes(r.port)
+        held = st["published"] * spublish_bytes - in_kernel
+        sys.stderr.write("published %d frames (%.1f MiB), %.1f MiB of it in socket buffers: the "
+                         "node holds %.1f MiB\n" % (st["published"], st["published"] *
+                                                    spublish_bytes / MiB, in_kernel / MiB,
+                                                    held / MiB))
+        self.assertLessEqual(held, MiB + 2 * spublish_bytes,
+                             "the node holds %.1f MiB for Redis with max_queue_bytes = 1 MiB (%r)"
+                             % (held / MiB, st))
+        r.resume()
+        self.check_cross(a, b, "after", 2)
+
+    # Fails as of 737fead: a Redis that accepts nothing and answers nothing (SIGSTOP, a hung
+    # host) leaves the node "ok" with a stale nodes_seen for as long as the TCP connection
+    # lives, since only a connection error makes it degraded; heartbeats wait for their replies
+    # without a deadline (redis_bus.cpp, heartbeat() and handle_cmd_reply()).
+    def test_stalled_redis_reports_degraded(self):
+        r, a, b = self.two_nodes(MiB)
+        ttl_s = 3.0  # cluster_node's node_ttl_ms
+        r.pause()
+        paused_at = time.monotonic()
+        for srv in (a, b):
+            wait_cluster(srv, "degraded while Redis answers nothing",
+                         lambda c: c["redis"] == "degraded",
+                         timeout=max(0.1, ttl_s + 2.0 - (time.monotonic() - paused_at)))
+        r.resume()
+        self.wait_nodes([a, b], "ok again", timeout=15)
+        self.check_cross(a, b, "after", 3)
 
 
 # --------------------------------------------------------------------------
