@@ -174,6 +174,41 @@ class FanoutTest(ClusterCase):
         self.assertGreaterEqual(n_subs, 9)
 
 
+    # Empty to max_message_size, text and binary, around the WebSocket length boundaries:
+    # byte-exact with the opcode kept, on the other node's members on both workers.
+    def test_sizes_and_opcodes_cross_nodes(self):
+        r = self.redis()
+        a, b = self.node(r, "a"), self.node(r, "b")
+        self.wait_nodes([a, b])
+        sizes = [0, 1, 125, 126, 127, 65535, 65536, 65537, 300000, MiB - 1, MiB]
+
+        def message(k, size):
+            if k % 2:
+                return bytes((k + i) & 0xFF for i in range(size))
+            return ("\u00e9" * (size // 2) + "x" * (size % 2))  # UTF-8: exactly `size` bytes
+
+        async def scenario():
+            subs = await members_on_both_workers(b, "/raw/sizes", min_n=2)
+            pa = await aconnect(a.port, "/raw/sizes?echo=0", "pa")
+            await a_wait_cluster(b, "subscribed", lambda c: c["rooms_subscribed"] == 1)
+            await barrier(pa, "sizes", subs)
+            sent = []
+            for k, size in enumerate(sizes):
+                for variant in (k * 2, k * 2 + 1):
+                    m = message(variant, size)
+                    sent.append(m)
+                    await pa.ws.send(m)
+            await await_cond(lambda: all(len(c.data()) >= len(sent) for c in subs), 20,
+                             "every size on the other node")
+            for c in subs:
+                got = c.data()
+                self.assertEqual([(type(m), len(m)) for m in got],
+                                 [(type(m), len(m)) for m in sent], c.name)
+                self.assertTrue(got == sent, c.name)
+            await close_all(subs + [pa])
+
+        run(scenario())
+
 # --------------------------------------------------------------------------
 # b. subscribed only while the node has local members
 # --------------------------------------------------------------------------
