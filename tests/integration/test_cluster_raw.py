@@ -209,6 +209,36 @@ class FanoutTest(ClusterCase):
 
         run(scenario())
 
+    # Two clusters on one Redis, told apart by the database number (redis://host/0 and /1, e.g.
+    # staging and production): a room of one must not reach the same room of the other.
+    # Fails as of 737fead: Redis pub/sub ignores SELECT (channels are server-wide), and the
+    # channel is "rc:{room}" whatever the database (redis_bus.cpp, channel_prefix_).
+    def test_databases_do_not_hear_each_other(self):
+        r = self.redis()
+        a = self.node(r, "prod", url=r.url(db=0))
+        b = self.node(r, "staging", url=r.url(db=1))
+        for srv in (a, b):
+            wait_cluster(srv, "connected, alone in its database",
+                         lambda c: c["redis"] == "ok" and c["nodes_seen"] == 1)
+        path = "/raw/shared-name"
+
+        async def scenario():
+            sa = await aconnect(a.port, path, "prod-member")
+            pb = await aconnect(b.port, path, "staging-publisher")  # echo on: its own barrier
+            for srv in (a, b):
+                await a_wait_cluster(srv, "subscribed", lambda c: c["rooms_subscribed"] == 1)
+            await barrier(pb, "staging", [pb])
+            for k in range(20):
+                await pb.ws.send(payload(6, k))
+            await await_cond(lambda: len(pb.data()) >= 20, 10, "the staging publisher's echo")
+            await asyncio.sleep(0.5)  # what would cross has crossed by now
+            self.assertEqual(sa.inbox[:3], [], "database 1's messages reached database 0's member")
+            self.assertEqual(a.health()["cluster"]["received"], 0)
+            await close_all([sa, pb])
+
+        run(scenario())
+
+
 # --------------------------------------------------------------------------
 # b. subscribed only while the node has local members
 # --------------------------------------------------------------------------
