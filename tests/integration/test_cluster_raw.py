@@ -412,6 +412,34 @@ class RedisFaultTest(ClusterCase):
         self.assertEqual(len(unavailable_lines(a)), 1, a.stderr_text())
 
 
+    def test_redis_drops_the_connections(self):
+        # Redis closes the node's connections (CLIENT KILL, as its output-buffer limits or an
+        # operator would): first the subscription connection alone, then every one.
+        r = self.redis()
+        a, b = self.node(r, "a"), self.node(r, "b")
+        self.wait_nodes([a, b])
+        path = "/raw/kicked"
+
+        async def scenario():
+            sa = await aconnect(a.port, path, "sa")
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pb, [sa], "kick-0", 1)
+            for k, kill in enumerate((("TYPE", "pubsub"), ("TYPE", "normal"))):
+                killed = r.command("CLIENT", "KILL", *kill)
+                self.assertGreaterEqual(killed, 2, kill)  # a's and b's
+                for srv in (a, b):
+                    await a_wait_cluster(srv, "reconnected after CLIENT KILL %s" % (kill,),
+                                         lambda c: c["redis"] == "ok"
+                                         and c["reconnects"] == k + 1
+                                         and c["rooms_subscribed"] == 1, timeout=15)
+                await crosses(pb, [sa], "kick-%d" % (k + 1), 2 + k)
+            await close_all([sa, pb])
+
+        run(scenario())
+        for srv in (a, b):
+            self.assertEqual(len(unavailable_lines(srv)), 2, srv.stderr_text())
+
+
 # --------------------------------------------------------------------------
 # e, f. AUTH and the unix socket
 # --------------------------------------------------------------------------
