@@ -484,6 +484,35 @@ class AuthTest(ClusterCase):
             self.assertEqual(unavailable_lines(srv), [])
         self.assert_secret_nowhere([a, b] + bad, pw, user_pw, wrong, wrong_user_pw)
 
+    # An ACL user allowed the keys but not the channels (Redis 7's default for a new user is
+    # resetchannels): every SSUBSCRIBE is refused with NOPERM. The node must say so once, not
+    # reconnect and log in a loop. Fails as of 737fead: any error on the subscription connection
+    # drops both connections (redis_bus.cpp handle_sub_reply -> fail), the reconnect's first
+    # heartbeat then counts as recovered (handle_cmd_reply kHeartbeat resets reported_down_ and
+    # the backoff), and the re-subscription is refused again: a warning, an info line and a
+    # reconnect every backoff period, for as long as the room has members.
+    def test_channel_permission_refused_is_reported_once(self):
+        pw, user_pw = secret("requirepass"), secret("nochannels-pw")
+        r = self.redis(password=pw)
+        self.assertEqual(r.command("ACL", "SETUSER", "nochannels", "on", ">" + user_pw, "~rc:*",
+                                   "resetchannels", "+@all"), "OK")
+        a = self.node(r, "a", url=r.url(user="nochannels", password=user_pw))
+        self.wait_nodes([a])
+
+        async def scenario():
+            m = await aconnect(a.port, "/raw/forbidden", "m")
+            await await_cond(lambda: any("NOPERM" in line for line in unavailable_lines(a)), 5,
+                             "the NOPERM warning")
+            await asyncio.sleep(4.0)  # long enough for several backoff periods
+            await close_all([m])
+
+        run(scenario())
+        refused = [line for line in a.stderr_text(limit=1 << 20).splitlines() if "NOPERM" in line]
+        c = a.health()["cluster"]
+        self.assertLessEqual(len(refused), 1, "\n".join(refused))
+        self.assertLessEqual(c["reconnects"], 1, c)
+        self.assert_secret_nowhere([a], pw, user_pw)
+
     def test_unix_socket(self):
         pw = secret("unix-pw")
         r = self.redis(password=pw, unix_socket=True)
