@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import time
 
@@ -595,6 +596,59 @@ class NodeKilledTest(ClusterCase):
 
         run(scenario(), timeout=60)
         wait_cluster(b, "unsubscribed", lambda st: st["rooms_subscribed"] == 0)
+
+
+class StalledNodeTest(ClusterCase):
+
+    def test_stalled_node_does_not_slow_the_others(self):
+        # A node that stops reading (SIGSTOP) while a room it is in is busy: Redis buffers for
+        # it up to its pub/sub output limit (lowered here to 1 MiB) and then drops it; the other
+        # nodes carry on at full speed. Resumed, the node reconnects, and its member has what it
+        # got in order, without duplicates.
+        r = self.redis()
+        self.assertEqual(r.command("CONFIG", "SET", "client-output-buffer-limit",
+                                   "pubsub 1mb 256kb 1"), "OK")
+        a, b, c = (self.node(r, name) for name in ("a", "b", "c"))
+        self.wait_nodes([a, b, c])
+        path = "/raw/slow"
+        # 12.5 MiB: past what the kernel's socket buffers hold for a, and Redis's limit.
+        n, size = 200, 64 * 1024
+
+        async def scenario():
+            ma = await aconnect(a.port, path, "ma")
+            mc = await aconnect(c.port, path, "mc")
+            pb = await aconnect(b.port, path + "?echo=0", "pb")
+            await crosses(pb, [ma, mc], "before", 1)
+            base_a, base_c = len(ma.data()), len(mc.data())
+            os.kill(a.proc.pid, signal.SIGSTOP)
+            self.addCleanup(lambda: a.alive() and os.kill(a.proc.pid, signal.SIGCONT))
+            try:
+                t0 = time.monotonic()
+                # In steps of 10 messages: a faster burst would make mc, a Python reader, a slow
+                # consumer of its own node.
+                for k in range(n):
+                    m = payload(2, k)
+                    await pb.ws.send(m + (b"y" if isinstance(m, bytes) else "y") * size)
+                    if k % 10 == 9:
+                        await await_cond(lambda: len(mc.data()) - base_c >= k + 1, 10,
+                                         "c gets message %d while a is stopped" % k)
+                elapsed = time.monotonic() - t0
+            finally:
+                os.kill(a.proc.pid, signal.SIGCONT)
+            got_c = [decode(m) for m in mc.data()[base_c:]]
+            self.assertEqual(got_c, [(2, k) for k in range(n)])
+            await a_wait_cluster(a, "a reconnected after Redis dropped it",
+                                 lambda st: st["redis"] == "ok" and st["reconnects"] >= 1
+                                 and st["rooms_subscribed"] == 1, timeout=15)
+            got_a = [decode(m)[1] for m in ma.data()[base_a:]]
+            self.assertEqual(got_a, sorted(set(got_a)), "a's member: out of order or duplicated")
+            self.assertLess(len(got_a), n, "Redis did not drop the stopped node's subscription")
+            await crosses(pb, [ma, mc], "after", 3)
+            await close_all([ma, mc, pb])
+            return elapsed
+
+        elapsed = run(scenario())
+        sys.stderr.write("stalled node: %d messages to the live node in %.2f s\n" % (n, elapsed))
 
 
 # --------------------------------------------------------------------------
