@@ -485,34 +485,38 @@ class AuthTest(ClusterCase):
             self.assertEqual(unavailable_lines(srv), [])
         self.assert_secret_nowhere([a, b] + bad, pw, user_pw, wrong, wrong_user_pw)
 
-    # An ACL user allowed the keys but not the channels (Redis 7's default for a new user is
-    # resetchannels): every SSUBSCRIBE is refused with NOPERM. The node must say so once, not
-    # reconnect and log in a loop. Fails as of 737fead: any error on the subscription connection
-    # drops both connections (redis_bus.cpp handle_sub_reply -> fail), the reconnect's first
-    # heartbeat then counts as recovered (handle_cmd_reply kHeartbeat resets reported_down_ and
-    # the backoff), and the re-subscription is refused again: a warning, an info line and a
-    # reconnect every backoff period, for as long as the room has members.
-    def test_channel_permission_refused_is_reported_once(self):
-        pw, user_pw = secret("requirepass"), secret("nochannels-pw")
+    # An ACL user allowed some channels only: SSUBSCRIBE to another room's channel is refused
+    # with NOPERM. Like a refused publish (counted, warned with a throttle), that is the one
+    # room's problem: the node must say so once and keep serving the rooms it may use across
+    # nodes. Fails as of 737fead: any error reply on the subscription connection drops both
+    # connections (redis_bus.cpp handle_sub_reply -> fail()), every reconnect re-subscribes the
+    # refused room and fails again, so no room crosses nodes while the refused one has a member;
+    # and when a reconnect's heartbeat is answered before the refusal, handle_cmd_reply resets
+    # reported_down_ and the backoff, so the warning is logged again, every ~100 ms at worst.
+    def test_channel_permission_refused_for_one_room(self):
+        pw, user_pw = secret("requirepass"), secret("partial-pw")
         r = self.redis(password=pw)
-        self.assertEqual(r.command("ACL", "SETUSER", "nochannels", "on", ">" + user_pw, "~rc:*",
-                                   "resetchannels", "+@all"), "OK")
-        a = self.node(r, "a", url=r.url(user="nochannels", password=user_pw))
-        self.wait_nodes([a])
+        self.assertEqual(r.command("ACL", "SETUSER", "partial", "on", ">" + user_pw, "~rc:*",
+                                   "resetchannels", "&rc:{open*", "+@all"), "OK")
+        a = self.node(r, "a", url=r.url(user="partial", password=user_pw))
+        b = self.node(r, "b")
+        self.wait_nodes([a, b])
 
         async def scenario():
-            m = await aconnect(a.port, "/raw/forbidden", "m")
-            await await_cond(lambda: any("NOPERM" in line for line in unavailable_lines(a)), 5,
-                             "the NOPERM warning")
-            await asyncio.sleep(4.0)  # long enough for several backoff periods
-            await close_all([m])
+            ma = await aconnect(a.port, "/raw/open-room", "ma")
+            pb = await aconnect(b.port, "/raw/open-room?echo=0", "pb")
+            await crosses(pb, [ma], "open-1", 1)
+            closed = await aconnect(a.port, "/raw/closed-room", "closed")
+            await await_cond(lambda: any("NOPERM" in line for line in a.stderr_text(
+                limit=1 << 20).splitlines()), 5, "the NOPERM warning")
+            await asyncio.sleep(3.0)  # several reconnect periods
+            await crosses(pb, [ma], "open-2", 2)
+            await close_all([ma, pb, closed])
 
         run(scenario())
         refused = [line for line in a.stderr_text(limit=1 << 20).splitlines() if "NOPERM" in line]
-        c = a.health()["cluster"]
-        self.assertLessEqual(len(refused), 1, "\n".join(refused))
-        self.assertLessEqual(c["reconnects"], 1, c)
-        self.assert_secret_nowhere([a], pw, user_pw)
+        self.assertEqual(len(refused), 1, "\n".join(refused))
+        self.assert_secret_nowhere([a, b], pw, user_pw)
 
     def test_unix_socket(self):
         pw = secret("unix-pw")
