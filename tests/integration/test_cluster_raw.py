@@ -8,7 +8,7 @@ A node subscribes to a room's channel (SSUBSCRIBE rc:{<room>}) only while it has
 that happens after the join, so every scenario first runs a barrier: the sender sends "S|..." sync
 frames until every receiver has seen one (they are ignored afterwards; see test_raw.py).
 
-Tests whose comment says "Fails as of 737fead" pin down bugs of the cluster code (reported with
+Tests whose comment says "Fails as of eae2431" pin down bugs of the cluster code (reported with
 file and cause); they pass once it is fixed.
 """
 
@@ -218,8 +218,8 @@ class FanoutTest(ClusterCase):
 
     # Two clusters on one Redis, told apart by the database number (redis://host/0 and /1, e.g.
     # staging and production): a room of one must not reach the same room of the other.
-    # Fails as of 737fead: Redis pub/sub ignores SELECT (channels are server-wide), and the
-    # channel is "rc:{room}" whatever the database (redis_bus.cpp, channel_prefix_).
+    # Fails as of eae2431: Redis pub/sub ignores SELECT (channels are server-wide), and the
+    # channel is "rc:{room}" whatever the database (bus_thread.h, channel_prefix_).
     def test_databases_do_not_hear_each_other(self):
         r = self.redis()
         a = self.node(r, "prod", url=r.url(db=0))
@@ -492,7 +492,7 @@ class AuthTest(ClusterCase):
     # An ACL user allowed some channels only: SSUBSCRIBE to another room's channel is refused
     # with NOPERM. Like a refused publish (counted, warned with a throttle), that is the one
     # room's problem: the node must say so once and keep serving the rooms it may use across
-    # nodes. Fails as of 737fead: any error reply on the subscription connection drops both
+    # nodes. Fails as of eae2431: any error reply on the subscription connection drops both
     # connections (redis_bus.cpp handle_sub_reply -> fail()), every reconnect re-subscribes the
     # refused room and fails again, so no room crosses nodes while the refused one has a member;
     # and when a reconnect's heartbeat is answered before the refusal, handle_cmd_reply resets
@@ -759,8 +759,8 @@ class StalledRedisTest(ClusterCase):
         self.check_cross(a, b, "after", 2)
         self.assertTrue(a.alive() and b.alive())
 
-    # Fails as of 737fead: what the node holds for Redis is capped by a fixed 8 MiB of hiredis
-    # output buffer (kMaxCommandBuffer, src/cluster/redis_bus.cpp), whatever max_queue_bytes
+    # Fails as of eae2431: what the node holds for Redis is capped by a fixed 8 MiB of hiredis
+    # output buffer (kMaxCommandBuffer, src/cluster/bus_thread.h), whatever max_queue_bytes
     # says; the lane cap (publish_direct) only counts what the bus thread has not taken yet, and
     # it takes everything at once.
     def test_outbound_bytes_held_follow_max_queue_bytes(self):
@@ -781,7 +781,7 @@ class StalledRedisTest(ClusterCase):
         r.resume()
         self.check_cross(a, b, "after", 2)
 
-    # Fails as of 737fead: a Redis that accepts nothing and answers nothing (SIGSTOP, a hung
+    # Fails as of eae2431: a Redis that accepts nothing and answers nothing (SIGSTOP, a hung
     # host) leaves the node "ok" with a stale nodes_seen for as long as the TCP connection
     # lives, since only a connection error makes it degraded; heartbeats wait for their replies
     # without a deadline (redis_bus.cpp, heartbeat() and handle_cmd_reply()).

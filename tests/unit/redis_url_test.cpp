@@ -213,7 +213,7 @@ TEST(RedisUrl, ErrorsNeverShowThePassword) {
 }
 
 // A password with a '/' that the operator forgot to percent-encode: the URL is invalid, but the
-// message must still not show the password. (Fails with redis_url.cpp as of 737fead: the '/'
+// message must still not show the password. (Fails with redis_url.cpp as of eae2431: the '/'
 // ends the authority, so the rest of the password is parsed, and echoed, as the database number.)
 TEST(RedisUrl, ErrorNeverShowsAPasswordWithAnUnencodedSlash) {
   std::string msg = error_of("redis://:ab/Pw0rdSECRET@h:6379/0");
@@ -225,7 +225,7 @@ TEST(RedisUrl, ErrorNeverShowsAPasswordWithAnUnencodedSlash) {
 }
 
 // The same with an unencoded '&' in a unix: URL's password: the rest of it becomes a parameter
-// name, echoed as "unknown unix: parameter". (Fails as of 737fead.)
+// name, echoed as "unknown unix: parameter". (Fails as of eae2431.)
 TEST(RedisUrl, ErrorNeverShowsAUnixPasswordWithAnUnencodedAmpersand) {
   std::string msg = error_of("unix:/p?password=ab&Pw0rdSECRET=x");
   EXPECT_FALSE(msg.empty());
@@ -233,7 +233,7 @@ TEST(RedisUrl, ErrorNeverShowsAUnixPasswordWithAnUnencodedAmpersand) {
 }
 
 // "?password=" on a redis:// URL (accepted by some clients, not by this parser) is refused, but
-// the refusal must not echo it. (Fails as of 737fead: the query is echoed as the database number.)
+// the refusal must not echo it. (Fails as of eae2431: the query is echoed as the database number.)
 TEST(RedisUrl, ErrorNeverShowsAPasswordInARedisQuery) {
   std::string msg = error_of("redis://h:6379/0?password=Pw0rdSECRET");
   EXPECT_FALSE(msg.empty());
