@@ -4,6 +4,7 @@ tools/dev.sh."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -23,14 +24,23 @@ class Redis:
         self.appendonly = appendonly
         self.proc = None
 
-    def url(self, db=0):
-        if self.unix_path:
+    def url(self, db=0, user=None, password=None, tcp=False):
+        """The [cluster] redis URL: over the unix socket if it has one (unless tcp), with this
+        server's password unless user/password are given (ACL users, wrong passwords)."""
+        password = self.password if password is None else password
+        if self.unix_path and not tcp:
             q = "?db=%d" % db
-            if self.password:
-                q += "&password=" + self.password
+            if user:
+                q += "&user=" + user
+            if password:
+                q += "&password=" + password
             return "unix:" + self.unix_path + q
-        auth = ":%s@" % self.password if self.password else ""
+        auth = "%s:%s@" % (user or "", password) if password else ""
         return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def start(self, timeout=10.0):
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
@@ -71,10 +81,23 @@ class Redis:
         return self.proc.poll() is None and self.command("PING") == "PONG"
 
     def stop(self):
+        """kill -9 (works on a paused server too): the nodes see the connection drop."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def restart(self, timeout=10.0):
+        """Killed and started again on the same port and directory (an operator's restart)."""
+        self.stop()
+        return self.start(timeout=timeout)
+
+    def pause(self):
+        """SIGSTOP: the TCP connections stay up but nothing is read or answered."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def cleanup(self):
         self.stop()
@@ -104,10 +127,12 @@ def _read_reply(f):
     raise ValueError("bad reply %r" % line)
 
 
-def cluster_node(test, redis, node_id, extra_config="", threads=2, **kw):
-    """A ringcast node of `redis`'s cluster, cleaned up with the test (ProcessTestCase)."""
-    text = '[cluster]\nredis = "%s"\nnode_id = "%s"\nnode_ttl_ms = 3000\n%s' % (
-        redis.url(), node_id, extra_config)
+def cluster_node(test, redis, node_id, extra_config="", threads=2, url=None, node_ttl_ms=3000,
+                 **kw):
+    """A ringcast node of `redis`'s cluster, cleaned up with the test (ProcessTestCase).
+    `url` replaces redis.url(); extra_config goes into [cluster] (then other sections)."""
+    text = '[cluster]\nredis = "%s"\nnode_id = "%s"\nnode_ttl_ms = %d\n%s' % (
+        url or redis.url(), node_id, node_ttl_ms, extra_config)
     return test.new_server(config_text=text, threads=threads, **kw)
 
 
