@@ -36,9 +36,10 @@ int parse_int(std::string_view s, int lo, int hi, const char* what) {
   int v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi)
+    // The text is not repeated: a mistyped URL can carry a piece of the password here.
     throw RedisUrlError(std::string("cluster.redis: ") + what + " must be a number from " +
-                        std::to_string(lo) + " to " + std::to_string(hi) + " (got '" +
-                        std::string(s) + "')");
+                        std::to_string(lo) + " to " + std::to_string(hi) +
+                        " (percent-encode '/', '@', '&' and '%' in credentials)");
   return v;
 }
 
@@ -79,8 +80,9 @@ RedisUrl parse_redis_url(std::string_view url) {
         else if (k == "password")
           r.password = percent_decode(v, "password");
         else
-          throw RedisUrlError("cluster.redis: unknown unix: parameter '" + std::string(k) +
-                              "' (db, user, password)");
+          throw RedisUrlError(  // not named: an unencoded '&' in a password lands here
+              "cluster.redis: unknown unix: parameter (db, user and password are known; "
+              "percent-encode '&' and '%' in credentials)");
       }
     }
     if (!r.user.empty() && r.password.empty())
@@ -90,16 +92,20 @@ RedisUrl parse_redis_url(std::string_view url) {
   if (!url.starts_with("redis://"))
     throw RedisUrlError("cluster.redis: must start with redis:// or unix:");
   std::string_view rest = url.substr(8);
+  // Credentials end at the last '@': a password with an unencoded '/' stays a password.
+  size_t at = rest.rfind('@');
+  std::string_view cred;
+  if (at != std::string_view::npos) {
+    cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+  }
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) {
     std::string_view db = rest.substr(slash + 1);
     if (!db.empty()) r.db = parse_int(db, 0, kMaxDb, "the database number");
   }
-  size_t at = authority.rfind('@');
   if (at != std::string_view::npos) {
-    std::string_view cred = authority.substr(0, at);
-    authority = authority.substr(at + 1);
     size_t colon = cred.find(':');
     if (colon == std::string_view::npos) {
       // "redis://secret@host": redis-cli and most clients read a lone credential as a password.
