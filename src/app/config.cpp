@@ -395,6 +395,10 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.data_dir == b.data_dir, "server.data_dir");
   check(a.persistent_rooms == b.persistent_rooms, "store.persistent_rooms");
   check(a.durability == b.durability, "store.durability");
+  check(a.cluster.redis == b.cluster.redis, "cluster.redis");  // the name only: never the URL
+  check(a.cluster.node_id == b.cluster.node_id, "cluster.node_id");
+  check(a.cluster.node_ttl_ms == b.cluster.node_ttl_ms, "cluster.node_ttl_ms");
+  check(a.cluster.max_queue_bytes == b.cluster.max_queue_bytes, "cluster.max_queue_bytes");
   // Certificate files are reloaded; turning TLS on or off changes what the listeners speak.
   check(a.tls_enabled() == b.tls_enabled(), "tls.cert");
   check(a.http_port_tls == b.http_port_tls, "tls.http_port_tls");

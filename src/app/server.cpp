@@ -189,7 +189,8 @@ bool Server::start_workers() {
   std::vector<std::string> persistent = cfg_.persistent_rooms;
   if (cfg_.livemap.mount.enabled && cfg_.livemap.persistent) persistent.push_back("livemap:*");
   if (cfg_.gamechat.mount.enabled && cfg_.gamechat.persistent) persistent.push_back("gamechat:*");
-  if (!persistent.empty()) {
+  // In a cluster Redis keeps history and state for every node (docs/cluster.md): no SQLite.
+  if (!persistent.empty() && !cfg_.cluster.enabled()) {
     store::StoreOptions so;
     so.data_dir = cfg_.data_dir;
     so.persistent_rooms = persistent;

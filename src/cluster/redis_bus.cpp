@@ -217,7 +217,7 @@ void RedisBus::Thread::take_outbound() {
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
       // the publisher's own node has delivered already).
       if (!cmd_ || !ok_ || cmd_->obuf == nullptr ||
-          sdslen(cmd_->obuf) > std::min(kMaxCommandBuffer, bus_.opts_.max_queue_bytes)) {
+          sdslen(cmd_->obuf) > std::min(kMaxCommandBuffer, bus_.opts_.max_queue_bytes / 2)) {
         bus_.bus_dropped_.fetch_add(1, std::memory_order_relaxed);
         bus_.release_item(it);
         return;
@@ -660,7 +660,8 @@ ClusterStatus RedisBus::status() const {
 
 void RedisBus::publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) {
   Lane& l = *lanes_[static_cast<size_t>(core)];
-  const size_t cap = opts_.max_queue_bytes / lanes_.size();
+  // Half of max_queue_bytes for the rings (shared by the cores), half for the connection's buffer.
+  const size_t cap = opts_.max_queue_bytes / 2 / lanes_.size();
   const size_t in_flight = l.out_bytes - l.taken_bytes.load(std::memory_order_acquire);
   if (!connected_.load(std::memory_order_relaxed) || in_flight + frame->size() > cap) {
     // Policy (docs/cluster.md): the other nodes' copy is dropped and counted, never queued
