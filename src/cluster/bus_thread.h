@@ -77,6 +77,12 @@ class RedisBus::Thread {
     for (int i = 15; i >= 0; --i) instance_hex_.push_back(kHex[(bus_.instance_ >> (i * 4)) & 15]);
     inst_rooms_key_ = bus_.opts_.prefix + "inst:" + instance_hex_ + ":rooms";
     own_channel_ = bus_.opts_.prefix + "inst:{" + instance_hex_ + "}";
+    dir_channel_ = bus_.opts_.prefix + "dir:{bridge}";
+    dir_keys_[0] = dir_channel_ + ":ids";
+    dir_keys_[1] = dir_channel_ + ":free";
+    dir_keys_[2] = dir_channel_ + ":next";
+    dir_keys_[3] = dir_channel_ + ":owner";
+    directory_sha_ = script_sha1(kDirectoryScript);
     heartbeat_sha_ = script_sha1(kHeartbeatScript);
     event_sha_ = script_sha1(kEventScript);
     snapshot_sha_ = script_sha1(kSnapshotScript);
@@ -99,11 +105,23 @@ class RedisBus::Thread {
     uint64_t seq_floor = 0, ev_floor = 0;  // see ClusterBus::mirror_floor
     bool wanted() const { return members > 0 || mirrored; }
   };
-  enum class Pending : uint8_t { kAuth, kSelect, kScript, kPublish, kHeartbeat, kEvent, kSnapshot };
+  enum class Pending : uint8_t {
+    kAuth,
+    kSelect,
+    kScript,
+    kPublish,
+    kHeartbeat,
+    kEvent,
+    kSnapshot,
+    kAllocate,   // a directory allocation: answered to `session`'s core
+    kDirectory,  // any other directory change
+    kListing,    // the directory's listing
+  };
   struct PendingReply {
     Pending what;
     hub::SharedRoom* room = nullptr;  // kEvent, kSnapshot: counted reference
     uint32_t token = 0;               // kEvent: the home core's token
+    uint64_t session = 0;             // kAllocate
   };
 
   bool connect();
@@ -169,6 +187,13 @@ class RedisBus::Thread {
   void to_lane(int core, Item item);
   void send_remote(Item& it);
   void deliver_send(std::string_view payload);
+  // The bridge directory (bus_thread_directory.cpp).
+  std::string dir_channel_, dir_keys_[4], directory_sha_;
+  void directory_op(Item& it);
+  void directory_listing(redisReply* r);
+  void directory_arrival(std::string_view payload);
+  void allocated(uint64_t session, uint64_t id);
+  uint64_t session_of(std::string_view member);
   std::vector<Control> control_scratch_;
 };
 

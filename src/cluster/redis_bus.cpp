@@ -75,7 +75,7 @@ bool RedisBus::Thread::connect() {
     pending_.push_back({Pending::kSelect});
   }
   // Loaded on every connection (a restarted Redis has none); EVALSHA follows in order.
-  for (const char* script : {kHeartbeatScript, kEventScript, kSnapshotScript}) {
+  for (const char* script : {kHeartbeatScript, kEventScript, kSnapshotScript, kDirectoryScript}) {
     const char* argv[] = {"SCRIPT", "LOAD", script};
     size_t lens[] = {6, 4, std::strlen(script)};
     redisAppendCommandArgv(cmd_, 3, argv, lens);
@@ -89,6 +89,12 @@ bool RedisBus::Thread::connect() {
     size_t lens[] = {10, own_channel_.size()};
     redisAppendCommandArgv(sub_, 2, argv, lens);
     sub_sent_.push_back(own_channel_);
+    if (bus_.directory_) {
+      const char* dargv[] = {"SSUBSCRIBE", dir_channel_.c_str()};
+      size_t dlens[] = {10, dir_channel_.size()};
+      redisAppendCommandArgv(sub_, 2, dargv, dlens);
+      sub_sent_.push_back(dir_channel_);
+    }
   }
   next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
   return true;
@@ -108,6 +114,7 @@ void RedisBus::Thread::drop_connection(bool tell) {
       p.room->add_ref();
       to_core(p.room, nullptr, hub::ClusterArrival::kFailed, p.token);
     }
+    if (p.what == Pending::kAllocate && tell) allocated(p.session, 0);
     if (p.room) bus_.hubs_.rooms().release(p.room);
   }
   pending_.clear();
@@ -211,7 +218,8 @@ void RedisBus::Thread::take_outbound() {
   for (auto& lane : bus_.lanes_) {
     size_t bytes = 0;
     lane->out.drain(SIZE_MAX, [&](Item& it) {
-      bytes += it.frame->size();
+      if (it.frame) bytes += it.frame->size();
+      if (it.kind == 3) return directory_op(it);
       if (it.kind == 1) return send_event(it);
       if (it.kind == 2) return send_remote(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
@@ -318,6 +326,15 @@ void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
       bus_.hubs_.rooms().release(pr.room);
       return;
     }
+    case Pending::kAllocate:
+      allocated(pr.session,
+                !error && r->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r->integer) : 0);
+      return;
+    case Pending::kDirectory:
+      return;
+    case Pending::kListing:
+      if (!error) directory_listing(r);
+      return;
     case Pending::kSnapshot:
       if (error) {
         RC_WARN("cluster: room %s: snapshot refused: %.*s", pr.room->name().c_str(),
@@ -435,6 +452,30 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
   }
   if (kind != "ssubscribe" && kind != "sunsubscribe") return;
   if (!sub_sent_.empty()) sub_sent_.pop_front();
+  if (ch == dir_channel_ && kind == "ssubscribe" && cmd_) {
+    // Listening: now the listing, so no change falls between the two.
+    const char* argv[] = {"EVALSHA",
+                          directory_sha_.c_str(),
+                          "5",
+                          dir_keys_[0].c_str(),
+                          dir_keys_[1].c_str(),
+                          dir_keys_[2].c_str(),
+                          dir_keys_[3].c_str(),
+                          dir_channel_.c_str(),
+                          "s"};
+    size_t lens[9] = {7,
+                      directory_sha_.size(),
+                      1,
+                      dir_keys_[0].size(),
+                      dir_keys_[1].size(),
+                      dir_keys_[2].size(),
+                      dir_keys_[3].size(),
+                      dir_channel_.size(),
+                      1};
+    redisAppendCommandArgv(cmd_, 9, argv, lens);
+    pending_.push_back({Pending::kListing});
+    return;
+  }
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}')) return;
   std::string_view name = ch.substr(channel_prefix_.size(), ch.size() - channel_prefix_.size() - 1);
   auto it = rooms_.find(name);
@@ -455,6 +496,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
 
 void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
   if (ch == own_channel_) return deliver_send(payload);
+  if (ch == dir_channel_) return directory_arrival(payload);
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.empty()) return;
   if (payload[0] >= 'a' && payload[0] <= 'z') {
     // A sequenced room's event: to its home core, which mirrors it (this node's own too).
@@ -701,6 +743,33 @@ void RedisBus::mirror(int core, hub::SharedRoom& room, bool on) {
   }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof one);
+}
+
+void RedisBus::directory_allocate(int core, uint64_t session) {
+  directory_push(core, 1, session, 0);
+}
+void RedisBus::directory_release(int core, uint64_t id, uint64_t session) {
+  directory_push(core, 2, session, id);
+}
+void RedisBus::directory_owner(int core, uint64_t session, bool on) {
+  directory_push(core, on ? 3 : 4, session, 0);
+}
+
+void RedisBus::directory_push(int core, uint32_t op, uint64_t session, uint64_t id) {
+  Lane& l = *lanes_[static_cast<size_t>(core)];
+  // Not dropped silently: an allocation that cannot go out is answered "none" (the profile closes
+  // the client with 1013), a release or owner change is redone by Redis's node expiry.
+  if (!connected_.load(std::memory_order_relaxed) ||
+      !l.out.push(Item{nullptr, nullptr, 3, op, session, id})) {
+    if (op == 1) {
+      if (directory_) {
+        hub::Hub& h = hubs_.hub(core);
+        directory_->directory_allocated(h, session, 0);
+      }
+    }
+    return;
+  }
+  l.pushed = true;
 }
 
 bool RedisBus::send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) {

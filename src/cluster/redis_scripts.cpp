@@ -28,6 +28,21 @@ for _, inst in ipairs(dead) do
     end
   end
   redis.call('DEL', rk)
+  -- The bridge directory: its client ids and its bridge.
+  local dir = ARGV[3] .. 'dir:{bridge}'
+  local ids = redis.call('HGETALL', dir .. ':ids')
+  for i = 1, #ids, 2 do
+    if string.sub(ids[i + 1], 1, 16) == inst then
+      redis.call('HDEL', dir .. ':ids', ids[i])
+      redis.call('ZADD', dir .. ':free', ids[i], ids[i])
+      redis.call('SPUBLISH', dir, 'r' .. ids[i])
+    end
+  end
+  local owner = redis.call('GET', dir .. ':owner')
+  if owner and string.sub(owner, 1, 16) == inst then
+    redis.call('DEL', dir .. ':owner')
+    redis.call('SPUBLISH', dir, 'o')
+  end
   redis.call('ZREM', KEYS[1], inst)
 end
 return {redis.call('ZCARD', KEYS[1]), added}
@@ -95,6 +110,49 @@ if tonumber(ARGV[1]) > 0 then
 end
 return {ev, seq, hist, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
         redis.call('HGETALL', KEYS[5])}
+)lua";
+
+// The bridge directory: numbered clients (the smallest free id first, across the cluster) and
+// one owner (the current bridge). KEYS: ids (hash id -> member), free (sorted set), next
+// (counter), owner, channel. ARGV[1]: 'a' allocate for member ARGV[2], ids up to ARGV[3] (0 when
+// none is left); 'r' release id ARGV[3] if member ARGV[2] holds it; 'o' owner = ARGV[2]; 'c' no
+// owner if ARGV[2] is it; 's' the listing {ids..., owner}. Changes are published as
+// "a<id>,<member>", "r<id>" and "o<member>" ("o" alone: no bridge).
+const char* const kDirectoryScript = R"lua(
+local op = ARGV[1]
+if op == 'a' then
+  local f = redis.call('ZRANGE', KEYS[2], 0, 0)
+  local id
+  if #f > 0 then
+    id = tonumber(f[1])
+    redis.call('ZREM', KEYS[2], f[1])
+  else
+    id = redis.call('INCR', KEYS[3])
+    if id > tonumber(ARGV[3]) then
+      redis.call('DECR', KEYS[3])
+      return 0
+    end
+  end
+  redis.call('HSET', KEYS[1], id, ARGV[2])
+  redis.call('SPUBLISH', KEYS[5], 'a' .. id .. ',' .. ARGV[2])
+  return id
+elseif op == 'r' then
+  if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[2] then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[3])
+  redis.call('SPUBLISH', KEYS[5], 'r' .. ARGV[3])
+  return 1
+elseif op == 'o' then
+  redis.call('SET', KEYS[4], ARGV[2])
+  redis.call('SPUBLISH', KEYS[5], 'o' .. ARGV[2])
+  return 1
+elseif op == 'c' then
+  if redis.call('GET', KEYS[4]) ~= ARGV[2] then return 0 end
+  redis.call('DEL', KEYS[4])
+  redis.call('SPUBLISH', KEYS[5], 'o')
+  return 1
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[4]) or ''}
 )lua";
 
 std::string script_sha1(const char* script) {

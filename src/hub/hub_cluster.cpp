@@ -692,12 +692,17 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
     if (frame) send_to(receipt.n, frame);
     return;
   }
+  if (kind == ClusterArrival::kAllocated) {
+    if (ClusterDirectory* d = bus.directory()) d->directory_allocated(*this, receipt.ev, receipt.n);
+    return;
+  }
   ClusterRoom& c = cluster_of(room);
   switch (kind) {
     case ClusterArrival::kDirect:
       fanout_from_cluster(room, frame);
       return;
     case ClusterArrival::kSend:
+    case ClusterArrival::kAllocated:
       return;
     case ClusterArrival::kEvent: {
       if (c.phase == ClusterRoom::Phase::kOff) return;

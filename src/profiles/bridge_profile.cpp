@@ -23,7 +23,7 @@ namespace {
 
 // What a session is, packed into Session::user (no allocation): role in the low bits, client id
 // above them. nullptr = no first message yet.
-enum Role : uintptr_t { kPending = 0, kClient = 1, kBridge = 2 };
+enum Role : uintptr_t { kPending = 0, kClient = 1, kBridge = 2, kAllocating = 3 };
 constexpr int kRoleBits = 2;
 
 Role role_of(const Session& s) {
@@ -140,6 +140,7 @@ BridgeProfile::BridgeProfile(hub::HubSystem& hubs, int64_t first_message_timeout
       first_message_timeout_ms_(first_message_timeout_ms),
       chunks_(new std::atomic<Chunk*>[kChunks]) {
   for (uint32_t i = 0; i < kChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+  if (hub::ClusterBus* bus = hubs_.cluster()) bus->set_directory(this);
 }
 
 BridgeProfile::~BridgeProfile() {
@@ -153,6 +154,16 @@ std::atomic<uint64_t>* BridgeProfile::slot(uint32_t id) const {
   return c ? &c->session[id & (kChunkSize - 1)] : nullptr;
 }
 
+std::atomic<uint64_t>& BridgeProfile::slot_made(uint32_t id) {
+  std::atomic<Chunk*>& chunk = chunks_[id >> kChunkBits];
+  if (!chunk.load(std::memory_order_relaxed)) {
+    auto* c = new Chunk;
+    for (auto& e : c->session) e.store(0, std::memory_order_relaxed);
+    chunk.store(c, std::memory_order_release);
+  }
+  return *slot(id);
+}
+
 uint32_t BridgeProfile::allocate_id(uint64_t session) {
   std::lock_guard lock(ids_mutex_);
   uint32_t id;
@@ -162,14 +173,8 @@ uint32_t BridgeProfile::allocate_id(uint64_t session) {
   } else {
     if (next_id_ > kMaxClientId) return 0;
     id = next_id_++;
-    std::atomic<Chunk*>& chunk = chunks_[id >> kChunkBits];
-    if (!chunk.load(std::memory_order_relaxed)) {
-      auto* c = new Chunk;
-      for (auto& e : c->session) e.store(0, std::memory_order_relaxed);
-      chunk.store(c, std::memory_order_release);
-    }
   }
-  slot(id)->store(session, std::memory_order_release);
+  slot_made(id).store(session, std::memory_order_release);
   return id;
 }
 
@@ -199,6 +204,8 @@ void BridgeProfile::on_message(Session& s, Opcode op, std::span<uint8_t> payload
       return on_first(s, op, payload);
     case kClient:
       return from_client(s, op, payload);
+    case kAllocating:
+      return;  // input is held until the id comes; nothing reaches here
     case kBridge:
       return from_bridge(s, op, payload);
   }
@@ -217,6 +224,16 @@ void BridgeProfile::on_first(Session& s, Opcode op, std::span<const uint8_t> pay
     // messages to clients ([DECIDE]: only the current bridge's close clears it).
     set_role(s, kBridge);
     bridge_.store(s.id(), std::memory_order_release);
+    if (hub::ClusterBus* bus = hubs_.cluster())
+      bus->directory_owner(s.worker().index(), s.id(), true);
+    return;
+  }
+  if (hub::ClusterBus* bus = hubs_.cluster()) {
+    // The smallest id free in the whole cluster: Redis decides. The client's next messages wait
+    // for it, as the seed handles them only after the id.
+    set_role(s, kAllocating);
+    hubs_.hub_of(s).worker().hold_input(s);
+    bus->directory_allocate(s.worker().index(), s.id());
     return;
   }
   uint32_t id = allocate_id(s.id());
@@ -262,18 +279,70 @@ void BridgeProfile::from_bridge(Session& s, Opcode op, std::span<const uint8_t> 
 void BridgeProfile::on_close(Session& s) {
   switch (role_of(s)) {
     case kClient:
+      if (hub::ClusterBus* bus = hubs_.cluster()) {
+        // Freed in Redis; every node (this one too) hears it and clears the slot.
+        bus->directory_release(s.worker().index(), client_id_of(s), s.id());
+        break;
+      }
       clients_.fetch_sub(1, std::memory_order_relaxed);
       release_id(client_id_of(s));
       break;
     case kBridge: {
       uint64_t me = s.id();
       bridge_.compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+      if (hub::ClusterBus* bus = hubs_.cluster())
+        bus->directory_owner(s.worker().index(), s.id(), false);
       break;
     }
+    case kAllocating:  // its id, if one comes, is given back then (directory_allocated)
+      break;
     case kPending:
       break;
   }
   s.user = nullptr;
+}
+
+// ---- the cluster's directory (bus thread, except directory_allocated) -------------------------
+
+void BridgeProfile::directory_id(uint64_t id, uint64_t session) {
+  if (id == 0 || id > kMaxClientId) return;
+  std::lock_guard lock(ids_mutex_);
+  std::atomic<uint64_t>& e = slot_made(static_cast<uint32_t>(id));
+  uint64_t before = e.exchange(session, std::memory_order_acq_rel);
+  if (!before && session) clients_.fetch_add(1, std::memory_order_relaxed);
+  if (before && !session) clients_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void BridgeProfile::directory_owner(uint64_t session) {
+  bridge_.store(session, std::memory_order_release);
+}
+
+void BridgeProfile::directory_reset() {
+  std::lock_guard lock(ids_mutex_);
+  for (uint32_t c = 0; c < kChunks; ++c)
+    if (Chunk* chunk = chunks_[c].load(std::memory_order_acquire))
+      for (auto& e : chunk->session) e.store(0, std::memory_order_release);
+  clients_.store(0, std::memory_order_relaxed);
+}
+
+void BridgeProfile::directory_allocated(hub::Hub& hub, uint64_t session, uint64_t id) {
+  Session* s = hub.worker().find_session(session);
+  hub::ClusterBus* bus = hubs_.cluster();
+  if (!s || !s->open() || role_of(*s) != kAllocating) {
+    if (id && bus) bus->directory_release(hub.core(), id, session);  // gone meanwhile
+    return;
+  }
+  if (id == 0 || id > kMaxClientId) {
+    // Redis unreachable (or no id left): the client may try again later.
+    s->close(websocket::kCloseTryAgainLater, "no client id available");
+    return;
+  }
+  set_role(*s, kClient, static_cast<uint32_t>(id));
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "{\"code\": 0, \"data\": {\"id\": %u}}",
+                        static_cast<uint32_t>(id));
+  s->send_text({buf, static_cast<size_t>(n)});
+  hub.worker().release_input(*s);
 }
 
 void BridgeProfile::append_health(std::vector<std::pair<std::string, std::string>>& out) const {

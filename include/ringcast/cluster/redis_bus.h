@@ -70,6 +70,11 @@ class RedisBus final : public hub::ClusterBus {
   void mirror_floor(int core, hub::SharedRoom& room, uint64_t seq, uint64_t ev) override;
   bool send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) override;
   void send_remote(int core, uint64_t session, engine::SharedFrame* frame) override;
+  void set_directory(hub::ClusterDirectory* d) override { directory_ = d; }
+  hub::ClusterDirectory* directory() const override { return directory_; }
+  void directory_allocate(int core, uint64_t session) override;
+  void directory_release(int core, uint64_t id, uint64_t session) override;
+  void directory_owner(int core, uint64_t session, bool on) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
   void room_members(int core, hub::SharedRoom& room, bool active) override;
   void poll(int core, hub::Hub& hub) override;
@@ -102,6 +107,7 @@ class RedisBus final : public hub::ClusterBus {
   class Thread;
 
   void release_item(Item& it);
+  void directory_push(int core, uint32_t op, uint64_t session, uint64_t id);
 
   ClusterOptions opts_;
   hub::HubSystem& hubs_;
@@ -114,6 +120,7 @@ class RedisBus final : public hub::ClusterBus {
   std::atomic<uint32_t> bus_sync_{0};
   std::atomic<bool> stopping_{false};
   std::function<void(int)> wake_;
+  hub::ClusterDirectory* directory_ = nullptr;
   std::unique_ptr<Thread> thread_state_;
   std::thread thread_;
 

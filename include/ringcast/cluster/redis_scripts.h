@@ -7,6 +7,8 @@
 //   P{R}:state  hash: key -> value;  P{R}:order  hash: key -> insertion order
 //   Pnodes      sorted set: node instance -> last heartbeat (Redis time, ms)
 //   Pinst:<instance>:rooms  set: rooms that node's members joined (for cleanup when it dies)
+//   Pinst:{<instance>}      channel: direct sends to that node's sessions
+//   Pdir:{bridge}[:ids|:free|:next|:owner]  the bridge profile's client ids and bridge
 #pragma once
 
 #include <string>
@@ -16,6 +18,7 @@ namespace ringcast::cluster {
 extern const char* const kHeartbeatScript;
 extern const char* const kEventScript;
 extern const char* const kSnapshotScript;
+extern const char* const kDirectoryScript;
 
 // Lower-case hex SHA-1 of a script, as Redis names it.
 std::string script_sha1(const char* script);

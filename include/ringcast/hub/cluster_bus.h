@@ -20,13 +20,14 @@ class SharedRoom;
 
 // What the bus hands a room's home core.
 enum class ClusterArrival : uint8_t {
-  kDirect,    // a raw-room frame from another node
-  kEvent,     // a sequenced room's event, in the room's order ("<kind><ev>,<n>,<body>")
-  kSnapshot,  // the room as Redis has it, to start (or restart) the mirror
-  kDone,      // Redis applied an event of this node (ev 0: it changed nothing)
-  kFailed,    // an event of this node was refused, or its outcome is unknown
-  kLost,      // the connection dropped: the mirror is stale until the next snapshot
-  kSend,      // a frame another node sent to session `receipt.n` here (no room)
+  kDirect,     // a raw-room frame from another node
+  kEvent,      // a sequenced room's event, in the room's order ("<kind><ev>,<n>,<body>")
+  kSnapshot,   // the room as Redis has it, to start (or restart) the mirror
+  kDone,       // Redis applied an event of this node (ev 0: it changed nothing)
+  kFailed,     // an event of this node was refused, or its outcome is unknown
+  kLost,       // the connection dropped: the mirror is stale until the next snapshot
+  kSend,       // a frame another node sent to session `receipt.n` here (no room)
+  kAllocated,  // the directory gave session `receipt.ev` the id `receipt.n` (0: refused)
 };
 
 // The id a member of another node goes by on this node (in presence lists, as a message's
@@ -49,6 +50,21 @@ struct ClusterReceipt {
   uint32_t token = 0;
   uint64_t ev = 0;  // the event's place in the room's order; 0: it changed nothing
   uint64_t n = 0;   // a message's sequence number
+};
+
+// The bridge profile's cluster-wide numbered clients and single bridge (docs/cluster.md), kept in
+// Redis; the bus tells the profile every change. Sessions are local ids or remote_session_id()s.
+class ClusterDirectory {
+ public:
+  virtual ~ClusterDirectory() = default;
+  // On the bus thread: `id` belongs to `session` now (0: it is free again).
+  virtual void directory_id(uint64_t id, uint64_t session) = 0;
+  // On the bus thread: the current bridge (0: none).
+  virtual void directory_owner(uint64_t session) = 0;
+  // On the bus thread: forget every id (a full listing follows).
+  virtual void directory_reset() = 0;
+  // On the session's core: its allocation came back (id 0: refused, Redis unreachable).
+  virtual void directory_allocated(Hub& hub, uint64_t session, uint64_t id) = 0;
 };
 
 class ClusterBus {
@@ -86,6 +102,15 @@ class ClusterBus {
   // On `core`'s loop: `frame` to a member of another node (an id from remote_session_id).
   // Dropped if that member is unknown here or Redis is unreachable.
   virtual void send_remote(int core, uint64_t session, engine::SharedFrame* frame) = 0;
+  // The directory (set before the bus starts; null: none is kept).
+  virtual void set_directory(ClusterDirectory* d) = 0;
+  virtual ClusterDirectory* directory() const = 0;
+  // On `core`'s loop: directory changes, applied in Redis and announced to every node.
+  // allocate: the smallest free id for `session` (answered through kAllocated); release: `id`
+  // if `session` still holds it; owner: `session` is the bridge now (on) or no longer (off).
+  virtual void directory_allocate(int core, uint64_t session) = 0;
+  virtual void directory_release(int core, uint64_t id, uint64_t session) = 0;
+  virtual void directory_owner(int core, uint64_t session, bool on) = 0;
   // On `core`'s loop, once per pass: hands over what arrived for rooms homed on this core, and
   // wakes the bus if this pass gave it work.
   virtual void poll(int core, Hub& hub) = 0;

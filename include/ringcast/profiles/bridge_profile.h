@@ -21,7 +21,12 @@
 
 namespace ringcast::profiles {
 
-class BridgeProfile final : public websocket::MessageHandler, public HealthFields {
+// In a cluster ([cluster], docs/cluster.md) the ids and the bridge are cluster-wide: allocations
+// go through Redis (the client's input waits for its id), and the bus reports every change of
+// the table and of the bridge (ClusterDirectory), so routing stays a lookup of atomics.
+class BridgeProfile final : public websocket::MessageHandler,
+                            public HealthFields,
+                            public hub::ClusterDirectory {
  public:
   // first_message_timeout_ms <= 0: no first-message deadline.
   BridgeProfile(hub::HubSystem& hubs, int64_t first_message_timeout_ms);
@@ -31,6 +36,11 @@ class BridgeProfile final : public websocket::MessageHandler, public HealthField
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
   void append_health(std::vector<std::pair<std::string, std::string>>& out) const override;
+  // hub::ClusterDirectory
+  void directory_id(uint64_t id, uint64_t session) override;
+  void directory_owner(uint64_t session) override;
+  void directory_reset() override;
+  void directory_allocated(hub::Hub& hub, uint64_t session, uint64_t id) override;
 
   // Client ids above this are never handed out (the connection is refused with 1013).
   static constexpr uint32_t kMaxClientId = (1u << 24) - 1;
@@ -46,6 +56,7 @@ class BridgeProfile final : public websocket::MessageHandler, public HealthField
   uint32_t allocate_id(uint64_t session);  // 0 if none is left
   void release_id(uint32_t id);
   std::atomic<uint64_t>* slot(uint32_t id) const;  // nullptr if its chunk was never needed
+  std::atomic<uint64_t>& slot_made(uint32_t id);   // its chunk made if needed (under ids_mutex_)
   uint64_t session_of(uint64_t id) const;          // any core; 0 = no such client
 
   void on_first(websocket::Session& s, websocket::Opcode op, std::span<const uint8_t> payload);
