@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""Cluster over Redis, endpoints and identities across nodes: the bridge profile's client ids and
+its bridge, and direct sends (native `send`, chatroom `!pm`) to members of other nodes. Each test
+starts its own redis-server (redis_harness) and nodes with --threads 2.
+
+Run: /usr/bin/python3 tests/integration/test_cluster_endpoints.py --binary build/ringcast --backend epoll
+"""
+
+import asyncio
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from redis_harness import Redis, cluster_node, wait_cluster  # noqa: E402
+
+import websockets  # noqa: E402
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def connect(srv, path):
+    return await websockets.connect("ws://127.0.0.1:%d%s" % (srv.port, path), ping_interval=None,
+                                    open_timeout=10, close_timeout=3)
+
+
+async def recv_json(ws, timeout=5):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_type(ws, t, timeout=5):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        m = await recv_json(ws, max(0.01, deadline - loop.time()))
+        if m.get("type") == t:
+            return m
+
+
+async def bridge_client(srv):
+    ws = await connect(srv, "/")
+    await ws.send(json.dumps({"type": "connection", "origin": "test"}))
+    reply = await recv_json(ws)
+    return ws, reply["data"]["id"]
+
+
+class ClusterCase(harness.ProcessTestCase):
+    def setUp(self):
+        super().setUp()
+        self.r = Redis()
+        self.addCleanup(self.r.cleanup)
+        self.r.start()
+
+    def nodes(self, n, **kw):
+        out = [cluster_node(self, self.r, "n%d" % i, **kw) for i in range(n)]
+        for srv in out:
+            wait_cluster(srv, "every node connected",
+                         lambda c: c["redis"] == "ok" and c["nodes_seen"] == n, timeout=10)
+        return out
+
+    def bridge_health(self, srv):
+        h = srv.health()
+        return int(h["connected_clients"]), h["bridge_connected"] in (True, "true")
+
+
+class BridgeClusterTest(ClusterCase):
+    def test_smallest_free_id_across_nodes_and_bridge_anywhere(self):
+        a, b = self.nodes(2)
+
+        async def scenario():
+            # Ids interleave over the nodes: one sequence for the cluster.
+            c1, i1 = await bridge_client(a)
+            c2, i2 = await bridge_client(b)
+            c3, i3 = await bridge_client(a)
+            self.assertEqual([i1, i2, i3], [1, 2, 3])
+            # The smallest free id is reused, whichever node freed it and whichever asks.
+            await c2.close()
+            await asyncio.sleep(0)
+            for _ in range(100):
+                if self.bridge_health(a)[0] == 2 and self.bridge_health(b)[0] == 2:
+                    break
+                await asyncio.sleep(0.05)
+            c4, i4 = await bridge_client(a)
+            self.assertEqual(i4, 2)
+            # The bridge on node b; clients on node a reach it, and it reaches them by id.
+            br = await connect(b, "/")
+            await br.send(json.dumps({"type": "bridge"}))
+            for _ in range(100):
+                if all(self.bridge_health(s) == (3, True) for s in (a, b)):
+                    break
+                await asyncio.sleep(0.05)
+            for s in (a, b):
+                self.assertEqual(self.bridge_health(s), (3, True), "node %d" % s.port)
+            for ws, i in ((c1, i1), (c3, i3), (c4, i4)):
+                text = json.dumps({"id": i, "fireworks": [{"outer_layer": "circle"}]})
+                await ws.send(text)
+                self.assertEqual(await asyncio.wait_for(br.recv(), 5), text)
+            for ws, i in ((c1, i1), (c4, i4)):
+                text = json.dumps({"id": i, "data": {"id": i, "status": "ready"}})
+                await br.send(text)
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), text)
+            # The bridge goes: every node knows at once.
+            await br.close()
+            for _ in range(100):
+                if not any(self.bridge_health(s)[1] for s in (a, b)):
+                    break
+                await asyncio.sleep(0.05)
+            for s in (a, b):
+                self.assertFalse(self.bridge_health(s)[1], "node %d still has a bridge" % s.port)
+            for ws in (c1, c3, c4):
+                await ws.close()
+
+        run(scenario())
+
+    def test_killed_node_frees_its_ids_and_bridge(self):
+        a, b = self.nodes(2, node_ttl_ms=2000)
+
+        async def scenario():
+            c1, i1 = await bridge_client(a)
+            c2, i2 = await bridge_client(b)
+            br = await connect(b, "/")
+            await br.send(json.dumps({"type": "bridge"}))
+            for _ in range(100):
+                if self.bridge_health(a) == (2, True):
+                    break
+                await asyncio.sleep(0.05)
+            self.assertEqual(self.bridge_health(a), (2, True))
+            b.kill()
+            # Within node_ttl_ms (+ a heartbeat) node a frees b's id and forgets its bridge.
+            for _ in range(120):
+                if self.bridge_health(a) == (1, False):
+                    break
+                await asyncio.sleep(0.05)
+            self.assertEqual(self.bridge_health(a), (1, False))
+            c3, i3 = await bridge_client(a)
+            self.assertEqual(i3, i2, "the dead node's id is free again")
+            for ws in (c1, c3):
+                await ws.close()
+
+        run(scenario())
+
+    def test_redis_down_refuses_new_clients_with_1013(self):
+        (a,) = self.nodes(1)
+
+        async def scenario():
+            c1, i1 = await bridge_client(a)
+            self.assertEqual(i1, 1)
+            self.r.stop()
+            wait_cluster(a, "degraded", lambda c: c["redis"] == "degraded", timeout=10)
+            ws = await connect(a, "/")
+            await ws.send(json.dumps({"type": "connection"}))
+            with self.assertRaises(websockets.ConnectionClosed) as cm:
+                await asyncio.wait_for(ws.recv(), 5)
+            self.assertEqual(cm.exception.rcvd.code, 1013)
+            await c1.close()
+
+        run(scenario())
+
+
+class DirectSendClusterTest(ClusterCase):
+    def test_native_send_to_a_member_of_another_node_and_back(self):
+        a, b = self.nodes(2)
+
+        async def scenario():
+            x = await connect(a, "/ws")
+            y = await connect(b, "/ws")
+            await x.send(json.dumps({"op": "join", "room": "dm", "presence": True}))
+            await recv_type(x, "joined")
+            await y.send(json.dumps({"op": "join", "room": "dm", "presence": True}))
+            joined = await recv_type(y, "joined")
+            seen_by_x = (await recv_type(x, "presence"))["member"]["session"]
+            x_for_y = [m["session"] for m in joined["members"] if int(m["session"]) >> 48 == 0xFFFF]
+            self.assertEqual(len(x_for_y), 1, joined)
+            await x.send(json.dumps({"op": "send", "to": seen_by_x, "data": {"n": 1}}))
+            got = await recv_type(y, "direct")
+            self.assertEqual(got["data"], {"n": 1})
+            # The sender shows as the id the receiver knows it by: a reply finds it.
+            self.assertEqual(got["from"], x_for_y[0])
+            await y.send(json.dumps({"op": "send", "to": got["from"], "data": {"n": 2}}))
+            back = await recv_type(x, "direct")
+            self.assertEqual(back["data"], {"n": 2})
+            self.assertEqual(back["from"], seen_by_x)
+            await x.close()
+            await y.close()
+
+        run(scenario())
+
+    def test_chatroom_pm_reaches_a_user_on_another_node(self):
+        a, b = self.nodes(2)
+
+        async def scenario():
+            u1 = await connect(a, "/chatroom/json")
+            u2 = await connect(b, "/chatroom/json")
+
+            async def name_of(ws):
+                m = await recv_json(ws)
+                # {"body": "Welcome, <name> (hint: ...)", "origin": "SERVER", ...}
+                return m["body"].split(",", 1)[1].split("(", 1)[0].strip()
+
+            n1 = await name_of(u1)
+            n2 = await name_of(u2)
+            # u1 hears u2 arrive: u2 is in the cluster's presence.
+            m = await recv_json(u1)
+            self.assertIn(n2, m["body"])
+            await u1.send("!pm %s hello there" % n2)
+            got = await recv_json(u2)
+            self.assertEqual((got["body"], got["origin"]), ("PM <- %s: hello there" % n1, "PRIVATE"), got)
+            self.assertEqual((await recv_json(u1))["body"], "PM -> %s: hello there" % n2)
+            await u1.close()
+            await u2.close()
+
+        run(scenario())
+
+
+if __name__ == "__main__":
+    harness.main()
