@@ -52,9 +52,11 @@ def msg_key(m):
 
 
 class ClusterCase(harness.ProcessTestCase):
+    REDIS_KW = {}
+
     def setUp(self):
         super().setUp()
-        self.redis = Redis().start()
+        self.redis = Redis(**self.REDIS_KW).start()
         self.addCleanup(self.redis.cleanup)
         self._clients = []
         self._tok = 0
@@ -100,8 +102,8 @@ class ClusterCase(harness.ProcessTestCase):
             out += by[w][:per_worker]
         return out
 
-    async def publish_ok(self, c, room, data, **kw):
-        r = await c.req("publish", room=room, data=data, **kw)
+    async def publish_ok(self, c, room, data, timeout=5.0, **kw):
+        r = await c.req("publish", room=room, data=data, timeout=timeout, **kw)
         self.assertEqual(r.get("type"), "ack", "%s: publish %r: %r" % (c.name, data, r))
 
 
@@ -225,6 +227,29 @@ class NativeClusterTest(ClusterCase):
             mb = await cb.take_type("message", 10)
             self.assertEqual(ma["from"], ca.sid)
             self.assertEqual(mb["from"], ma["from"], "node B names the sender differently")
+
+        self.run_scenario(scenario, 30)
+
+    def test_queries_on_a_node_without_members(self):
+        # KNOWN BUG (reported): a node that does not mirror the room answers `history` and
+        # `presence` from its own empty registry (seq 0, no messages, no members).
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "q-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            await ca.join(room, presence=True)
+            for i in range(5):
+                await self.publish_ok(ca, room, {"i": i}, echo=False)
+            cb = await self.client(b, "cb")
+            ra = await ca.req("history", room=room, limit=3, offset=1)
+            rb = await cb.req("history", room=room, limit=3, offset=1)
+            self.assertEqual(ra.get("seq"), 5, ra)
+            self.assertEqual((rb.get("seq"), [msg_key(m) for m in rb["messages"]]),
+                             (ra.get("seq"), [msg_key(m) for m in ra["messages"]]),
+                             "history asked on a node without members of the room")
+            pb = await cb.req("presence", room=room)
+            self.assertEqual([m.get("user_id") for m in pb["members"]], [ca.uid], pb)
 
         self.run_scenario(scenario, 30)
 
@@ -480,6 +505,131 @@ class ProfileClusterTest(ClusterCase):
 
         self.run_scenario(scenario, 40)
 
+
+
+class FaultClusterTest(ClusterCase):
+    REDIS_KW = {"appendonly": True}  # what survives a Redis restart is what Redis wrote to disk
+
+    def wait_redis(self, nodes, state, timeout=15.0):
+        for srv in nodes:
+            harness.wait_until(lambda: srv.health()["cluster"]["redis"] == state, timeout=timeout,
+                               what="redis %s on node %d" % (state, srv.port))
+
+    def test_redis_restart_publish_refused_join_local_then_resume(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "rr-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            cb = await self.client(b, "cb")
+            resumer = await self.client(b, "resumer")
+            for c in (ca, cb, resumer):
+                await c.join(room, presence=True)
+            for i in range(5):
+                await self.publish_ok(ca if i % 2 else cb, room, {"i": i})
+            await resumer.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= 5,
+                                   10, "5 messages")
+            last_seen = max(m["seq"] for m in resumer.inbox if m.get("type") == "message")
+            self.assertEqual(last_seen, 5)
+            await resumer.close()
+
+            await ca.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= 5,
+                              10, "5 messages")
+            ca.pop_all(lambda m: m.get("type") == "message")
+            self.redis.stop()
+            self.wait_redis((a, b), "degraded")
+            # Publishes are refused with an error reply, not silently dropped. KNOWN BUG
+            # (reported): a non-persistent native room gets no reply at all; recorded here and
+            # asserted at the end so the rest of the scenario still runs.
+            problems = []
+            for c in (ca, cb):
+                try:
+                    r = await c.req("publish", room=room, data={"during": "outage"}, timeout=5)
+                except AssertionError as e:
+                    problems.append("%s: publish during the outage: %s" % (c.name, str(e)[:120]))
+                    continue
+                self.assertEqual(r.get("type"), "error", "%s: publish during the outage: %r" % (c.name, r))
+                self.assertIsInstance(r.get("code"), str, r)
+                self.assertIsInstance(r.get("message"), str, r)
+            # Local joins still complete (on a known room and on a new one).
+            la = await self.client(a, "la")
+            r = await la.join(room, presence=True)
+            self.assertEqual(r.get("type"), "joined", r)
+            lb = await self.client(b, "lb")
+            r = await lb.join("fresh-" + room, presence=True)
+            self.assertEqual(r.get("type"), "joined", r)
+            self.assertEqual(await ca.quiet(lambda m: m.get("type") == "message", 0.3), [])
+
+            self.redis.start()
+            self.wait_redis((a, b), "ok", timeout=20)
+            for srv in (a, b):
+                self.assertGreaterEqual(srv.health()["cluster"]["reconnects"], 1)
+            # Delivery resumes across nodes; the member that joined during the outage was
+            # re-announced and receives from the other node too.
+            for c in (ca, cb, la):
+                c.pop_all(lambda m: m.get("type") == "message")
+            for i in range(5, 10):
+                await self.publish_ok(ca if i % 2 else cb, room, {"i": i}, timeout=10)
+            for c in (ca, cb, la):
+                await c.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= 5,
+                                 10, "5 messages after the restart")
+                got = [m for m in c.inbox if m.get("type") == "message"]
+                self.assertEqual([(m["seq"], m["data"]["i"]) for m in got], [(i + 1, i) for i in range(5, 10)],
+                                 c.name)
+            want = sorted((c.uid, c.nick) for c in (ca, cb, la))
+            for c in (ca, cb):
+                for _ in range(100):
+                    if await presence_of(c, room) == want:
+                        break
+                    await asyncio.sleep(0.1)
+                self.assertEqual(await presence_of(c, room), want, "presence on %s after the restart" % c.name)
+            # A client resuming on the other node with since=<last seen> gets exactly the rest.
+            back = await self.client(a, "resumer-back")
+            r = await back.join(room, since=last_seen)
+            self.assertEqual(r.get("seq"), 10, r)
+            await back.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= 5,
+                                10, "resumed messages")
+            await asyncio.sleep(0.2)
+            self.assertEqual([m["seq"] for m in back.inbox if m.get("type") == "message"], list(range(6, 11)))
+            self.assertEqual(problems, [])
+
+        self.run_scenario(scenario, 90)
+
+    def test_acked_history_survives_node_kill(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "dur-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            await ca.join(room)
+            n = 50
+            for i in range(n):
+                await ca.send({"op": "publish", "room": room, "id": "p%d" % i, "data": {"i": i}, "echo": False})
+            acked = []
+            for i in range(n):
+                r = await ca.take(lambda m, i=i: m.get("id") == "p%d" % i, 10, "ack p%d" % i)
+                self.assertEqual(r.get("type"), "ack", r)
+                acked.append(i)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(5)
+            # Read on B by a member (a non-member's query is test_queries_on_a_node_without_members).
+            cb = await self.client(b, "cb")
+            r = await cb.join(room, history=1000)
+            self.assertEqual(r.get("seq"), n, r)
+            await cb.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= n, 10,
+                              "history replay")
+            self.assertEqual([m["data"]["i"] for m in cb.inbox if m.get("type") == "message"], acked)
+            r = await cb.req("history", room=room, limit=1000)
+            self.assertEqual(r.get("seq"), n, r)
+            self.assertEqual([m["data"]["i"] for m in r["messages"]][::-1], acked)
+
+        self.run_scenario(scenario, 40)
+
+
+async def presence_of(c, room):
+    """The presence list of `room` as c's node has it: sorted [(user_id, nickname)]."""
+    r = await c.req("presence", room=room)
+    return sorted((m.get("user_id"), m.get("nickname")) for m in r["members"])
 
 if __name__ == "__main__":
     harness.main()
