@@ -54,6 +54,16 @@ def msg_key(m):
 class ClusterCase(harness.ProcessTestCase):
     REDIS_KW = {}
 
+    def _track(self, c):
+        self._clients.append(c)
+        return c
+
+    async def gamechat_login(self, srv, tok):
+        c = self._track(await ws_open(srv.port, "/chat", jdecode, tok))
+        await c.send({"action": "login", "token": tok})
+        self.assertEqual(await c.next(10), {"info": "connected"})
+        return c
+
     def setUp(self):
         super().setUp()
         self.redis = Redis(**self.REDIS_KW).start()
@@ -277,7 +287,7 @@ class NativeClusterTest(ClusterCase):
 
             async def listing(c):
                 r = await c.req("presence", room=room)
-                return sorted((m.get("user_id"), m.get("nickname")) for m in r["members"])
+                return sorted((m.get("user_id") or "", m.get("nickname") or "") for m in r["members"])
 
             la, lb = await listing(wa), await listing(wb)
             self.assertEqual(la, lb, "presence lists differ between nodes")
@@ -626,6 +636,175 @@ class FaultClusterTest(ClusterCase):
         self.run_scenario(scenario, 40)
 
 
+    def test_profiles_during_redis_outage(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "ps-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ga = await self.gamechat_login(a, "tok-1")
+            gb = await self.gamechat_login(b, "tok-2")
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
+            ta = self._track(await chat_connect(a.port, CHAT_JSON))
+            ca = await self.client(a, "ca")
+            await ca.join(room)
+            self.redis.stop()
+            self.wait_redis((a, b), "degraded")
+            problems = []
+            # gamechat and livemap answer with their store-failure errors
+            await ga.send({"action": "message", "message": "during"})
+            self.assertEqual(await ga.next(10), {"error": "the message could not be stored, so it was not sent"})
+            await ma.send({"type": "marker_add", "marker": {"user_id": 1, "timestamp": 2}})
+            self.assertEqual(await ma.next(10),
+                             {"type": "error", "message": "the marker could not be stored; it was not added"})
+            # native state.set: KNOWN BUG (reported, as publish): no reply at all
+            try:
+                r = await ca.req("state.set", room=room, key="k", value=1, timeout=5)
+                self.assertEqual(r.get("type"), "error", r)
+            except AssertionError as e:
+                problems.append("native state.set during the outage: %s" % str(e)[:100])
+            # a chatroom user connecting on B meanwhile is announced on A once Redis is back
+            tb = self._track(await chat_connect(b.port, CHAT_JSON))
+            self.redis.start()
+            self.wait_redis((a, b), "ok", timeout=20)
+            await ta.expect("%s has connected!" % tb.name, timeout=10)
+            self.assertEqual(await ta.who(), [ta.name, tb.name])
+            # and everything crosses nodes again
+            await ga.send({"action": "message", "message": "after"})
+            for c in (ga, gb):
+                m = await c.next(10)
+                self.assertEqual((m.get("user_id"), m.get("message")), ("u1", "after"), m)
+            await mb.send({"type": "marker_add", "marker": {"user_id": 2, "timestamp": 3}})
+            self.assertEqual(await ma.next(10),
+                             {"type": "marker_added", "marker": {"user_id": 2, "timestamp": 3, "id": "2_3"}})
+            await tb.send("back")
+            await ta.expect("%s: back" % tb.name, "USER")
+            self.assertEqual(problems, [])
+
+        self.run_scenario(scenario, 60)
+
+    def test_state_and_profile_history_survive_node_kill(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "ks-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            await ca.join(room)
+            for i in range(3):
+                r = await ca.req("state.set", room=room, key="k%d" % i, value={"v": i})
+                self.assertEqual(r.get("type"), "ack", r)
+            ga = await self.gamechat_login(a, "tok-1")
+            for i in range(3):
+                await ga.send({"action": "message", "message": "g%d" % i})
+                await ga.next(10)
+            mwatch = self._track(await ws_open(a.port, "/map", jdecode, "mwatch"))
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            for i in range(3):
+                await ma.send({"type": "marker_add", "marker": {"user_id": i, "timestamp": 1}})
+                await mwatch.next(10)  # seen by others: the marker is in effect
+            await ma.send({"type": "position_update", "player": {"user_id": 7, "x": 1}})
+            await mwatch.next(10)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(5)
+            cb = await self.client(b, "cb")
+            r = await cb.join(room)
+            self.assertEqual(r.get("state"), {"k0": {"v": 0}, "k1": {"v": 1}, "k2": {"v": 2}}, r)
+            gb = await self.gamechat_login(b, "tok-2")
+            await gb.send({"action": "history", "limit": 0})
+            h = await gb.next(10)
+            self.assertEqual([m["message"] for m in h["history"]], ["g2", "g1", "g0"], h)
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
+            self.assertEqual(await mb.next(10), {"type": "markers_sync", "markers": [
+                {"user_id": i, "timestamp": 1, "id": "%d_1" % i} for i in range(3)]})
+            # positions are written behind: the last one may be lost, but sent ones usually arrive
+            m = await mb.next(10)
+            self.assertEqual(m.get("type"), "positions_sync", m)
+
+        self.run_scenario(scenario, 40)
+
+    def test_stalled_node_comes_back_with_its_members(self):
+        # KNOWN BUG (reported): after a stall longer than node_ttl_ms the node's still-connected
+        # members are dropped from presence on every node (its own included) and never come back.
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "stall-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            await ca.join(room, presence=True)
+            cb = await self.client(b, "cb")
+            await cb.join(room, presence=True)
+            want = sorted([(ca.uid, ca.nick), (cb.uid, cb.nick)])
+            for _ in range(50):
+                if await presence_of(ca, room) == want:
+                    break
+                await asyncio.sleep(0.1)
+            self.assertEqual(await presence_of(ca, room), want)
+            ca.pop_all(lambda m: m.get("type") == "presence")
+            b.proc.send_signal(signal.SIGSTOP)
+            try:
+                await ca.take(lambda m: m.get("type") == "presence" and m.get("event") == "leave",
+                              NODE_TTL_S + 5, "leave of the stalled node's member")
+            finally:
+                b.proc.send_signal(signal.SIGCONT)
+            harness.wait_until(lambda: b.health()["cluster"]["nodes_seen"] == 2, timeout=10,
+                               what="node B back in the cluster")
+            # cb is still connected and still gets messages...
+            await self.publish_ok(ca, room, {"after": "stall"})
+            m = await cb.take_type("message", 10)
+            self.assertEqual(m["data"], {"after": "stall"})
+            # ...so it must be a member again, on both nodes, and A hears it come back.
+            await ca.take(lambda m: m.get("type") == "presence" and m.get("event") == "join", 10,
+                          "cb announced again after the stall")
+            self.assertEqual(await presence_of(ca, room), want)
+            self.assertEqual(await presence_of(cb, room), want)
+
+        self.run_scenario(scenario, 40)
+
+    def test_node_restart_sees_what_happened_meanwhile(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+
+        async def first():
+            ga = await self.gamechat_login(a, "tok-1")
+            gb = await self.gamechat_login(b, "tok-2")
+            for i in range(3):
+                await ga.send({"action": "message", "message": "g%d" % i})
+                await ga.next(10)
+                await gb.next(10)
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
+            await ma.send({"type": "marker_add", "marker": {"user_id": 1, "timestamp": 1}})
+            await mb.next(10)
+
+        async def while_down():
+            ga = await self.gamechat_login(a, "tok-1")
+            for i in range(3, 5):
+                await ga.send({"action": "message", "message": "g%d" % i})
+                await ga.next(10)
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            await ma.next(10)  # markers_sync
+            await ma.send({"type": "marker_remove", "marker_id": "1_1"})
+            await ma.send({"type": "marker_add", "marker": {"user_id": 2, "timestamp": 2}})
+            await ma.send({"type": "ping", "timestamp": 0})
+            self.assertEqual(await ma.next(10), {"type": "pong", "timestamp": 0})
+
+        async def after():
+            gb = await self.gamechat_login(b, "tok-2")
+            await gb.send({"action": "history", "limit": 0})
+            h = await gb.next(10)
+            self.assertEqual([m["message"] for m in h["history"]], ["g4", "g3", "g2", "g1", "g0"])
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
+            self.assertEqual(await mb.next(10), {"type": "markers_sync", "markers": [
+                {"user_id": 2, "timestamp": 2, "id": "2_2"}]})
+
+        self.run_scenario(first, 30)
+        self.assertEqual(b.stop(), 0)
+        b._stderr_file.close()  # start() opens a new one
+        self._clients = []
+        self.run_scenario(while_down, 30)
+        self._clients = []
+        b.start()
+        self.run_scenario(after, 30)
+
 
 class LossyRedisTest(ClusterCase):
     """Redis without persistence (as the harness starts it by default): a restart loses the data."""
@@ -726,7 +905,7 @@ class JoinRaceTest(ClusterCase):
 async def presence_of(c, room):
     """The presence list of `room` as c's node has it: sorted [(user_id, nickname)]."""
     r = await c.req("presence", room=room)
-    return sorted((m.get("user_id"), m.get("nickname")) for m in r["members"])
+    return sorted((m.get("user_id") or "", m.get("nickname") or "") for m in r["members"])
 
 if __name__ == "__main__":
     harness.main()
