@@ -28,7 +28,7 @@ import harness  # noqa: E402
 from redis_harness import Redis, cluster_node  # noqa: E402
 from test_chatroom import JSON as CHAT_JSON, TEXT as CHAT_TEXT, connect as chat_connect  # noqa: E402
 from test_native import NClient, run_async, worker_of  # noqa: E402
-from ws_inbox import WsInbox  # noqa: E402
+from ws_inbox import Binary, WsInbox  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets 10.4)
 
@@ -240,6 +240,47 @@ class NativeClusterTest(ClusterCase):
 
         self.run_scenario(scenario, 30)
 
+    def test_binary_frames_cross_nodes_in_order_with_messages(self):
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "bin-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            cb = await self.client(b, "cb")
+            cb2 = await self.client(b, "cb2")
+            await ca.join(room, presence=True)
+            await cb.join(room, presence=True)
+            await cb2.join(room)
+            h0 = await cb.req("history", room=room)
+            sent = []
+            blobs = [os.urandom(1), os.urandom(70000), b"\xff\xfe{not json", b""]
+            for i in range(20):
+                blob = blobs[i % len(blobs)] if i < len(blobs) else b"n%d" % i
+                await ca.send(blob)
+                sent.append(("bin", blob))
+                await ca.send({"op": "publish", "room": room, "data": {"i": i}})
+                sent.append(("msg", i))
+
+            def seen(c):
+                out = []
+                for m in c.inbox:
+                    if isinstance(m, Binary):
+                        out.append(("bin", m.data))
+                    elif m.get("type") == "message":
+                        out.append(("msg", m["data"]["i"]))
+                return out
+
+            for c in (cb, cb2):
+                await c.wait_for(lambda inbox, c=c: len(seen(c)) >= len(sent), 10, "binary and messages")
+            await asyncio.sleep(0.2)
+            for c in (cb, cb2):
+                self.assertEqual(seen(c), sent, "%s: order of binary frames and messages" % c.name)
+            h1 = await cb.req("history", room=room)
+            self.assertEqual(len(h1["messages"]), len(h0["messages"]) + 20, "binary frames are not history")
+            self.assertEqual([m for m in ca.inbox if isinstance(m, dict) and m.get("type") == "error"], [])
+
+        self.run_scenario(scenario, 30)
+
     def test_queries_on_a_node_without_members(self):
         # KNOWN BUG (reported): a node that does not mirror the room answers `history` and
         # `presence` from its own empty registry (seq 0, no messages, no members).
@@ -368,15 +409,11 @@ def jdecode(m):
 
 
 class ProfileClusterTest(ClusterCase):
-    def _clients_track(self, c):
-        self._clients.append(c)
-        return c
-
     def test_chatroom_notices_and_chat_cross_nodes(self):
         a, b = self.nodes(2)
 
         async def chat(srv, path, name):
-            c = self._clients_track(await chat_connect(srv.port, path))
+            c = self._track(await chat_connect(srv.port, path))
             c.name = c.name or name
             return c
 
@@ -425,16 +462,9 @@ class ProfileClusterTest(ClusterCase):
     def test_gamechat_login_chat_history_cross_nodes(self):
         a, b = self.nodes(2, TOKENS_TOML)
 
-        async def login(srv, tok):
-            c = self._clients_track(await ws_open(srv.port, "/chat", jdecode, tok))
-            await c.send({"action": "login", "token": tok})
-            r = await c.next(10)
-            self.assertEqual(r, {"info": "connected"})
-            return c
-
         async def scenario():
-            ga = await login(a, "tok-1")
-            gb = await login(b, "tok-2")
+            ga = await self.gamechat_login(a, "tok-1")
+            gb = await self.gamechat_login(b, "tok-2")
             sent = []
             for i, (c, uid, nick) in enumerate([(ga, "u1", "User1"), (gb, "u2", "User2"), (ga, "u1", "User1")]):
                 await c.send({"action": "message", "message": "m%d" % i, "channel": i})
@@ -454,7 +484,7 @@ class ProfileClusterTest(ClusterCase):
                 await c.send({"action": "history", "limit": 1, "offset": 1})
                 self.assertEqual(await c.next(10), {"history": [sent[1]]})
             # a player logging in on B later reads the same history
-            late = await login(b, "tok-3")
+            late = await self.gamechat_login(b, "tok-3")
             await late.send({"action": "history", "limit": 2})
             self.assertEqual(await late.next(10), {"history": sent[::-1][:2]})
 
@@ -464,8 +494,8 @@ class ProfileClusterTest(ClusterCase):
         a, b = self.nodes(2)
 
         async def scenario():
-            ma = self._clients_track(await ws_open(a.port, "/map", jdecode, "ma"))
-            mb = self._clients_track(await ws_open(b.port, "/map", jdecode, "mb"))
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
             await ma.send({"type": "ping", "timestamp": 1})
             self.assertEqual(await ma.next(10), {"type": "pong", "timestamp": 1}, "fresh map sends nothing")
             await mb.send({"type": "ping", "timestamp": 2})
@@ -507,7 +537,7 @@ class ProfileClusterTest(ClusterCase):
             want_markers = [dict(m1b, id="1_t1"), dict(m3, id="3_3")]
             want_pos = [p1b["player"], p2["player"]]
             for srv in (a, b):
-                late = self._clients_track(await ws_open(srv.port, "/map", jdecode, "late"))
+                late = self._track(await ws_open(srv.port, "/map", jdecode, "late"))
                 self.assertEqual(await late.next(10), {"type": "markers_sync", "markers": want_markers},
                                  "markers_sync on %d" % srv.port)
                 self.assertEqual(await late.next(10), {"type": "positions_sync", "positions": want_pos},
@@ -804,6 +834,62 @@ class FaultClusterTest(ClusterCase):
         self._clients = []
         b.start()
         self.run_scenario(after, 30)
+
+
+class ChurnTest(ClusterCase):
+    def test_join_leave_churn_on_both_nodes_settles_to_one_presence(self):
+        # Members join and leave quickly on both nodes (each node repeatedly dropping to no local
+        # member, so its mirror stops and starts again) while messages flow; at the end every
+        # node lists exactly the members that stayed, and a member that stayed throughout got
+        # every message once, in order.
+        a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
+        room = "churn-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            wa = await self.client(a, "wa")
+            await wa.join(room, presence=True)
+            churners = []
+            for srv, tag in ((a, "a"), (b, "b")):
+                for i in range(3):
+                    churners.append(await self.client(srv, "ch-%s%d" % (tag, i)))
+            pub = churners[3]  # on node B: its mirror comes and goes
+
+            async def churn(c, rounds, stay):
+                for r in range(rounds):
+                    await c.join(room, presence=True, history=5)
+                    await self.publish_ok(c, room, {"who": c.name, "r": r})
+                    if r < rounds - 1 or not stay:
+                        left = await c.req("leave", room=room)
+                        self.assertEqual(left.get("type"), "left", left)
+
+            stayers = {churners[0].name, churners[4].name}
+            await asyncio.gather(*(churn(c, 8, c.name in stayers) for c in churners))
+            want = sorted([(wa.uid, wa.nick)] + [(c.uid, c.nick) for c in churners if c.name in stayers])
+            for c in (wa, pub):
+                got = None
+                for _ in range(100):
+                    got = await presence_of(c, room)
+                    if got == want:
+                        break
+                    await asyncio.sleep(0.1)
+                self.assertEqual(got, want, "presence on %s's node after the churn" % c.name)
+            # wa's view: every message once, seq 1..N in order (N = 6 churners x 8 rounds).
+            n = 6 * 8
+            await wa.wait_for(lambda inbox: len([m for m in inbox if m.get("type") == "message"]) >= n,
+                              15, "%d messages" % n)
+            await asyncio.sleep(0.2)
+            self.assertEqual([m["seq"] for m in wa.inbox if m.get("type") == "message"], list(range(1, n + 1)))
+            # and its join/leave events add up to the final list
+            present = {}
+            for m in wa.inbox:
+                if m.get("type") == "presence" and m.get("event") in ("join", "leave"):
+                    u = m["member"].get("user_id")
+                    present[u] = present.get(u, 0) + (1 if m["event"] == "join" else -1)
+            self.assertEqual(sorted(u for u, k in present.items() if k), sorted(u for u, _ in want if u != wa.uid),
+                             "join/leave events on node A do not add up: %r" % present)
+            self.assertTrue(all(k in (0, 1) for k in present.values()), present)
+
+        self.run_scenario(scenario, 60)
 
 
 class LossyRedisTest(ClusterCase):
