@@ -836,6 +836,41 @@ class FaultClusterTest(ClusterCase):
         self.run_scenario(after, 30)
 
 
+class StalledRedisTest(ClusterCase):
+    def test_stalled_redis_bounds_memory(self):
+        # KNOWN BUG (reported): with Redis stopped (SIGSTOP, connections open) every event is
+        # buffered for it without a cap: the node's memory grows with what clients send.
+        a, _ = self.nodes(2, "max_queue_bytes = 1048576\n" + HUB_TOML + TOKENS_TOML)
+        room = "stl-" + uuid.uuid4().hex[:8]
+        n, size = 12000, 4000
+
+        async def scenario():
+            ca = await self.client(a, "ca")
+            await ca.join(room)
+            rss0 = rss_kb(a.proc.pid)
+            self.redis.proc.send_signal(signal.SIGSTOP)
+            try:
+                big = "x" * size
+                for i in range(n):
+                    await ca.send({"op": "publish", "room": room, "id": i, "data": big, "echo": False})
+                    if i % 1000 == 999:
+                        await asyncio.sleep(0.05)
+                harness.wait_until(lambda: rss_kb(a.proc.pid) - rss0 > 0, timeout=2)
+                await asyncio.sleep(1.0)
+                grown = rss_kb(a.proc.pid) - rss0
+                answered = len([m for m in ca.inbox if "id" in m])
+            finally:
+                self.redis.proc.send_signal(signal.SIGCONT)
+            # every publish is answered once Redis is back (ack or error, none lost)
+            await ca.wait_for(lambda inbox: len([m for m in inbox if "id" in m]) >= n, 30, "%d answers" % n)
+            self.assertLess(grown, 24 * 1024,
+                            "RSS grew by %d KB while Redis was stalled and %d KB were published "
+                            "(max_queue_bytes = 1 MiB; %d publishes answered meanwhile)"
+                            % (grown, n * size // 1024, answered))
+
+        self.run_scenario(scenario, 60)
+
+
 class ChurnTest(ClusterCase):
     def test_join_leave_churn_on_both_nodes_settles_to_one_presence(self):
         # Members join and leave quickly on both nodes (each node repeatedly dropping to no local
@@ -987,6 +1022,14 @@ class JoinRaceTest(ClusterCase):
                 self.assertEqual([m["data"]["i"] for m in got], list(range(first - 1, total)))
 
         self.run_scenario(scenario, 60)
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
 
 async def presence_of(c, room):
     """The presence list of `room` as c's node has it: sorted [(user_id, nickname)]."""
