@@ -459,6 +459,42 @@ class ProfileClusterTest(ClusterCase):
 
         self.run_scenario(scenario, 60)
 
+    def test_chatroom_pm_to_a_user_on_another_node(self):
+        # KNOWN BUG (reported): the sender is told "PM -> <user>: ..." but the user on the other
+        # node receives nothing (direct sends do not cross nodes yet).
+        a, b = self.nodes(2)
+
+        async def scenario():
+            u1 = self._track(await chat_connect(a.port, CHAT_JSON))
+            u2 = self._track(await chat_connect(b.port, CHAT_JSON))
+            await u1.expect("%s has connected!" % u2.name)
+            await u1.send("!pm %s hello" % u2.name)
+            body, origin = await u1.next()
+            if body == "!pm error: user %s not found" % u2.name:
+                return  # refused honestly: acceptable until PMs cross nodes
+            self.assertEqual((body, origin), ("PM -> %s: hello" % u2.name, "PRIVATE"))
+            await u2.expect("PM <- %s: hello" % u1.name, "PRIVATE")
+
+        self.run_scenario(scenario, 30)
+
+    def test_chatroom_node_kill_disconnect_notices(self):
+        a, b = self.nodes(2)
+
+        async def scenario():
+            t1 = self._track(await chat_connect(a.port, CHAT_TEXT))
+            t2 = self._track(await chat_connect(b.port, CHAT_TEXT))
+            t3 = self._track(await chat_connect(b.port, CHAT_TEXT))
+            await t1.expect("%s has connected!" % t2.name)
+            await t1.expect("%s has connected!" % t3.name)
+            b.proc.send_signal(signal.SIGKILL)
+            b.proc.wait(5)
+            got = [await t1.next(NODE_TTL_S + 3.0) for _ in range(2)]
+            self.assertEqual(sorted(body for body, _ in got),
+                             sorted("%s has disconnected!" % c.name for c in (t2, t3)))
+            self.assertEqual(await t1.who(), [t1.name])
+
+        self.run_scenario(scenario, 30)
+
     def test_gamechat_login_chat_history_cross_nodes(self):
         a, b = self.nodes(2, TOKENS_TOML)
 
