@@ -526,6 +526,52 @@ class ProfileClusterTest(ClusterCase):
 
         self.run_scenario(scenario, 40)
 
+    def test_gamechat_and_livemap_concurrent_writers_agree(self):
+        # Writers on both nodes at once: every gamechat player sees one order (the history's),
+        # and the map's markers_sync is the same on both nodes, in the order of the events.
+        a, b = self.nodes(2, TOKENS_TOML)
+        per = 25
+
+        async def scenario():
+            ga = await self.gamechat_login(a, "tok-1")
+            gb = await self.gamechat_login(b, "tok-2")
+            gw = await self.gamechat_login(b, "tok-3")  # a reader on B
+
+            async def chat(c, tag):
+                for i in range(per):
+                    await c.send({"action": "message", "message": "%s%d" % (tag, i)})
+
+            await asyncio.gather(chat(ga, "a"), chat(gb, "b"))
+            views = []
+            for c in (ga, gb, gw):
+                got = [(await c.next(10))["message"] for _ in range(2 * per)]
+                views.append(got)
+            self.assertEqual(views[1], views[0], "gamechat order differs between nodes")
+            self.assertEqual(views[2], views[0])
+            self.assertEqual([m for m in views[0] if m[0] == "a"], ["a%d" % i for i in range(per)])
+            await gw.send({"action": "history", "limit": 0})
+            h = await gw.next(10)
+            self.assertEqual([m["message"] for m in h["history"]][::-1], views[0])
+
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            mb = self._track(await ws_open(b.port, "/map", jdecode, "mb"))
+            watch = self._track(await ws_open(a.port, "/map", jdecode, "watch"))
+
+            async def mark(c, uid):
+                for i in range(per):
+                    await c.send({"type": "marker_add", "marker": {"user_id": uid, "timestamp": i}})
+
+            await asyncio.gather(mark(ma, 1), mark(mb, 2))
+            events = [await watch.next(10) for _ in range(2 * per)]
+            order = [e["marker"]["id"] for e in events]
+            self.assertEqual(sorted(order), sorted(["%d_%d" % (u, i) for u in (1, 2) for i in range(per)]))
+            for srv in (a, b):
+                late = self._track(await ws_open(srv.port, "/map", jdecode, "late"))
+                sync = await late.next(10)
+                self.assertEqual([m["id"] for m in sync["markers"]], order, "markers_sync on %d" % srv.port)
+
+        self.run_scenario(scenario, 40)
+
     def test_livemap_markers_positions_chat_cross_nodes(self):
         a, b = self.nodes(2)
 
