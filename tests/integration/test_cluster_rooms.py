@@ -13,6 +13,9 @@ What is checked (the "one hub" promise of the issue for sequenced rooms):
   - the seed profiles' cross-node flows in the seeds' formats;
   - Redis restarted: publishes are refused meanwhile, joins still work, delivery resumes after;
   - acknowledged history survives a node's SIGKILL.
+
+Tests whose comment starts with KNOWN BUG fail on purpose until the cluster code is fixed (see the
+bug reports: /work/briefs/cluster-bugs.md at the time of writing).
 """
 
 import asyncio
@@ -666,7 +669,7 @@ class FaultClusterTest(ClusterCase):
             problems = []
             for c in (ca, cb):
                 try:
-                    r = await c.req("publish", room=room, data={"during": "outage"}, timeout=5)
+                    r = await c.req("publish", room=room, data={"during": "outage"}, timeout=3)
                 except AssertionError as e:
                     problems.append("%s: publish during the outage: %s" % (c.name, str(e)[:120]))
                     continue
@@ -771,7 +774,7 @@ class FaultClusterTest(ClusterCase):
                              {"type": "error", "message": "the marker could not be stored; it was not added"})
             # native state.set: KNOWN BUG (reported, as publish): no reply at all
             try:
-                r = await ca.req("state.set", room=room, key="k", value=1, timeout=5)
+                r = await ca.req("state.set", room=room, key="k", value=1, timeout=3)
                 self.assertEqual(r.get("type"), "error", r)
             except AssertionError as e:
                 problems.append("native state.set during the outage: %s" % str(e)[:100])
