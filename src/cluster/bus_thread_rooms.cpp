@@ -55,8 +55,9 @@ void RedisBus::Thread::send_event(Item& it) {
   if (a[1].size() >= 40)
     for (char c : a[1].substr(32, 8))
       token = token * 16 + static_cast<uint32_t>(c <= '9' ? c - '0' : c - 'a' + 10);
-  if (!cmd_ || !ok_) {
-    // Went down after the core looked: refused, as if refused there.
+  if (!cmd_ || !ok_ ||
+      sdslen(cmd_->obuf) > std::min(kMaxCommandBuffer, bus_.opts_.max_queue_bytes / 2)) {
+    // Went down after the core looked, or Redis is this far behind: refused, as if refused there.
     it.room->add_ref();
     to_core(it.room, nullptr, hub::ClusterArrival::kFailed, token);
     bus_.release_item(it);

@@ -775,6 +775,10 @@ void RedisBus::directory_push(int core, uint32_t op, uint64_t session, uint64_t 
 bool RedisBus::send_event(int core, hub::SharedRoom& room, engine::SharedFrame* args) {
   if (!connected_.load(std::memory_order_relaxed)) return false;
   Lane& l = *lanes_[static_cast<size_t>(core)];
+  // The same cap as raw frames: past it the change is refused (the profile's error reply).
+  const size_t cap = opts_.max_queue_bytes / 2 / lanes_.size();
+  if (l.out_bytes - l.taken_bytes.load(std::memory_order_acquire) + args->size() > cap)
+    return false;
   room.add_ref();
   args->add_ref();
   // Events are not dropped for lack of room: a full ring means Redis is far behind, and the

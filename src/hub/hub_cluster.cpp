@@ -45,6 +45,10 @@ struct ClusterRoom {
   std::vector<engine::FrameRef> early;         // events that came before the snapshot
   std::deque<Op> ops;                          // this core's events on their way, in send order
   std::vector<std::function<void()>> queries;  // reads waiting for the snapshot
+  // This node's members that left but whose leave has not come back yet: if Redis lost it (it
+  // went down with the leave on its way), the next snapshot still lists them and the leave is
+  // sent again, and they are never re-announced.
+  std::vector<uint64_t> leaving;
 };
 
 void delete_cluster_room(ClusterRoom* c) {
@@ -247,7 +251,9 @@ static void activate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
 // the mirror held is dropped, Redis keeps it.
 static void maybe_deactivate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
   ClusterRoom& c = cluster_of(room);
-  if (c.phase == ClusterRoom::Phase::kOff || !c.ops.empty() || !c.queries.empty()) return;
+  if (c.phase == ClusterRoom::Phase::kOff || !c.ops.empty() || !c.queries.empty() ||
+      !c.leaving.empty())
+    return;
   for (int32_t n : room->core_members())
     if (n > 0) return;
   bus.mirror(hub.core(), *room, false);
@@ -442,9 +448,12 @@ void Hub::cluster_leave(SharedRoom* room, uint64_t session) {
   ClusterBus& bus = *system_.cluster();
   EventArgs a;
   a.field = member_of(bus.instance(), session);
-  // Out of this node's mirror now (its core stopped delivering to it already); the others hear
-  // it when the event comes back. If Redis is unreachable, node expiry cleans up instead.
-  if (!send_event(*this, bus, room, 'l', a, nullptr, session)) remove_presence(room, session);
+  // The others hear it when the event comes back (its core stopped delivering to it already).
+  // If Redis is unreachable it leaves this node's mirror now and Redis's at the next snapshot.
+  ClusterRoom& c = cluster_of(room);
+  c.leaving.push_back(session);
+  ClusterRoom::Op op;  // its receipt tells a leave Redis had nothing for (then done)
+  if (!send_event(*this, bus, room, 'l', a, &op, session)) remove_presence(room, session);
   maybe_deactivate(*this, bus, room);
 }
 
@@ -538,6 +547,10 @@ class Applier {
 // An event of this node that a snapshot already has: its effects are in the mirror, only the
 // node's side of it (replies, the joiner's result) is left.
 void finish_covered(Hub& hub, SharedRoom* room, ClusterRoom::Op& op, uint64_t n) {
+  if (op.kind == 'l') {
+    std::erase(room->cluster->leaving, op.session);
+    return;
+  }
   if (op.join) {
     JoinTask& t = *op.join;
     auto& p = room->presence();
@@ -647,6 +660,7 @@ void Applier::apply(const Event& e, bool covered) {
       // is this node's, it is alive after all (the node stalled): it stays here and is
       // re-announced once this node has reconnected.
       if (e.instance == bus_.instance() && e.token == 0xffffffffu) break;
+      if (e.instance == bus_.instance()) std::erase(c_.leaving, e.session);
       HubClusterAccess::remove_presence(hub_, room_, sid(e));
       break;
     case 'i': {
@@ -736,7 +750,8 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       }
       ClusterRoom::Op op = std::move(*it);
       c.ops.erase(it);
-      const bool ok = kind == ClusterArrival::kDone;  // and changed nothing
+      const bool ok = kind == ClusterArrival::kDone;                // and changed nothing
+      if (ok && op.kind == 'l') std::erase(c.leaving, op.session);  // Redis had no such member
       if (op.done) op.done(ok ? std::optional<uint64_t>(room->seq) : std::nullopt);
       if (op.join) {
         // Could not be recorded: join this node's mirror only (see cluster_join).
@@ -765,8 +780,14 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       // them again after the snapshot.
       std::vector<PresenceEntry> mine;
       for (const auto& p : room->presence())
-        if (core_of(p.session) < system_.cores()) mine.push_back(p);
+        if (core_of(p.session) < system_.cores() &&
+            std::find(c.leaving.begin(), c.leaving.end(), p.session) == c.leaving.end())
+          mine.push_back(p);
       room->history().clear();
+      // After a loss, what changed meanwhile is announced here like the events it missed.
+      const bool was_stale = c.stale;
+      std::vector<PresenceEntry> before;
+      if (was_stale) before = room->presence();
       room->presence().clear();
       std::vector<std::string> keys;
       room->state().for_each([&](std::string_view k, std::string_view) { keys.emplace_back(k); });
@@ -856,6 +877,37 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
           pr.push_back(p);  // still a member here meanwhile
           send_event(*this, bus, room, 'j', a, nullptr, p.session);
         }
+      }
+      if (was_stale && room->presence_formatter) {
+        auto has = [](const std::vector<PresenceEntry>& v, uint64_t id) {
+          return std::any_of(v.begin(), v.end(),
+                             [&](const PresenceEntry& x) { return x.session == id; });
+        };
+        const auto& now = room->presence();
+        for (const auto& p : before)
+          if (!has(now, p.session)) {
+            engine::FrameRef f(room->presence_formatter(*room, p, false));
+            if (f) HubClusterAccess::fanout_home(*this, room, f.get(), p.session, true);
+          }
+        for (const auto& p : now)
+          if (!has(before, p.session)) {
+            engine::FrameRef f(room->presence_formatter(*room, p, true));
+            if (f) HubClusterAccess::fanout_home(*this, room, f.get(), p.session, true);
+          }
+      }
+      // Leaves Redis did not get: again (and out of this mirror now); the rest are done.
+      std::vector<uint64_t> leaving = std::move(c.leaving);
+      c.leaving.clear();
+      for (uint64_t s : leaving) {
+        auto& pr = room->presence();
+        if (std::none_of(pr.begin(), pr.end(),
+                         [&](const PresenceEntry& x) { return x.session == s; }))
+          continue;
+        c.leaving.push_back(s);
+        EventArgs a;
+        a.field = member_of(bus.instance(), s);
+        ClusterRoom::Op op;
+        if (!send_event(*this, bus, room, 'l', a, &op, s)) remove_presence(room, s);
       }
       // Events that came meanwhile, in order; those the snapshot has are only finished.
       std::vector<engine::FrameRef> early = std::move(c.early);
