@@ -31,8 +31,10 @@ MiB = 1 << 20
 
 
 def room_channels(r):
-    """Shard channels of rooms (each node also listens on its own channel, rc:inst:{...})."""
-    return sorted(c for c in r.command("PUBSUB", "SHARDCHANNELS") if not c.startswith(b"rc:inst:"))
+    """Shard channels of rooms (each node also listens on its own channel, rc:inst:{...}, and on
+    the bridge directory's, rc:dir:{bridge})."""
+    return sorted(c for c in r.command("PUBSUB", "SHARDCHANNELS")
+                  if not c.startswith((b"rc:inst:", b"rc:dir:")))
 
 
 def channel(room):
