@@ -278,7 +278,11 @@ class SubscriptionTest(ClusterCase):
             self.assertEqual(self.numsub(r, room), 1)
             # Another node's member: Redis has two subscribers, and messages cross.
             pub = await aconnect(b.port, path + "?echo=0", "pub-b")
-            await a_wait_cluster(b, "b subscribed", lambda c: c["rooms_subscribed"] == 1)
+            # After a stall both nodes may still be in reconnect backoff (up to 5 s, plus
+            # node_ttl_ms for an unanswered attempt): generous, as it returns once true.
+            for srv in (a, b):
+                await a_wait_cluster(srv, "redis ok", lambda c: c["redis"] == "ok", timeout=30)
+            await a_wait_cluster(b, "b subscribed", lambda c: c["rooms_subscribed"] == 1, timeout=30)
             self.assertEqual(self.numsub(r, room), 2)
             await barrier(pub, "b1", [first] + more)
             # All but one leave: still subscribed.
@@ -760,7 +764,8 @@ class StalledRedisTest(ClusterCase):
         st = self.flood_while_paused(r, a, 200 * MiB)
         # The queue, hiredis's unsent buffer and the frames in flight: far under the 200 MiB sent
         # (the kernel's socket buffers are not the node's RSS).
-        self.assertLess(st["growth_mib"], 48, st)
+        if not harness.sanitized():  # ASan's quarantine keeps freed frames resident
+            self.assertLess(st["growth_mib"], 48, st)
         self.assertGreater(st["dropped"], st["frames"] // 2, st)
         r.resume()
         self.check_cross(a, b, "after", 2)
