@@ -12,8 +12,6 @@ namespace ringcast::hub {
 
 // ---- arrivals -----------------------------------------------------------------------------------
 
-
-
 bool parse_event(std::string_view msg, Event& e) {
   if (msg.size() < 4) return false;
   e.kind = msg[0];
