@@ -51,6 +51,10 @@ struct ClusterRoom {
   // went down with the leave on its way), the next snapshot still lists them and the leave is
   // sent again, and they are never re-announced.
   std::vector<uint64_t> leaving;
+  // Joins waiting for the mirror to be live: sent after the snapshot, so a join is never inside
+  // the snapshot it waits for (its place in the order would be lost, and with it the presence
+  // events of members who joined after it).
+  std::vector<std::unique_ptr<JoinTask>> waiting_joins;
 };
 
 // The hub internals the cluster path uses (a friend of Hub).

@@ -75,7 +75,7 @@ void activate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
 void maybe_deactivate(Hub& hub, ClusterBus& bus, SharedRoom* room) {
   ClusterRoom& c = cluster_of(room);
   if (c.phase == ClusterRoom::Phase::kOff || !c.ops.empty() || !c.queries.empty() ||
-      !c.leaving.empty())
+      !c.leaving.empty() || !c.waiting_joins.empty())
     return;
   for (int32_t n : room->core_members())
     if (n > 0) return;
@@ -232,6 +232,12 @@ void Hub::cluster_state(Envelope& e) {
 void Hub::cluster_join(std::unique_ptr<JoinTask> task) {
   ClusterBus& bus = *system_.cluster();
   SharedRoom* room = task->room.get();
+  ClusterRoom& c = cluster_of(room);
+  if (c.phase != ClusterRoom::Phase::kLive && bus.connected()) {
+    activate(*this, bus, room);
+    c.waiting_joins.push_back(std::move(task));
+    return;
+  }
   EventArgs a;
   put<uint32_t>(a.body, formatter_id(task->opts.presence_events));
   put_identity(a.body, task->opts.identity);

@@ -442,6 +442,10 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
         Applier(*this, bus, room, c).apply(e, e.ev <= c.ev);
         c.ev = std::max(c.ev, e.ev);
       }
+      // Joins that waited for this snapshot: now in order after it.
+      std::vector<std::unique_ptr<JoinTask>> joins = std::move(c.waiting_joins);
+      c.waiting_joins.clear();
+      for (auto& t : joins) cluster_join(std::move(t));
       break;
     }
   }

@@ -41,11 +41,12 @@ bool FrameReader::header_only(std::span<const uint8_t> in, FrameChunk& out) {
   if (pending_ > sizeof head_) return false;
   const size_t have = static_cast<size_t>(pending_);
   if (in.size() >= have) {
-    std::memcpy(head_, in.data() + in.size() - have, have);
+    if (have) std::memcpy(head_, in.data() + in.size() - have, have);
   } else {
     // The header started in an earlier feed, whose bytes head_ already holds.
     const size_t earlier = have - in.size();
-    std::memcpy(head_ + earlier, in.data(), in.size());
+    // An empty feed (held input resumed with nothing new) may come with a null pointer.
+    if (!in.empty()) std::memcpy(head_ + earlier, in.data(), in.size());
   }
   if (have < 2) return false;
   const uint8_t len7 = head_[1] & 0x7f;
