@@ -343,7 +343,7 @@ async def crosses(pub, subs, tag, p_index, n=20):
 
     def fresh(s):
         return s.data()[base[id(s)]:]
-    await await_cond(lambda: all(len(fresh(s)) >= n for s in subs), 10, "cross-node %s" % tag)
+    await await_cond(lambda: all(len(fresh(s)) >= n for s in subs), 30, "cross-node %s" % tag)
     await asyncio.sleep(0.1)
     for s in subs:
         got = [decode(m) for m in fresh(s)]
