@@ -190,6 +190,8 @@ class RedisBus::Thread {
   // The bridge directory (bus_thread_directory.cpp).
   std::string dir_channel_, dir_keys_[4], directory_sha_;
   void directory_op(Item& it);
+  // The directory script with its keys, then `args` (at most 3).
+  void directory_command(std::initializer_list<std::string_view> args);
   void directory_listing(redisReply* r);
   void directory_arrival(std::string_view payload);
   void allocated(uint64_t session, uint64_t id);

@@ -11,6 +11,25 @@ namespace {
 constexpr uint64_t kMaxDirectoryId = (uint64_t{1} << 24) - 1;  // BridgeProfile::kMaxClientId
 }
 
+void RedisBus::Thread::directory_command(std::initializer_list<std::string_view> args) {
+  // EVALSHA <directory script> 5 <ids> <free> <next> <owner> <channel> args...
+  const char* argv[8 + 3];
+  size_t lens[8 + 3];
+  std::string_view fixed[8] = {"EVALSHA",    directory_sha_, "5",          dir_keys_[0],
+                               dir_keys_[1], dir_keys_[2],   dir_keys_[3], dir_channel_};
+  size_t n = 0;
+  for (std::string_view f : fixed) {
+    argv[n] = f.data();
+    lens[n++] = f.size();
+  }
+  for (std::string_view a : args) {
+    if (n == std::size(argv)) break;
+    argv[n] = a.data();
+    lens[n++] = a.size();
+  }
+  redisAppendCommandArgv(cmd_, static_cast<int>(n), argv, lens);
+}
+
 uint64_t RedisBus::Thread::session_of(std::string_view member) {
   if (member.size() != 32) return 0;
   if (member.substr(0, 16) == instance_hex_) {
@@ -49,29 +68,8 @@ void RedisBus::Thread::directory_op(Item& it) {
   uint64_t n = op == 1 ? kMaxDirectoryId : it.n;
   auto r = std::to_chars(num, num + sizeof num, n);
   const char* code = op == 1 ? "a" : op == 2 ? "r" : op == 3 ? "o" : "c";
-  const char* argv[] = {"EVALSHA",
-                        directory_sha_.c_str(),
-                        "5",
-                        dir_keys_[0].c_str(),
-                        dir_keys_[1].c_str(),
-                        dir_keys_[2].c_str(),
-                        dir_keys_[3].c_str(),
-                        dir_channel_.c_str(),
-                        code,
-                        member,
-                        num};
-  size_t lens[] = {7,
-                   directory_sha_.size(),
-                   1,
-                   dir_keys_[0].size(),
-                   dir_keys_[1].size(),
-                   dir_keys_[2].size(),
-                   dir_keys_[3].size(),
-                   dir_channel_.size(),
-                   1,
-                   32,
-                   static_cast<size_t>(r.ptr - num)};
-  redisAppendCommandArgv(cmd_, 11, argv, lens);
+  directory_command({code, std::string_view(member, 32),
+                     std::string_view(num, static_cast<size_t>(r.ptr - num))});
   PendingReply p{op == 1 ? Pending::kAllocate : Pending::kDirectory};
   p.session = session;
   pending_.push_back(p);

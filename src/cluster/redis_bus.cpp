@@ -454,25 +454,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
   if (!sub_sent_.empty()) sub_sent_.pop_front();
   if (ch == dir_channel_ && kind == "ssubscribe" && cmd_) {
     // Listening: now the listing, so no change falls between the two.
-    const char* argv[] = {"EVALSHA",
-                          directory_sha_.c_str(),
-                          "5",
-                          dir_keys_[0].c_str(),
-                          dir_keys_[1].c_str(),
-                          dir_keys_[2].c_str(),
-                          dir_keys_[3].c_str(),
-                          dir_channel_.c_str(),
-                          "s"};
-    size_t lens[9] = {7,
-                      directory_sha_.size(),
-                      1,
-                      dir_keys_[0].size(),
-                      dir_keys_[1].size(),
-                      dir_keys_[2].size(),
-                      dir_keys_[3].size(),
-                      dir_channel_.size(),
-                      1};
-    redisAppendCommandArgv(cmd_, 9, argv, lens);
+    directory_command({"s"});
     pending_.push_back({Pending::kListing});
     return;
   }

@@ -49,6 +49,16 @@ engine::SharedFrame* pack_args(char kind, const EventArgs& a, const SharedRoom& 
   return out;
 }
 
+// The arguments of this thread's next event, emptied: messages, broadcasts and state writes
+// reuse its buffers instead of allocating per event (each call finishes with it before the next).
+EventArgs& scratch_args() {
+  thread_local EventArgs a;
+  a.body.clear();
+  a.field.clear();
+  a.value.clear();
+  return a;
+}
+
 }  // namespace
 
 ClusterRoom& cluster_of(SharedRoom* room) {
@@ -108,9 +118,15 @@ bool send_event(Hub& hub, ClusterBus& bus, SharedRoom* room, char kind, EventArg
   activate(hub, bus, room);
   uint32_t token = op ? c.next_token++ : 0;
   if (c.next_token == 0) c.next_token = 1;
-  std::string head = member_of(bus.instance(), session);
-  put_hex(head, token, 8);
-  a.body.insert(0, head);
+  // Who and which token, in front of the body (no allocation once the scratch is warm).
+  static constexpr char kHex[] = "0123456789abcdef";
+  char head[kBodyHead];
+  for (int i = 0; i < 16; ++i) {
+    head[i] = kHex[(bus.instance() >> ((15 - i) * 4)) & 15];
+    head[16 + i] = kHex[(session >> ((15 - i) * 4)) & 15];
+  }
+  for (int i = 0; i < 8; ++i) head[32 + i] = kHex[(token >> ((7 - i) * 4)) & 15];
+  a.body.insert(0, head, kBodyHead);
   const bool persistent = hub.system().store().persistent(*room);
   int64_t ttl = persistent ? 0 : hub.system().history_ttl_ms();
   engine::SharedFrame* args = pack_args(kind, a, *room, ttl);
@@ -134,13 +150,11 @@ void Hub::cluster_publish(Envelope& e) {
   SharedRoom* room = e.room;
   const bool record = !(e.flags & Envelope::kNoHistory);
   engine::SharedFrame* payload = e.frame;
-  size_t ulen = payload->data()[0];
-  EventArgs a;
+  EventArgs& a = scratch_args();
   a.body.push_back(static_cast<char>((e.flags & Envelope::kNoEcho) ? 0 : kEcho));
   put<uint32_t>(a.body, formatter_id(e.formatter));
   put<int64_t>(a.body, wall_ms_now());
   a.body.append(reinterpret_cast<const char*>(payload->data()), payload->size());  // user + data
-  (void)ulen;
   ClusterRoom::Op op;
   op.ok = engine::FrameRef(e.reply_ok);
   op.fail = engine::FrameRef(e.reply_fail);
@@ -174,7 +188,7 @@ void Hub::cluster_publish_at_home(SharedRoom* room, std::span<const uint8_t> pay
 
 void Hub::cluster_broadcast(Envelope& e) {
   ClusterBus& bus = *system_.cluster();
-  EventArgs a;
+  EventArgs& a = scratch_args();
   a.body.push_back(static_cast<char>(e.session ? 0 : kEcho));
   put_frame(a.body, e.frame);
   ClusterRoom::Op op;
@@ -205,7 +219,7 @@ void Hub::cluster_state(Envelope& e) {
     if (held) release_hold(e.session, e.frame->size());
     return;
   }
-  EventArgs a;
+  EventArgs& a = scratch_args();
   uint8_t flags = static_cast<uint8_t>(((e.flags & Envelope::kNoEcho) ? 0 : kEcho) |
                                        ((e.flags & Envelope::kEvent) ? kHasEvent : 0));
   a.body.push_back(static_cast<char>(flags));
@@ -215,8 +229,8 @@ void Hub::cluster_state(Envelope& e) {
   put<uint32_t>(a.body, static_cast<uint32_t>(value.size()));
   a.body.append(value);
   put_frame(a.body, (e.flags & Envelope::kEvent) ? e.event : nullptr);
-  a.field = std::string(key);
-  a.value = std::string(value);
+  a.field.assign(key);
+  a.value.assign(value);
   ClusterRoom::Op op;
   op.ok = engine::FrameRef(e.reply_ok);
   op.fail = engine::FrameRef(e.reply_fail);

@@ -35,6 +35,40 @@ bool parse_event(std::string_view msg, Event& e) {
 
 namespace {
 
+// A message's fields ([flags][formatter][ts][user length][user][data]); false if malformed.
+struct MessageEvent {
+  uint8_t flags = 0;
+  EventFormatter fmt = nullptr;
+  int64_t ts = 0;
+  std::string_view packed;  // [user length][user][data], as Hub::publish packs it
+};
+bool read_message(std::string_view rest, MessageEvent& m) {
+  Reader r{rest};
+  m.flags = r.get<uint8_t>();
+  m.fmt = event_formatter(r.get<uint32_t>());
+  m.ts = r.get<int64_t>();
+  m.packed = r.s;
+  return r.ok && !m.packed.empty() && m.packed.size() >= 1u + static_cast<uint8_t>(m.packed[0]);
+}
+
+// The history record of a message (m.fmt set), its event formatted here.
+HistoryRecord message_record(const SharedRoom& room, const MessageEvent& m, uint64_t seq,
+                             uint64_t sender) {
+  HistoryRecord rec;
+  rec.seq = seq;
+  rec.ts_ms = m.ts;
+  rec.sender = sender;
+  size_t ulen = static_cast<uint8_t>(m.packed[0]);
+  rec.user.assign(m.packed.data() + 1, ulen);
+  engine::SharedFrame* pf = engine::SharedFrame::allocate(m.packed.size());
+  std::memcpy(pf->data(), m.packed.data(), m.packed.size());
+  pf->set_size(m.packed.size());
+  rec.payload = engine::FrameRef(pf);
+  rec.payload_offset = static_cast<uint32_t>(1 + ulen);
+  rec.event = engine::FrameRef(m.fmt(room, rec));
+  return rec;
+}
+
 // Applies one event of the room's order to this node's mirror and fans it out here.
 class Applier {
  public:
@@ -109,14 +143,11 @@ void Applier::apply(const Event& e, bool covered) {
   switch (e.kind) {
     case 'p':
     case 'q': {
-      uint8_t flags = r.get<uint8_t>();
-      EventFormatter fmt = event_formatter(r.get<uint32_t>());
-      int64_t ts = r.get<int64_t>();
-      std::string_view packed = r.s;  // [user length][user][data], as Hub::publish packs it
-      if (!r.ok || packed.empty() || packed.size() < 1u + static_cast<uint8_t>(packed[0])) break;
+      MessageEvent m;
+      if (!read_message(e.rest, m)) break;
       room_->seq = std::max(room_->seq, e.n);
       if (op && op->done) op->done(e.n);
-      if (!fmt) {
+      if (!m.fmt) {
         static log::Throttle throttle(10000);
         uint64_t held = 0;
         if (throttle.allow(0, held))
@@ -127,24 +158,11 @@ void Applier::apply(const Event& e, bool covered) {
         if (op) finish(*op, true);
         break;
       }
-      HistoryRecord rec;
-      rec.seq = e.n;
-      rec.ts_ms = ts;
-      rec.sender = op && !op->done ? op->session : sid(e);
-      size_t ulen = static_cast<uint8_t>(packed[0]);
-      rec.user.assign(packed.data() + 1, ulen);
-      engine::SharedFrame* pf = engine::SharedFrame::allocate(packed.size());
-      std::memcpy(pf->data(), packed.data(), packed.size());
-      pf->set_size(packed.size());
-      rec.payload = engine::FrameRef(pf);
-      rec.payload_offset = static_cast<uint32_t>(1 + ulen);
-      rec.event = engine::FrameRef(fmt(*room_, rec));
-      uint64_t sender = rec.sender;
-      bool echo = flags & kEcho;
-      if (e.instance != bus_.instance()) echo = true;  // nobody here sent it
+      HistoryRecord rec = message_record(*room_, m, e.n, op && !op->done ? op->session : sid(e));
+      // A message from another node goes to every member here: nobody here sent it.
+      const bool echo = (m.flags & kEcho) || e.instance != bus_.instance();
       HubClusterAccess::commit_publish(hub_, room_, std::move(rec), echo, e.kind == 'p',
                                        op ? op->received_ns : 0);
-      (void)sender;
       if (op) finish(*op, true);
       break;
     }
@@ -323,25 +341,10 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       for (uint32_t i = 0; i < nh && r.ok; ++i) {
         Event e;
         if (!parse_event(r.str32(), e) || e.kind != 'p') continue;
-        Reader b{e.rest};
-        b.get<uint8_t>();
-        EventFormatter fmt = event_formatter(b.get<uint32_t>());
-        int64_t ts = b.get<int64_t>();
-        std::string_view packed = b.s;
-        if (!b.ok || !fmt || packed.empty() || packed.size() < 1u + static_cast<uint8_t>(packed[0]))
-          continue;
-        HistoryRecord rec;
-        rec.seq = e.n;
-        rec.ts_ms = ts;
-        rec.sender = e.instance == bus.instance() ? e.session : remote_session(e.member);
-        size_t ulen = static_cast<uint8_t>(packed[0]);
-        rec.user.assign(packed.data() + 1, ulen);
-        engine::SharedFrame* pf = engine::SharedFrame::allocate(packed.size());
-        std::memcpy(pf->data(), packed.data(), packed.size());
-        pf->set_size(packed.size());
-        rec.payload = engine::FrameRef(pf);
-        rec.payload_offset = static_cast<uint32_t>(1 + ulen);
-        rec.event = engine::FrameRef(fmt(*room, rec));
+        MessageEvent m;
+        if (!read_message(e.rest, m) || !m.fmt) continue;
+        HistoryRecord rec = message_record(
+            *room, m, e.n, e.instance == bus.instance() ? e.session : remote_session(e.member));
         if (c.stale && rec.seq > c.seq_at_loss) {
           // Published while this node could not hear: its members get what history still has.
           engine::FrameRef ev2 = rec.event;
