@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -83,6 +84,14 @@ class RedisBus::Thread {
     dir_keys_[2] = dir_channel_ + ":next";
     dir_keys_[3] = dir_channel_ + ":owner";
     directory_sha_ = script_sha1(kDirectoryScript);
+    for (hub::ClusterJournal* j : bus_.journals_) {
+      Journal jl;
+      jl.j = j;
+      jl.base = bus_.opts_.prefix + "j:{" + std::string(j->journal_name()) + "}";
+      jl.script = journal_script(j->journal_script());
+      jl.sha = script_sha1(jl.script.c_str());
+      journals_.push_back(std::move(jl));
+    }
     heartbeat_sha_ = script_sha1(kHeartbeatScript);
     event_sha_ = script_sha1(kEventScript);
     snapshot_sha_ = script_sha1(kSnapshotScript);
@@ -92,6 +101,7 @@ class RedisBus::Thread {
     for (auto& [name, r] : rooms_) bus_.hubs_.rooms().release(r.room);
     for (auto& q : stash_)
       for (Item& it : q) bus_.release_item(it);
+    for (Item& it : journal_retry_) bus_.release_item(it);
   }
   void run();
 
@@ -116,12 +126,32 @@ class RedisBus::Thread {
     kAllocate,   // a directory allocation: answered to `session`'s core
     kDirectory,  // any other directory change
     kListing,    // the directory's listing
+    kJournal,         // a journal call (token: the journal)
+    kJournalListing,  // a journal's listing (token: the journal)
   };
   struct PendingReply {
     Pending what;
     hub::SharedRoom* room = nullptr;  // kEvent, kSnapshot: counted reference
-    uint32_t token = 0;               // kEvent: the home core's token
-    uint64_t session = 0;             // kAllocate
+    uint32_t token = 0;               // kEvent: the home core's token; kJournal*: the journal
+    uint64_t session = 0;             // kAllocate, kJournal
+    // kJournal: the call (op | reply << 8, and its fields: a counted reference), made again
+    // after a reconnect if nobody waits for its answer.
+    uint64_t ev = 0;
+    engine::SharedFrame* args = nullptr;
+  };
+  // A profile's journal (hub::ClusterJournal) on this node.
+  struct Journal {
+    hub::ClusterJournal* j = nullptr;
+    std::string base, sha, script;
+    uint64_t applied = 0;  // the last record applied to the mirror
+    bool loaded = false;   // a listing has been applied since (re)subscribing
+    bool listing_sent = false;
+    std::vector<std::pair<uint64_t, std::string>> early;  // records before the listing came
+    struct Answer {
+      uint64_t ver, session;
+      std::string text;
+    };
+    std::deque<Answer> answers;  // waiting for the mirror to show their change
   };
 
   bool connect();
@@ -197,6 +227,28 @@ class RedisBus::Thread {
   void allocated(uint64_t session, uint64_t id);
   uint64_t session_of(std::string_view member);
   std::vector<Control> control_scratch_;
+  // Journals (bus_thread_journal.cpp).
+  std::vector<Journal> journals_;
+  std::deque<Item> journal_retry_;           // calls nobody waits for, made once Redis is back
+  std::vector<std::string> expired_seen_;    // dead nodes whose journal cleanup this node ran
+  void journal_op(Item& it);
+  void journal_command(Journal& jl, char op, std::string_view member,
+                       std::span<const std::string_view> fields);
+  void journal_answer(uint32_t index, uint64_t session, std::string_view text, bool refused);
+  void journal_reply(const PendingReply& p, redisReply* r);
+  void journal_listing(uint32_t index, redisReply* r);
+  void journal_arrival(uint32_t index, std::string_view payload);
+  void journal_apply(Journal& jl, uint64_t ver, std::string_view record);
+  void journal_release(Journal& jl);
+  void journal_lost(PendingReply& p);
+  void journal_expired(const redisReply* dead);
+  void journal_subscribed(uint32_t index);
+  int journal_of(std::string_view channel) const;
+  std::string member_of(uint64_t session) const;
+
+ public:
+  uint64_t session_of_member(std::string_view member) { return session_of(member); }
+  void to_lane_public(int core, Item item) { to_lane(core, item); }
 };
 
 }  // namespace ringcast::cluster

@@ -75,12 +75,15 @@ bool RedisBus::Thread::connect() {
     pending_.push_back({Pending::kSelect});
   }
   // Loaded on every connection (a restarted Redis has none); EVALSHA follows in order.
-  for (const char* script : {kHeartbeatScript, kEventScript, kSnapshotScript, kDirectoryScript}) {
-    const char* argv[] = {"SCRIPT", "LOAD", script};
-    size_t lens[] = {6, 4, std::strlen(script)};
+  auto load = [this](std::string_view script) {
+    const char* argv[] = {"SCRIPT", "LOAD", script.data()};
+    size_t lens[] = {6, 4, script.size()};
     redisAppendCommandArgv(cmd_, 3, argv, lens);
     pending_.push_back({Pending::kScript});
-  }
+  };
+  for (const char* script : {kHeartbeatScript, kEventScript, kSnapshotScript, kDirectoryScript})
+    load(script);
+  for (Journal& jl : journals_) load(jl.script);
   ok_ = false;
   for (auto& [name, r] : rooms_)
     if (r.wanted()) subscribe(name, r, true);
@@ -94,6 +97,12 @@ bool RedisBus::Thread::connect() {
       size_t dlens[] = {10, dir_channel_.size()};
       redisAppendCommandArgv(sub_, 2, dargv, dlens);
       sub_sent_.push_back(dir_channel_);
+    }
+    for (Journal& jl : journals_) {
+      const char* jargv[] = {"SSUBSCRIBE", jl.base.c_str()};
+      size_t jlens[] = {10, jl.base.size()};
+      redisAppendCommandArgv(sub_, 2, jargv, jlens);
+      sub_sent_.push_back(jl.base);
     }
   }
   next_heartbeat_ms_ = 0;  // at once: its answer says the connection works
@@ -115,9 +124,19 @@ void RedisBus::Thread::drop_connection(bool tell) {
       to_core(p.room, nullptr, hub::ClusterArrival::kFailed, p.token);
     }
     if (p.what == Pending::kAllocate && tell) allocated(p.session, 0);
+    if (p.what == Pending::kJournal || p.what == Pending::kJournalListing) {
+      if (tell) journal_lost(p);
+      if (p.args) p.args->release();
+    }
     if (p.room) bus_.hubs_.rooms().release(p.room);
   }
   pending_.clear();
+  for (Journal& jl : journals_) {
+    jl.loaded = false;
+    jl.listing_sent = false;
+    jl.early.clear();
+  }
+  expired_seen_.clear();
   if (tell) {
     for (auto& [name, r] : rooms_) {
       if (!r.mirrored) continue;
@@ -220,6 +239,7 @@ void RedisBus::Thread::take_outbound() {
     lane->out.drain(SIZE_MAX, [&](Item& it) {
       if (it.frame) bytes += it.frame->size();
       if (it.kind == 3) return directory_op(it);
+      if (it.kind == 4) return journal_op(it);
       if (it.kind == 1) return send_event(it);
       if (it.kind == 2) return send_remote(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
@@ -335,6 +355,10 @@ void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
     case Pending::kListing:
       if (!error) directory_listing(r);
       return;
+    case Pending::kJournal:
+      return journal_reply(pr, r);
+    case Pending::kJournalListing:
+      return journal_listing(pr.token, r);
     case Pending::kSnapshot:
       if (error) {
         RC_WARN("cluster: room %s: snapshot refused: %.*s", pr.room->name().c_str(),
@@ -368,7 +392,7 @@ void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
       }
       heartbeat_sent_ms_ = 0;
       // {nodes alive, 1 if this node had been dropped from the node set}.
-      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
           r->element[0]->type == REDIS_REPLY_INTEGER) {
         bus_.nodes_seen_.store(static_cast<uint64_t>(r->element[0]->integer),
                                std::memory_order_relaxed);
@@ -380,6 +404,8 @@ void RedisBus::Thread::handle_cmd_reply(redisReply* r) {
           break;
         }
         was_member_ = true;
+        if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY && !journals_.empty())
+          journal_expired(r->element[2]);
       }
       if (!ok_) {
         ok_ = true;
@@ -452,6 +478,10 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
   }
   if (kind != "ssubscribe" && kind != "sunsubscribe") return;
   if (!sub_sent_.empty()) sub_sent_.pop_front();
+  if (int j = journal_of(ch); j >= 0) {
+    if (kind == "ssubscribe") journal_subscribed(static_cast<uint32_t>(j));
+    return;
+  }
   if (ch == dir_channel_ && kind == "ssubscribe" && cmd_) {
     // Listening: now the listing, so no change falls between the two.
     directory_command({"s"});
@@ -479,6 +509,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
 void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
   if (ch == own_channel_) return deliver_send(payload);
   if (ch == dir_channel_) return directory_arrival(payload);
+  if (int j = journal_of(ch); j >= 0) return journal_arrival(static_cast<uint32_t>(j), payload);
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.empty()) return;
   if (payload[0] >= 'a' && payload[0] <= 'z') {
     // A sequenced room's event: to its home core, which mirrors it (this node's own too).

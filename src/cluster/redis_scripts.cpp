@@ -9,7 +9,8 @@ namespace ringcast::cluster {
 // Refreshes this node (ARGV[1]: its instance) in the node set, by Redis's clock (nodes' clocks
 // may differ). Nodes unseen for ARGV[2] ms are gone: their members leave every room they were
 // in, with a leave event in each room's order (token ffffffff), and the node is forgotten.
-// Returns {nodes alive, 1 if this node was not in the set: new, or expired by the others}.
+// Returns {nodes alive, 1 if this node was not in the set: new, or expired by the others, the
+// nodes that died in the last minute (for the journals)}.
 const char* const kHeartbeatScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,8 +45,12 @@ for _, inst in ipairs(dead) do
     redis.call('SPUBLISH', dir, 'o')
   end
   redis.call('ZREM', KEYS[1], inst)
+  -- Journals (profiles' own directories) are cleaned by the nodes: each runs its journals'
+  -- 'x' op for every node listed here (kept a minute, so every live node sees it).
+  redis.call('ZADD', ARGV[3] .. 'jdead', now, inst)
 end
-return {redis.call('ZCARD', KEYS[1]), added}
+redis.call('ZREMRANGEBYSCORE', ARGV[3] .. 'jdead', '-inf', now - 60000)
+return {redis.call('ZCARD', KEYS[1]), added, redis.call('ZRANGE', ARGV[3] .. 'jdead', 0, -1)}
 )lua";
 
 // One change of a sequenced room, atomically: its place in the room's order (ev), a message's
@@ -154,6 +159,43 @@ elseif op == 'c' then
 end
 return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[4]) or ''}
 )lua";
+
+// A journal's script (hub::ClusterJournal) is the profile's body wrapped in this: KEYS[1] is the
+// journal's base key and channel, ARGV[1] the op, ARGV[2] the caller (or a dead node's
+// instance). Every record is published as "<ver>,<record>" with ver the journal's counter.
+// Returns {ver of the last record emitted (0: none), answer}; for 's', {the counter now, the
+// listing}.
+std::string journal_script(const char* body) {
+  std::string s = R"lua(
+local base = KEYS[1]
+local op = ARGV[1]
+local member = ARGV[2]
+local ver = 0
+local function f(v) return #v .. ':' .. v end
+local function fields(v)
+  local out, i = {}, 1
+  while i <= #v do
+    local c = string.find(v, ':', i, true)
+    local n = tonumber(string.sub(v, i, c - 1))
+    out[#out + 1] = string.sub(v, c + 1, c + n)
+    i = c + n + 1
+  end
+  return out
+end
+local function emit(rec)
+  ver = redis.call('INCR', base .. ':ver')
+  redis.call('SPUBLISH', base, ver .. ',' .. rec)
+end
+local answer = (function()
+)lua";
+  s += body;
+  s += R"lua(
+end)()
+if op == 's' then return {tonumber(redis.call('GET', base .. ':ver') or '0'), answer} end
+return {ver, answer or ''}
+)lua";
+  return s;
+}
 
 std::string script_sha1(const char* script) {
   unsigned char d[SHA_DIGEST_LENGTH];

@@ -252,6 +252,16 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
     if (ClusterDirectory* d = bus.directory()) d->directory_allocated(*this, receipt.ev, receipt.n);
     return;
   }
+  if (kind == ClusterArrival::kJournalReply || kind == ClusterArrival::kJournalNote) {
+    ClusterJournal* j = bus.journal(receipt.token);
+    if (!j || !frame) return;
+    std::string_view text(reinterpret_cast<const char*>(frame->data()), frame->size());
+    if (kind == ClusterArrival::kJournalReply)
+      j->journal_reply(*this, receipt.n, text, receipt.ev == 1);
+    else
+      j->journal_note(*this, receipt.n, text);
+    return;
+  }
   ClusterRoom& c = cluster_of(room);
   switch (kind) {
     case ClusterArrival::kDirect:
@@ -259,6 +269,8 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       return;
     case ClusterArrival::kSend:
     case ClusterArrival::kAllocated:
+    case ClusterArrival::kJournalReply:
+    case ClusterArrival::kJournalNote:
       return;
     case ClusterArrival::kEvent: {
       if (c.phase == ClusterRoom::Phase::kOff) return;

@@ -75,6 +75,15 @@ class RedisBus final : public hub::ClusterBus {
   void directory_allocate(int core, uint64_t session) override;
   void directory_release(int core, uint64_t id, uint64_t session) override;
   void directory_owner(int core, uint64_t session, bool on) override;
+  void add_journal(hub::ClusterJournal* j) override { journals_.push_back(j); }
+  hub::ClusterJournal* journal(uint32_t index) const override {
+    return index < journals_.size() ? journals_[index] : nullptr;
+  }
+  void journal_call(int core, hub::ClusterJournal& j, char op, uint64_t session,
+                    std::initializer_list<std::string_view> fields, bool reply) override;
+  uint64_t member_session(std::string_view member) override;
+  void note(hub::ClusterJournal& j, uint64_t session, std::string_view note) override;
+  void send_local(uint64_t session, engine::SharedFrame* frame) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
   void room_members(int core, hub::SharedRoom& room, bool active) override;
   void poll(int core, hub::Hub& hub) override;
@@ -84,7 +93,9 @@ class RedisBus final : public hub::ClusterBus {
   struct Item {
     hub::SharedRoom* room = nullptr;       // counted reference
     engine::SharedFrame* frame = nullptr;  // counted reference (may be null for arrivals)
-    uint8_t kind = 0;    // out: 0 a raw frame, 1 an event, 2 a send; in: a hub::ClusterArrival
+    // out: 0 a raw frame, 1 an event, 2 a send, 3 a directory change, 4 a journal call (token: the
+    // journal, ev: op | reply << 8, n: the session); in: a hub::ClusterArrival
+    uint8_t kind = 0;
     uint32_t token = 0;  // kDone, kFailed: which event of the home core
     uint64_t ev = 0, n = 0;
   };
@@ -121,6 +132,7 @@ class RedisBus final : public hub::ClusterBus {
   std::atomic<bool> stopping_{false};
   std::function<void(int)> wake_;
   hub::ClusterDirectory* directory_ = nullptr;
+  std::vector<hub::ClusterJournal*> journals_;
   std::unique_ptr<Thread> thread_state_;
   std::thread thread_;
 

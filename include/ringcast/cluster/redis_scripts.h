@@ -9,6 +9,9 @@
 //   Pinst:<instance>:rooms  set: rooms that node's members joined (for cleanup when it dies)
 //   Pinst:{<instance>}      channel: direct sends to that node's sessions
 //   Pdir:{bridge}[:ids|:free|:next|:owner]  the bridge profile's client ids and bridge
+//   Pj:{<journal>}[:ver|...]  a profile's journal (hub::ClusterJournal): its channel, record
+//                             counter and whatever keys its script keeps under that name
+//   Pjdead      sorted set: nodes that died in the last minute (journals clean up after them)
 #pragma once
 
 #include <string>
@@ -19,6 +22,9 @@ extern const char* const kHeartbeatScript;
 extern const char* const kEventScript;
 extern const char* const kSnapshotScript;
 extern const char* const kDirectoryScript;
+
+// A journal's whole script: the profile's body in the bus's wrapper (see the .cpp).
+std::string journal_script(const char* body);
 
 // Lower-case hex SHA-1 of a script, as Redis names it.
 std::string script_sha1(const char* script);

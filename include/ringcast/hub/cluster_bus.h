@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
 
 #include "ringcast/engine/shared_frame.h"
@@ -28,6 +29,8 @@ enum class ClusterArrival : uint8_t {
   kLost,       // the connection dropped: the mirror is stale until the next snapshot
   kSend,       // a frame another node sent to session `receipt.n` here (no room)
   kAllocated,  // the directory gave session `receipt.ev` the id `receipt.n` (0: refused)
+  kJournalReply,  // journal `receipt.token` answered session `receipt.n`'s call (ev 1: refused)
+  kJournalNote,   // journal `receipt.token` has a note for session `receipt.n` (journal_note)
 };
 
 // The id a member of another node goes by on this node (in presence lists, as a message's
@@ -65,6 +68,38 @@ class ClusterDirectory {
   virtual void directory_reset() = 0;
   // On the session's core: its allocation came back (id 0: refused, Redis unreachable).
   virtual void directory_allocated(Hub& hub, uint64_t session, uint64_t id) = 0;
+};
+
+class ClusterBus;
+
+// A profile's own cluster-wide directory (the relayer's booths and scanners), kept in Redis by the
+// profile's Lua script and mirrored by every node. The script changes the directory atomically and
+// emits each change as a record; every node applies the records in the one order Redis gave them
+// (a gap makes it reload the whole directory). A caller's answer reaches its core only once this
+// node's mirror shows the call's change, so what a session does next sees it.
+//
+// The script is the body of a function; RedisBus wraps it (docs/cluster.md "Journals"). It sees
+// `base` (its key prefix: every key it uses starts with it), `op` (ARGV[1]), `member` (ARGV[2]:
+// the caller as 32 hex digits, or a dead node's instance as 16 for op 'x'), ARGV[3..] (the
+// call's fields), `emit(record)`, and `f(s)` (a field: "<length>:<s>"). It returns a string
+// (the answer). Two ops are the bus's own: 's' returns the whole directory as a list of records
+// (applied after journal_reset) and 'x' removes every member of a dead node, emitting a record
+// for each change.
+class ClusterJournal {
+ public:
+  virtual ~ClusterJournal() = default;
+  virtual std::string_view journal_name() const = 0;  // in keys and channels: [a-z]+
+  virtual const char* journal_script() const = 0;
+  // On the bus thread, in order: one record. `listing`: part of a full listing (no one is told).
+  virtual void journal_record(ClusterBus& bus, std::string_view record, bool listing) = 0;
+  // On the bus thread: a full listing follows (begin) or has been applied (end).
+  virtual void journal_reset(ClusterBus& bus, bool begin) = 0;
+  // On the session's core: the answer to its call; refused: Redis was unreachable, or the
+  // connection dropped before the answer (the call may or may not have been applied).
+  virtual void journal_reply(Hub& hub, uint64_t session, std::string_view answer,
+                             bool refused) = 0;
+  // On the session's core: a note the profile sent it from the bus thread (note()).
+  virtual void journal_note(Hub& hub, uint64_t session, std::string_view note) = 0;
 };
 
 class ClusterBus {
@@ -111,6 +146,20 @@ class ClusterBus {
   virtual void directory_allocate(int core, uint64_t session) = 0;
   virtual void directory_release(int core, uint64_t id, uint64_t session) = 0;
   virtual void directory_owner(int core, uint64_t session, bool on) = 0;
+  // Journals (set before the bus starts; at most 255).
+  virtual void add_journal(ClusterJournal* j) = 0;
+  virtual ClusterJournal* journal(uint32_t index) const = 0;
+  // On `core`'s loop: runs the journal's script with op `op` for `session` and `fields` (at most
+  // 4). `reply`: the answer goes back to the session (journal_reply); else nobody waits for it
+  // and, if Redis is unreachable, the call is kept and made once it is back (bounded).
+  virtual void journal_call(int core, ClusterJournal& j, char op, uint64_t session,
+                            std::initializer_list<std::string_view> fields, bool reply) = 0;
+  // On the bus thread, from journal_record/journal_reset only: the id a member goes by here (a
+  // local session's id, or remote_session_id()); a note or a frame for a session of this node,
+  // handed to its core in order with everything else the bus hands it.
+  virtual uint64_t member_session(std::string_view member) = 0;
+  virtual void note(ClusterJournal& j, uint64_t session, std::string_view note) = 0;
+  virtual void send_local(uint64_t session, engine::SharedFrame* frame) = 0;
   // On `core`'s loop, once per pass: hands over what arrived for rooms homed on this core, and
   // wakes the bus if this pass gave it work.
   virtual void poll(int core, Hub& hub) = 0;

@@ -8,16 +8,21 @@
 // through the hub (send_to / post_fn). Replies to a session leave in the order its messages were
 // handled, even when one of them (connection_success) waits for the booth's core to have queued
 // scanner_connected first.
+//
+// In a cluster the directory is shared by every node: Redis keeps it, changed by the profile's
+// script, and each node mirrors it as a hub::ClusterJournal (relayer_cluster.cpp). Relays still
+// read the local mirror; a peer on another node is reached through the hub's remote sends.
 #pragma once
 
 #include <memory>
 
+#include "ringcast/hub/cluster_bus.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/websocket/message_handler.h"
 
 namespace ringcast::profiles {
 
-class RelayerProfile final : public websocket::MessageHandler {
+class RelayerProfile final : public websocket::MessageHandler, public hub::ClusterJournal {
  public:
   explicit RelayerProfile(hub::HubSystem& hubs);
   ~RelayerProfile() override;
@@ -30,6 +35,15 @@ class RelayerProfile final : public websocket::MessageHandler {
   // error".
   static constexpr int kMaxDepth = 900;
 
+  // hub::ClusterJournal: the directory shared by the nodes (relayer_cluster.cpp).
+  std::string_view journal_name() const override { return "relayer"; }
+  const char* journal_script() const override;
+  void journal_record(hub::ClusterBus& bus, std::string_view record, bool listing) override;
+  void journal_reset(hub::ClusterBus& bus, bool begin) override;
+  void journal_reply(hub::Hub& hub, uint64_t session, std::string_view answer,
+                     bool refused) override;
+  void journal_note(hub::Hub& hub, uint64_t session, std::string_view note) override;
+
  private:
   struct Directory;
   struct Request;
@@ -37,6 +51,15 @@ class RelayerProfile final : public websocket::MessageHandler {
   void register_booth(websocket::Session& s, Request& r);
   void connect_scanner(websocket::Session& s, Request& r);
   void relay(websocket::Session& s, Request& r);
+  // Cluster: the calls, and the end of a connect_scanner on the scanner's core.
+  void cluster_call(websocket::Session& s, char op, std::string canon, std::string json,
+                    std::string error);
+  void complete_connect(hub::Hub& hub, uint64_t scanner, std::string_view json);
+  // Cluster, bus thread: the booth `canon` is gone; its scanners of this node are told.
+  void booth_gone(hub::ClusterBus& bus, const std::string& canon, uint64_t owner);
+  // Cluster, bus thread: the booth's core says scanner_connected, then has the scanner answered.
+  void tell_booth(hub::ClusterBus& bus, uint64_t booth, uint64_t scanner, std::string_view member,
+                  std::string_view json);
 
   hub::HubSystem& hubs_;
   std::unique_ptr<Directory> dir_;
