@@ -54,4 +54,19 @@ size_t EndpointRegistry::size() const {
   return endpoints_.size();
 }
 
+void EndpointRegistry::assign(std::string_view name, uint64_t owner) {
+  std::lock_guard lock(mutex_);
+  endpoints_[std::string(name)].owner = owner;
+}
+
+EndpointRegistry::Map EndpointRegistry::copy() const {
+  std::lock_guard lock(mutex_);
+  return endpoints_;
+}
+
+void EndpointRegistry::replace(Map endpoints) {
+  std::lock_guard lock(mutex_);
+  endpoints_.swap(endpoints);
+}
+
 }  // namespace ringcast::hub

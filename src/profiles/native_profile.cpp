@@ -17,11 +17,13 @@
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
+#include "native_parts.h"
 
 namespace ringcast::profiles {
 
 using rapidjson::Value;
 using websocket::Session;
+using namespace native_detail;
 
 void TokenTable::set(std::map<std::string, hub::Identity> tokens) {
   std::lock_guard lock(mutex_);
@@ -42,41 +44,6 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-struct NativeState {
-  hub::Identity identity;
-  bool authed = false;
-  bool jwt_login = false;          // authed with a JWT: `refresh` renews it, and it expires
-  std::vector<std::string> owned;  // endpoint names this session registered
-  std::vector<std::pair<std::string, uint64_t>> attached;  // endpoint name -> owner session
-  std::string binary_room;  // last joined room: where binary frames go
-};
-
-NativeState& state_of(Session& s) {
-  return *static_cast<NativeState*>(s.user);
-}
-
-// Session ids as JSON strings, formatted on the stack (no allocation on the message path).
-struct Sid {
-  char buf[24];
-  size_t len;
-  explicit Sid(uint64_t id) {
-    auto r = std::to_chars(buf, buf + sizeof buf, id);
-    len = static_cast<size_t>(r.ptr - buf);
-  }
-  operator std::string_view() const { return {buf, len}; }
-};
-
-std::optional<uint64_t> parse_sid(const Value& v) {
-  // Ids exceed 2^53, so they are strings on the wire, never numbers.
-  if (!v.IsString()) return std::nullopt;
-  uint64_t out = 0;
-  const char* b = v.GetString();
-  const char* e = b + v.GetStringLength();
-  auto [p, ec] = std::from_chars(b, e, out);
-  if (ec != std::errc() || p != e) return std::nullopt;
-  return out;
 }
 
 // Serialises a parsed value back to JSON text (the in-situ parse consumed the original).
@@ -163,37 +130,6 @@ struct NativeProfile::Request {
 
 namespace {
 
-void write_id(JsonFrame& j, const Value* id) {
-  if (!id) return;
-  j.key("id");
-  id->Accept(j.w());
-}
-
-void send_error(Session& s, const Value* id, std::string_view code, std::string_view message) {
-  JsonFrame j;
-  j.w().StartObject();
-  j.kv("type", "error");
-  write_id(j, id);
-  j.kv("code", code);
-  j.kv("message", message);
-  j.w().EndObject();
-  engine::FrameRef f(j.frame());
-  s.send_frame(f.get());
-}
-
-// {"type": type, "id": ..., extra...}
-template <typename Fn>
-void reply(Session& s, const Value* id, std::string_view type, Fn&& extra) {
-  JsonFrame j;
-  j.w().StartObject();
-  j.kv("type", type);
-  write_id(j, id);
-  extra(j);
-  j.w().EndObject();
-  engine::FrameRef f(j.frame());
-  s.send_frame(f.get());
-}
-
 // Cluster nodes format each other's events by these names (hub/formatter_names.h).
 const bool kFormattersNamed = [] {
   hub::name_formatter(&NativeProfile::message_event, "native.message");
@@ -210,17 +146,6 @@ engine::SharedFrame* simple_frame(std::string_view type, const Value* id) {
   write_id(j, id);
   j.w().EndObject();
   return j.frame();
-}
-
-engine::FrameRef store_failed_frame(const Value* id) {
-  JsonFrame j;
-  j.w().StartObject();
-  j.kv("type", "error");
-  write_id(j, id);
-  j.kv("code", "store_failed");
-  j.kv("message", "the change could not be stored; nothing was delivered");
-  j.w().EndObject();
-  return engine::FrameRef(j.frame());
 }
 
 engine::FrameRef state_limit_frame(const Value* id, std::string_view message) {
@@ -249,31 +174,7 @@ void NativeProfile::on_close(Session& s) {
   if (!st) return;
   hub::Hub& hub = hubs_.hub_of(s);
   hub.session_closed(s);
-  auto& endpoints = hubs_.endpoints();
-  for (const auto& name : st->owned) {
-    auto peers = endpoints.unregister(name, s.id());
-    if (!peers) continue;
-    JsonFrame j;
-    j.w().StartObject();
-    j.kv("type", "endpoint");
-    j.kv("event", "gone");
-    j.kv("name", name);
-    j.w().EndObject();
-    engine::FrameRef f(j.frame());
-    for (uint64_t p : *peers) hub.send_to(p, f.get());
-  }
-  for (const auto& [name, owner] : st->attached) {
-    if (!endpoints.detach(name, s.id())) continue;
-    JsonFrame j;
-    j.w().StartObject();
-    j.kv("type", "peer");
-    j.kv("event", "detached");
-    j.kv("name", name);
-    j.kv("peer", Sid(s.id()));
-    j.w().EndObject();
-    engine::FrameRef f(j.frame());
-    hub.send_to(owner, f.get());
-  }
+  endpoints_closed(s);
   delete st;
   s.user = nullptr;
 }
@@ -713,33 +614,11 @@ void NativeProfile::handle(Session& s, Request& r) {
     // Endpoint names reach every peer that attaches.
     if (!is_display_safe(*name))
       return send_error(s, id, "bad_request", "\"name\" " + std::string(kDisplayNameRule));
-    if (!hubs_.endpoints().register_name(*name, s.id()))
-      return send_error(s, id, "name_taken", "an endpoint with this name exists");
-    if (std::find(st.owned.begin(), st.owned.end(), *name) == st.owned.end())
-      st.owned.emplace_back(*name);
-    reply(s, id, "registered", [&](JsonFrame& j) { j.kv("name", *name); });
+    endpoint_register(s, id, *name);
   } else if (r.op == "attach") {
     auto name = r.string("name");
     if (!name) return send_error(s, id, "bad_request", "missing string field \"name\"");
-    auto owner = hubs_.endpoints().attach(*name, s.id());
-    if (!owner) return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
-    bool known = false;
-    for (auto& a : st.attached) known |= a.first == *name;
-    if (!known) st.attached.emplace_back(std::string(*name), *owner);
-    reply(s, id, "attached", [&](JsonFrame& j) {
-      j.kv("name", *name);
-      j.kv("endpoint", Sid(*owner));
-    });
-    JsonFrame j;
-    j.w().StartObject();
-    j.kv("type", "peer");
-    j.kv("event", "attached");
-    j.kv("name", *name);
-    j.kv("peer", Sid(s.id()));
-    if (!st.identity.user_id.empty()) j.kv("user", st.identity.user_id);
-    j.w().EndObject();
-    engine::FrameRef f(j.frame());
-    hub.send_to(*owner, f.get());
+    endpoint_attach(s, id, *name);
   } else if (r.op == "relay") {
     const Value* data = r.get("data");
     if (!data) return send_error(s, id, "bad_request", "missing field \"data\"");
@@ -747,44 +626,11 @@ void NativeProfile::handle(Session& s, Request& r) {
     if (name_value && !name_value->IsString()) {
       return send_error(s, id, "bad_request", "\"name\" must be a string");
     }
-    auto name = r.string("name");
     const Value* to = r.get("to");
     if (to && !parse_sid(*to))
       return send_error(s, id, "bad_request", "\"to\" must be a session id");
-    if (name && !hubs_.endpoints().find(*name)) {
-      return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
-    }
-    JsonFrame j;
-    j.w().StartObject();
-    j.kv("type", "relay");
-    j.kv("from", Sid(s.id()));
-    if (name) j.kv("name", *name);
-    j.key("data");
-    data->Accept(j.w());
-    j.w().EndObject();
-    engine::FrameRef f(j.frame());
-    pace_relay(s, f.get());
-    // An endpoint owner relays to its peers (one, or all); a peer relays to the endpoint.
-    if (name && std::find(st.owned.begin(), st.owned.end(), *name) != st.owned.end()) {
-      auto ep = hubs_.endpoints().find(*name);
-      if (!ep) return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
-      if (to) {
-        auto target = parse_sid(*to);
-        if (!target || std::find(ep->peers.begin(), ep->peers.end(), *target) == ep->peers.end()) {
-          return send_error(s, id, "not_attached", "that session is not attached to this endpoint");
-        }
-        hub.send_to(*target, f.get());
-      } else {
-        for (uint64_t p : ep->peers) hub.send_to(p, f.get());
-      }
-    } else {
-      const std::pair<std::string, uint64_t>* att = nullptr;
-      for (auto& a : st.attached)
-        if (!name || a.first == *name) att = &a;
-      if (!att)
-        return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
-      hub.send_to(att->second, f.get());
-    }
+    endpoint_relay(s, id, *data, r.string("name"),
+                   to ? parse_sid(*to) : std::optional<uint64_t>());
   } else {
     send_error(s, id, "unknown_op", "unknown op");
   }

@@ -265,7 +265,10 @@ void RelayerProfile::journal_record(hub::ClusterBus& bus, std::string_view rec, 
   std::string_view member = rec.substr(1, 32);
   Fields f{rec.substr(33)};
   uint64_t sid = bus.member_session(member);
-  std::lock_guard lock(dir_->mutex);
+  // A listing's records are applied under the lock journal_reset holds from begin to end, so
+  // relays never see half a directory.
+  std::unique_lock lock(dir_->mutex, std::defer_lock);
+  if (!listing) lock.lock();
   std::string_view a, b, c;
   switch (kind) {
     case 'R': {  // registered: order, id, the id's first spelling
@@ -348,9 +351,9 @@ void RelayerProfile::journal_record(hub::ClusterBus& bus, std::string_view rec, 
 }
 
 void RelayerProfile::journal_reset(hub::ClusterBus& bus, bool begin) {
-  std::lock_guard lock(dir_->mutex);
   auto& before = dir_->before;
   if (begin) {
+    dir_->mutex.lock();  // until the end of the listing (bus thread, which applies it at once)
     // What this node's sessions were part of, to tell them what changed while this node was not
     // listening (Redis unreachable, or a record lost).
     before = {};
@@ -409,6 +412,7 @@ void RelayerProfile::journal_reset(hub::ClusterBus& bus, bool begin) {
     bus.send_local(sid, fr.get());
   }
   before = {};
+  dir_->mutex.unlock();
 }
 
 }  // namespace ringcast::profiles

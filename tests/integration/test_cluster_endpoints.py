@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Cluster over Redis, endpoints and identities across nodes: the bridge profile's client ids and
-its bridge, and direct sends (native `send`, chatroom `!pm`) to members of other nodes. Each test
+its bridge, the native protocol's endpoints (register / attach / relay), and direct sends (native
+`send`, chatroom `!pm`) to members of other nodes. Each test
 starts its own redis-server (redis_harness) and nodes with --threads 2.
 
 Run: /usr/bin/python3 tests/integration/test_cluster_endpoints.py --binary build/ringcast --backend epoll
@@ -157,6 +158,110 @@ class BridgeClusterTest(ClusterCase):
                 await asyncio.wait_for(ws.recv(), 5)
             self.assertEqual(cm.exception.rcvd.code, 1013)
             await c1.close()
+
+        run(scenario())
+
+
+async def op(ws, **req):
+    await ws.send(json.dumps(req))
+
+
+class NativeEndpointClusterTest(ClusterCase):
+    def test_register_attach_relay_across_nodes(self):
+        a, b = self.nodes(2)
+
+        async def scenario():
+            owner = await connect(a, "/ws")
+            await op(owner, op="register", name="booth-1", id=1)
+            self.assertEqual(await recv_json(owner), {"type": "registered", "id": 1, "name": "booth-1"})
+            # The name is the cluster's: another node cannot take it.
+            other = await connect(b, "/ws")
+            await op(other, op="register", name="booth-1", id="x")
+            m = await recv_json(other)
+            self.assertEqual((m["type"], m["code"], m["id"]), ("error", "name_taken", "x"), m)
+            # Peers on both nodes; each learns the owner's id as its node knows it, and the owner
+            # learns each peer's id as node a knows it.
+            far = await connect(b, "/ws")
+            await op(far, op="attach", name="booth-1", id=2)
+            att_far = await recv_json(far)
+            self.assertEqual((att_far["type"], att_far["id"], att_far["name"]), ("attached", 2, "booth-1"))
+            ev = await recv_type(owner, "peer")
+            self.assertEqual((ev["event"], ev["name"]), ("attached", "booth-1"), ev)
+            far_id = ev["peer"]
+            self.assertEqual(int(far_id) >> 48, 0xFFFF, "a member of another node")
+            near = await connect(a, "/ws")
+            await op(near, op="attach", name="booth-1")
+            att_near = await recv_json(near)
+            near_id = (await recv_type(owner, "peer"))["peer"]
+            self.assertNotEqual(int(near_id) >> 48, 0xFFFF)
+            self.assertNotEqual(att_far["endpoint"], att_near["endpoint"])
+            # Peer -> endpoint, from either node; "from" is the id the owner knows.
+            await op(far, op="relay", data={"n": 1})
+            got = await recv_type(owner, "relay")
+            self.assertEqual((got["from"], got["data"]), (far_id, {"n": 1}))
+            await op(near, op="relay", data={"n": 2})
+            self.assertEqual((await recv_type(owner, "relay"))["from"], near_id)
+            # Owner -> one peer (by the id it was told) and -> all; each peer sees the owner as the
+            # endpoint id its attach returned.
+            await op(owner, op="relay", name="booth-1", to=far_id, data="one")
+            got = await recv_type(far, "relay")
+            self.assertEqual((got["from"], got["name"], got["data"]),
+                             (att_far["endpoint"], "booth-1", "one"))
+            await op(owner, op="relay", name="booth-1", data="all")
+            for ws, att in ((far, att_far), (near, att_near)):
+                got = await recv_type(ws, "relay")
+                self.assertEqual((got["from"], got["data"]), (att["endpoint"], "all"))
+            # The far peer goes: the owner is told; the owner goes: the near peer is told, and the
+            # name is free for anyone.
+            await far.close()
+            ev = await recv_type(owner, "peer")
+            self.assertEqual((ev["event"], ev["peer"]), ("detached", far_id))
+            await owner.close()
+            ev = await recv_type(near, "endpoint")
+            self.assertEqual((ev["event"], ev["name"]), ("gone", "booth-1"))
+            await op(other, op="register", name="booth-1")
+            self.assertEqual((await recv_json(other))["type"], "registered")
+            await op(near, op="attach", name="nobody")
+            self.assertEqual((await recv_json(near))["code"], "no_such_endpoint")
+            for ws in (other, near):
+                await ws.close()
+
+        run(scenario())
+
+    def test_killed_owner_node_frees_the_name(self):
+        a, b = self.nodes(2, node_ttl_ms=2000)
+
+        async def scenario():
+            owner = await connect(a, "/ws")
+            await op(owner, op="register", name="svc")
+            await recv_type(owner, "registered")
+            peer = await connect(b, "/ws")
+            await op(peer, op="attach", name="svc")
+            await recv_type(peer, "attached")
+            a.kill()
+            ev = await recv_type(peer, "endpoint", timeout=10)
+            self.assertEqual((ev["event"], ev["name"]), ("gone", "svc"))
+            again = await connect(b, "/ws")
+            await op(again, op="register", name="svc")
+            await recv_type(again, "registered")
+            for ws in (peer, again):
+                await ws.close()
+
+        run(scenario())
+
+    def test_redis_down_refuses_endpoint_changes(self):
+        (a,) = self.nodes(1)
+
+        async def scenario():
+            ws = await connect(a, "/ws")
+            self.r.stop()
+            wait_cluster(a, "degraded", lambda c: c["redis"] == "degraded", timeout=10)
+            await op(ws, op="register", name="later", id=5)
+            m = await recv_json(ws)
+            self.assertEqual((m["type"], m["code"], m["id"]), ("error", "store_failed", 5), m)
+            await op(ws, op="ping", id=6)
+            self.assertEqual((await recv_json(ws))["type"], "pong")
+            await ws.close()
 
         run(scenario())
 

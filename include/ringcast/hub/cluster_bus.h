@@ -119,6 +119,20 @@ class ClusterBus {
     }
     return remote_session_id({member, 32});
   }
+  // The id a member (32 hex digits: node instance and session) goes by on this node: the session
+  // itself if it is this node's, else its remote_session_id().
+  uint64_t id_of_member(std::string_view member) const {
+    if (member.size() != 32) return 0;
+    uint64_t inst = 0, session = 0;
+    for (size_t i = 0; i < 32; ++i) {
+      char c = member[i];
+      uint64_t d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 16;
+      if (d == 16) return 0;
+      uint64_t& v = i < 16 ? inst : session;
+      v = v * 16 + d;
+    }
+    return inst == instance() ? session : remote_session_id(member);
+  }
   // On `core`'s loop: `frame` (encoded as sent to clients) also goes to the room's members on
   // the other nodes. Never blocks; past the outbound cap it is dropped and counted.
   virtual void publish_direct(int core, SharedRoom& room, engine::SharedFrame* frame) = 0;

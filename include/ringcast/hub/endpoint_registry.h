@@ -31,9 +31,15 @@ class EndpointRegistry {
   std::optional<Endpoint> find(std::string_view name) const;
   size_t size() const;
 
+  // A cluster's mirror (NativeProfile): Redis decides, so these never refuse.
+  using Map = std::unordered_map<std::string, Endpoint>;
+  void assign(std::string_view name, uint64_t owner);  // owned by `owner` now
+  Map copy() const;
+  void replace(Map endpoints);  // at once: readers see the old or the new, never a mix
+
  private:
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, Endpoint> endpoints_;
+  Map endpoints_;
 };
 
 }  // namespace ringcast::hub

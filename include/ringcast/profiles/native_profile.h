@@ -7,6 +7,11 @@
 #include <mutex>
 #include <string>
 
+#include <rapidjson/fwd.h>
+
+#include <optional>
+
+#include "ringcast/hub/cluster_bus.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/profiles/jwt_verifier.h"
 #include "ringcast/websocket/message_handler.h"
@@ -24,10 +29,13 @@ class TokenTable {
   std::map<std::string, hub::Identity, std::less<>> tokens_;
 };
 
-class NativeProfile final : public websocket::MessageHandler {
+// In a cluster, endpoints are shared by the nodes: Redis keeps them, changed by the profile's
+// script, and each node mirrors them into the hub's EndpointRegistry as a hub::ClusterJournal
+// (native_endpoints.cpp). Relays read the mirror; a peer on another node is reached through the
+// hub's remote sends.
+class NativeProfile final : public websocket::MessageHandler, public hub::ClusterJournal {
  public:
-  NativeProfile(hub::HubSystem& hubs, const TokenTable& tokens, const JwtVerifierSlot& jwt)
-      : hubs_(hubs), tokens_(tokens), jwt_(jwt) {}
+  NativeProfile(hub::HubSystem& hubs, const TokenTable& tokens, const JwtVerifierSlot& jwt);
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
   const void* order_key(websocket::Session& s, websocket::Opcode op,
@@ -45,10 +53,31 @@ class NativeProfile final : public websocket::MessageHandler {
   // Close code for a session whose JWT expired (exp + leeway) without a `refresh`.
   static constexpr uint16_t kCloseTokenExpired = 4001;
 
+  // hub::ClusterJournal: the endpoints shared by the nodes (native_endpoints.cpp).
+  std::string_view journal_name() const override { return "endpoints"; }
+  const char* journal_script() const override;
+  void journal_record(hub::ClusterBus& bus, std::string_view record, bool listing) override;
+  void journal_reset(hub::ClusterBus& bus, bool begin) override;
+  void journal_reply(hub::Hub& hub, uint64_t session, std::string_view answer,
+                     bool refused) override;
+  void journal_note(hub::Hub&, uint64_t, std::string_view) override {}
+
  private:
   struct Request;
   void handle(websocket::Session& s, Request& r);
   void auth(websocket::Session& s, Request& r, bool refresh);
+  // Endpoints (native_endpoints.cpp), on one node or across a cluster.
+  void endpoint_register(websocket::Session& s, const rapidjson::Value* id, std::string_view name);
+  void endpoint_attach(websocket::Session& s, const rapidjson::Value* id, std::string_view name);
+  void endpoint_relay(websocket::Session& s, const rapidjson::Value* id,
+                      const rapidjson::Value& data, std::optional<std::string_view> name,
+                      std::optional<uint64_t> to);
+  void endpoints_closed(websocket::Session& s);
+  void endpoint_call(websocket::Session& s, const rapidjson::Value* id, char op,
+                     std::string_view name);
+  // What this node's sessions were part of before a listing: (name, peer) -> owner.
+  std::map<std::pair<std::string, uint64_t>, uint64_t> before_;
+  hub::EndpointRegistry::Map staging_;  // a listing, until it replaces the registry at once
 
   hub::HubSystem& hubs_;
   const TokenTable& tokens_;
