@@ -54,6 +54,20 @@ void str(Writer& w, std::string_view v) {
   w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
 }
 
+// In a cluster: which nodes the answer covers ("nodes_missing": asked, but no answer in time).
+void write_nodes(Writer& w, const ApiService::Tally& t) {
+  key(w, "nodes");
+  w.StartArray();
+  for (const auto& n : t.nodes) str(w, n);
+  w.EndArray();
+  key(w, "nodes_missing");
+  w.Uint64(t.missing);
+  if (t.degraded) {
+    key(w, "redis");
+    str(w, "degraded");
+  }
+}
+
 // Session ids pass 2^53, so they are strings in JSON (as in the native protocol).
 std::string sid(uint64_t id) {
   return std::to_string(id);
@@ -124,7 +138,10 @@ std::optional<HttpResponse> check_room(const Value* v, RoomKind kind, std::strin
 ApiService::ApiService(hub::HubSystem& hubs, std::string node_id)
     : hubs_(hubs),
       node_id_(std::move(node_id)),
-      keys_(std::make_shared<const std::vector<std::string>>()) {}
+      keys_(std::make_shared<const std::vector<std::string>>()),
+      waiting_(static_cast<size_t>(hubs.cores())) {
+  if (hub::ClusterBus* bus = hubs_.cluster()) bus->set_queries(this);
+}
 
 void ApiService::set_keys(std::vector<std::string> keys) {
   auto next = std::make_shared<const std::vector<std::string>>(std::move(keys));
@@ -355,53 +372,76 @@ HttpResponse ApiService::disconnect(const HttpContext& ctx) {
   }
   const int origin = ctx.worker;
   const uint64_t me = ctx.session;
-  hub::Hub& here = hubs_.hub(origin);
-  auto reply = [this, origin, me](size_t n) {
-    rapidjson::StringBuffer buf;
-    Writer w(buf);
-    w.StartObject();
-    key(w, "disconnected");
-    w.Uint64(n);
-    w.EndObject();
-    hubs_.hub(origin).worker().complete_http(me, json_ok(buf));
-  };
+  DisconnectTarget target;
   if (session) {
     auto id = session->IsString() ? parse_u64({session->GetString(), session->GetStringLength()})
                                   : std::nullopt;
     if (!id) return json_error(400, "\"session\" must be a session id (a decimal string)");
     int core = hub::Hub::core_of(*id);
-    if (core < 0 || core >= hubs_.cores()) return json_error(404, "no such session");
-    here.post_fn(core, [id = *id, code, reason, origin, reply](hub::Hub& h) {
+    if (!hub::is_remote_session(*id) && (core < 0 || core >= hubs_.cores()))
+      return json_error(404, "no such session");
+    target.session = *id;
+  } else {
+    if (!user->IsString() || user->GetStringLength() == 0)
+      return json_error(400, "\"user\" must be a non-empty string");
+    target.user.assign(user->GetString(), user->GetStringLength());
+  }
+  target.code = code;
+  target.reason = std::move(reason);
+  disconnect_everywhere(origin, std::move(target), [this, origin, me](const Tally& t) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    key(w, "disconnected");
+    w.Uint64(t.closed);
+    if (hubs_.cluster()) write_nodes(w, t);
+    w.EndObject();
+    hubs_.hub(origin).worker().complete_http(me, json_ok(buf));
+  });
+  return deferred();
+}
+
+// Closes this node's sessions that match (a session of another node, by the id this node knows
+// it by, is looked for among this node's sessions by the id the others know them by).
+void ApiService::disconnect_here(int origin, std::shared_ptr<const DisconnectTarget> t,
+                                 std::function<void(size_t)> done) {
+  hub::Hub& here = hubs_.hub(origin);
+  hub::ClusterBus* bus = hubs_.cluster();
+  if (t->user.empty() && !hub::is_remote_session(t->session)) {
+    int core = hub::Hub::core_of(t->session);
+    if (core < 0 || core >= hubs_.cores()) return done(0);
+    here.post_fn(core, [t, origin, done](hub::Hub& h) {
       size_t n = 0;
-      websocket::Session* s = h.worker().find_session(id);
+      websocket::Session* s = h.worker().find_session(t->session);
       if (s && s->open()) {
-        s->close(code, reason);
+        s->close(t->code, t->reason);
         n = 1;
       }
-      h.post_fn(origin, [reply, n](hub::Hub&) { reply(n); });
+      h.post_fn(origin, [done, n](hub::Hub&) { done(n); });
     });
-    return deferred();
+    return;
   }
-  if (!user->IsString() || user->GetStringLength() == 0)
-    return json_error(400, "\"user\" must be a non-empty string");
-  auto uid = std::make_shared<const std::string>(user->GetString(), user->GetStringLength());
   auto total = std::make_shared<std::pair<size_t, int>>(0, hubs_.cores());
   for (int c = 0; c < hubs_.cores(); ++c) {
-    here.post_fn(c, [uid, code, reason, origin, reply, total](hub::Hub& h) {
+    here.post_fn(c, [t, origin, done, total, bus](hub::Hub& h) {
       size_t n = 0;
       h.worker().for_each_session([&](websocket::Session& s) {
-        if (!s.open() || !s.route() || !s.route()->handler) return;
-        if (s.route()->handler->user_id(s) != *uid) return;
-        s.close(code, reason);
+        if (!s.open()) return;
+        if (t->user.empty()) {
+          if (!bus || bus->id_elsewhere(s.id()) != t->session) return;
+        } else {
+          if (!s.route() || !s.route()->handler) return;
+          if (s.route()->handler->user_id(s) != t->user) return;
+        }
+        s.close(t->code, t->reason);
         ++n;
       });
-      h.post_fn(origin, [reply, total, n](hub::Hub&) {
+      h.post_fn(origin, [done, total, n](hub::Hub&) {
         total->first += n;
-        if (--total->second == 0) reply(total->first);
+        if (--total->second == 0) done(total->first);
       });
     });
   }
-  return deferred();
 }
 
 // GET /api/rooms?limit=N: every room with its members on each core, from each core's own view.
@@ -413,43 +453,27 @@ HttpResponse ApiService::list_rooms(const HttpRequest& req, const HttpContext& c
       return json_error(400, "limit must be 1-" + std::to_string(kMaxListedRooms));
     limit = *n;
   }
-  struct Info {
-    std::vector<uint32_t> members;  // per core
-    uint64_t seq = 0;
-    size_t history = 0;
-    size_t state_keys = 0;
-  };
-  struct Gather {
-    std::map<std::string, Info> rooms;
-    int left = 0;
-  };
-  const int cores = hubs_.cores();
-  auto g = std::make_shared<Gather>();
-  g->left = cores;
-  // Home data (sequence, history, state) is read on each room's home core.
-  std::vector<std::vector<hub::RoomRef>> homed(cores);
-  for (hub::SharedRoom* r : hubs_.rooms().snapshot())
-    homed[r->home()].emplace_back(&hubs_.rooms(), r);
   const int origin = ctx.worker;
   const uint64_t me = ctx.session;
-  hub::Hub& here = hubs_.hub(origin);
-  auto finish = [this, g, origin, me, limit, cores]() {
+  const int cores = hubs_.cores();
+  rooms_everywhere(origin, [this, origin, me, limit, cores](const RoomTable& g, const Tally& t) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
     key(w, "node");
     str(w, node_id_);
+    if (hubs_.cluster()) write_nodes(w, t);
     key(w, "total");
-    w.Uint64(g->rooms.size());
+    w.Uint64(g.size());
     key(w, "rooms");
     w.StartArray();
     size_t n = 0;
-    for (const auto& [name, info] : g->rooms) {
+    for (const auto& [name, info] : g) {
       if (n++ == limit) break;
       w.StartObject();
       key(w, "room");
       str(w, name);
-      uint64_t members = 0;
+      uint64_t members = info.elsewhere;
       for (uint32_t m : info.members) members += m;
       key(w, "members");
       w.Uint64(members);
@@ -458,6 +482,19 @@ HttpResponse ApiService::list_rooms(const HttpRequest& req, const HttpContext& c
       for (int c = 0; c < cores; ++c)
         w.Uint(c < static_cast<int>(info.members.size()) ? info.members[c] : 0);
       w.EndArray();
+      if (hubs_.cluster()) {
+        key(w, "members_per_node");
+        w.StartObject();
+        uint64_t mine = 0;
+        for (uint32_t m : info.members) mine += m;
+        key(w, node_id_);
+        w.Uint64(mine);
+        for (const auto& [node, m] : info.per_node) {
+          key(w, node);
+          w.Uint64(m);
+        }
+        w.EndObject();
+      }
       key(w, "seq");
       w.Uint64(info.seq);
       key(w, "history");
@@ -469,9 +506,26 @@ HttpResponse ApiService::list_rooms(const HttpRequest& req, const HttpContext& c
     w.EndArray();
     w.EndObject();
     hubs_.hub(origin).worker().complete_http(me, json_ok(buf));
+  });
+  return deferred();
+}
+
+// This node's rooms, each core counting its own members; sequence, history and state read on
+// each room's home core.
+void ApiService::rooms_here(int origin, std::function<void(RoomTable&)> done) {
+  struct Gather {
+    RoomTable rooms;
+    int left = 0;
   };
+  const int cores = hubs_.cores();
+  auto g = std::make_shared<Gather>();
+  g->left = cores;
+  std::vector<std::vector<hub::RoomRef>> homed(cores);
+  for (hub::SharedRoom* r : hubs_.rooms().snapshot())
+    homed[r->home()].emplace_back(&hubs_.rooms(), r);
+  hub::Hub& here = hubs_.hub(origin);
   for (int c = 0; c < cores; ++c) {
-    here.post_fn(c, [c, cores, origin, g, finish, mine = std::move(homed[c])](hub::Hub& h) {
+    here.post_fn(c, [c, cores, origin, g, done, mine = std::move(homed[c])](hub::Hub& h) {
       struct Row {
         std::string name;
         uint32_t members = 0;
@@ -487,9 +541,9 @@ HttpResponse ApiService::list_rooms(const HttpRequest& req, const HttpContext& c
         hub::SharedRoom& r = *ref.get();
         rows->push_back({r.name(), 0, true, r.seq, r.history().size(), r.state().size()});
       }
-      h.post_fn(origin, [c, cores, g, finish, rows](hub::Hub&) {
+      h.post_fn(origin, [c, cores, g, done, rows](hub::Hub&) {
         for (const Row& row : *rows) {
-          Info& info = g->rooms[row.name];
+          RoomInfo& info = g->rooms[row.name];
           if (info.members.empty()) info.members.assign(cores, 0);
           info.members[c] += row.members;
           if (row.home) {
@@ -498,11 +552,10 @@ HttpResponse ApiService::list_rooms(const HttpRequest& req, const HttpContext& c
             info.state_keys = row.state_keys;
           }
         }
-        if (--g->left == 0) finish();
+        if (--g->left == 0) done(g->rooms);
       });
     });
   }
-  return deferred();
 }
 
 // GET /api/rooms/<room>/presence and /history?since=&limit=&offset=
@@ -586,7 +639,9 @@ HttpResponse ApiService::room_query(const HttpRequest& req, const HttpContext& c
     return std::string(buf.GetString(), buf.GetSize());
   };
   auto& registry = hubs_.rooms();
-  hub::RoomRef ref(&registry, registry.find(room));
+  // In a cluster a room this node has no member in is still the cluster's: it is loaded from
+  // Redis for the answer (and freed after it).
+  hub::RoomRef ref(&registry, hubs_.cluster() ? registry.acquire(room) : registry.find(room));
   if (!ref) {
     // Unknown: nothing to show, and asking does not create it.
     HttpResponse r;

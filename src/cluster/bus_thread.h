@@ -79,6 +79,7 @@ class RedisBus::Thread {
     inst_rooms_key_ = bus_.opts_.prefix + "inst:" + instance_hex_ + ":rooms";
     own_channel_ = bus_.opts_.prefix + "inst:{" + instance_hex_ + "}";
     dir_channel_ = bus_.opts_.prefix + "dir:{bridge}";
+    ctl_channel_ = bus_.opts_.prefix + "ctl:{nodes}";
     dir_keys_[0] = dir_channel_ + ":ids";
     dir_keys_[1] = dir_channel_ + ":free";
     dir_keys_[2] = dir_channel_ + ":next";
@@ -244,6 +245,22 @@ class RedisBus::Thread {
   void journal_expired(const redisReply* dead);
   void journal_subscribed(uint32_t index);
   int journal_of(std::string_view channel) const;
+  // Queries to the other nodes (bus_thread_journal.cpp).
+  struct Query {
+    uint64_t ticket = 0;
+    int core = 0;
+    int64_t deadline_ms = 0;
+    size_t asked = 0;
+    std::vector<std::string> answers;
+  };
+  std::vector<Query> queries_;
+  std::string ctl_channel_;
+  void query_out(Item& it);
+  void query_answer_out(Item& it);
+  void query_arrival(std::string_view payload);    // on the control channel: a question
+  void query_answered(std::string_view payload);   // on this node's channel: an answer
+  void query_done(size_t i);
+  int64_t query_deadlines(int64_t now);  // finishes late ones; ms until the next (-1: none)
   std::string member_of(uint64_t session) const;
 
  public:

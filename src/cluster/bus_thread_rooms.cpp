@@ -187,6 +187,7 @@ void RedisBus::Thread::deliver_send(std::string_view payload) {
   if (payload.size() < 9) return;
   uint64_t session = 0;
   std::memcpy(&session, payload.data(), 8);
+  if (session == 0) return query_answered(payload);  // an answer to this node's query
   int core = static_cast<int>(session >> 48);
   if (core >= static_cast<int>(bus_.lanes_.size())) return;
   auto op = static_cast<uint8_t>(payload[8]);

@@ -98,6 +98,12 @@ bool RedisBus::Thread::connect() {
       redisAppendCommandArgv(sub_, 2, dargv, dlens);
       sub_sent_.push_back(dir_channel_);
     }
+    if (bus_.queries_) {
+      const char* qargv[] = {"SSUBSCRIBE", ctl_channel_.c_str()};
+      size_t qlens[] = {10, ctl_channel_.size()};
+      redisAppendCommandArgv(sub_, 2, qargv, qlens);
+      sub_sent_.push_back(ctl_channel_);
+    }
     for (Journal& jl : journals_) {
       const char* jargv[] = {"SSUBSCRIBE", jl.base.c_str()};
       size_t jlens[] = {10, jl.base.size()};
@@ -137,6 +143,10 @@ void RedisBus::Thread::drop_connection(bool tell) {
     jl.early.clear();
   }
   expired_seen_.clear();
+  // Queries waiting for answers get what came (the rest cannot come on this connection).
+  if (tell)
+    while (!queries_.empty()) query_done(0);
+  queries_.clear();
   if (tell) {
     for (auto& [name, r] : rooms_) {
       if (!r.mirrored) continue;
@@ -240,6 +250,8 @@ void RedisBus::Thread::take_outbound() {
       if (it.frame) bytes += it.frame->size();
       if (it.kind == 3) return directory_op(it);
       if (it.kind == 4) return journal_op(it);
+      if (it.kind == 5) return query_out(it);
+      if (it.kind == 6) return query_answer_out(it);
       if (it.kind == 1) return send_event(it);
       if (it.kind == 2) return send_remote(it);
       // Redis down, or more unsent bytes than the cap: drop (raw rooms keep no history, and
@@ -508,6 +520,7 @@ void RedisBus::Thread::handle_sub_reply(redisReply* r) {
 
 void RedisBus::Thread::arrival(std::string_view ch, std::string_view payload) {
   if (ch == own_channel_) return deliver_send(payload);
+  if (ch == ctl_channel_) return query_arrival(payload);
   if (ch == dir_channel_) return directory_arrival(payload);
   if (int j = journal_of(ch); j >= 0) return journal_arrival(static_cast<uint32_t>(j), payload);
   if (!ch.starts_with(channel_prefix_) || !ch.ends_with('}') || payload.empty()) return;
@@ -613,6 +626,9 @@ void RedisBus::Thread::run() {
     else
       timeout = static_cast<int>(std::clamp<int64_t>(next_attempt_ms_ - now, 0, 1000));
     if (stashed_) timeout = std::min(timeout, 1);  // a core's ring is full: retry soon
+    if (int64_t q = query_deadlines(now); q >= 0)
+      timeout = std::min(timeout, static_cast<int>(std::min<int64_t>(q, 1000)));
+    wake_cores();  // a late query's answers
     bus_.bus_sleeping_.store(true, std::memory_order_relaxed);
     bus_.bus_sync_.fetch_add(1, std::memory_order_acq_rel);
     if (lanes_have_work()) timeout = 0;

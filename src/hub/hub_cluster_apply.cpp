@@ -252,6 +252,36 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
     if (ClusterDirectory* d = bus.directory()) d->directory_allocated(*this, receipt.ev, receipt.n);
     return;
   }
+  if (kind == ClusterArrival::kQuery) {
+    // <asking instance, 16 hex digits><ticket, 8 bytes><query>
+    ClusterQueries* q = bus.queries();
+    if (!q || !frame || frame->size() < 24) return;
+    std::string_view p(reinterpret_cast<const char*>(frame->data()), frame->size());
+    uint64_t ticket = 0;
+    std::memcpy(&ticket, p.data() + 16, 8);
+    q->cluster_query(*this, p.substr(0, 16), ticket, p.substr(24));
+    return;
+  }
+  if (kind == ClusterArrival::kQueryDone) {
+    ClusterQueries* q = bus.queries();
+    if (!q || !frame) return;
+    std::vector<std::string_view> answers;
+    const uint8_t* p = frame->data();
+    const uint8_t* end = p + frame->size();
+    uint32_t n = 0;
+    if (end - p >= 4) std::memcpy(&n, p, 4);
+    p += 4;
+    for (uint32_t i = 0; i < n && end - p >= 4; ++i) {
+      uint32_t len = 0;
+      std::memcpy(&len, p, 4);
+      p += 4;
+      if (static_cast<size_t>(end - p) < len) break;
+      answers.emplace_back(reinterpret_cast<const char*>(p), len);
+      p += len;
+    }
+    q->cluster_answers(*this, receipt.n, answers, receipt.ev);
+    return;
+  }
   if (kind == ClusterArrival::kJournalReply || kind == ClusterArrival::kJournalNote) {
     ClusterJournal* j = bus.journal(receipt.token);
     if (!j || !frame) return;
@@ -271,6 +301,8 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
     case ClusterArrival::kAllocated:
     case ClusterArrival::kJournalReply:
     case ClusterArrival::kJournalNote:
+    case ClusterArrival::kQuery:
+    case ClusterArrival::kQueryDone:
       return;
     case ClusterArrival::kEvent: {
       if (c.phase == ClusterRoom::Phase::kOff) return;

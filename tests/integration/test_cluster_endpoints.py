@@ -10,7 +10,9 @@ Run: /usr/bin/python3 tests/integration/test_cluster_endpoints.py --binary build
 import asyncio
 import json
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -264,6 +266,90 @@ class NativeEndpointClusterTest(ClusterCase):
             await ws.close()
 
         run(scenario())
+
+
+API_KEY = "cluster-key-0123456789abcdef"
+API_CONFIG = ('[api]\nkeys = ["%s"]\n[tokens]\n"tok-a" = { user_id = "u1", nickname = "Alice" }\n'
+              '"tok-b" = { user_id = "u2", nickname = "Bob" }\n' % API_KEY)
+
+
+def api(srv, method, path, body=None):
+    data = b"" if body is None else json.dumps(body).encode()
+    hdrs = [("Authorization", "apikey " + API_KEY)]
+    if data:
+        hdrs.append(("Content-Type", "application/json"))
+    r = harness.http_request(srv.port, method, path, headers=hdrs, body=data)
+    return r, (r.json() if r.body else None)
+
+
+async def closed_with(ws, timeout=5):
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd else None
+
+
+class ApiClusterTest(ClusterCase):
+    def api_nodes(self, n, **kw):
+        return self.nodes(n, extra_config=API_CONFIG, **kw)
+
+    def test_rooms_and_disconnect_cover_the_cluster(self):
+        a, b = self.api_nodes(2)
+
+        async def authed(srv, token):
+            ws = await connect(srv, "/ws")
+            await op(ws, op="auth", token=token)
+            await recv_type(ws, "authed")
+            return ws
+
+        async def scenario():
+            x1 = await authed(a, "tok-a")
+            x2 = await authed(b, "tok-a")
+            y = await authed(b, "tok-b")
+            for ws in (x1, x2, y):
+                await op(ws, op="join", room="lobby", presence=True)
+                await recv_type(ws, "joined")
+            raw = await connect(b, "/raw/only-on-b")
+            # Every node's rooms, from either node.
+            for srv, me in ((a, "n0"), (b, "n1")):
+                r, j = api(srv, "GET", "/api/rooms")
+                self.assertEqual(r.status, 200, j)
+                self.assertEqual((j["node"], sorted(j["nodes"]), j["nodes_missing"]),
+                                 (me, ["n0", "n1"], 0), j)
+                rooms = {row["room"]: row for row in j["rooms"]}
+                self.assertEqual(rooms["lobby"]["members"], 3, rooms)
+                self.assertEqual(rooms["lobby"]["members_per_node"], {"n0": 1, "n1": 2})
+                self.assertEqual(rooms["only-on-b"]["members"], 1, rooms)
+            # A user's sessions on every node.
+            r, j = api(a, "POST", "/api/disconnect", {"user": "u1", "code": 4003, "reason": "ban"})
+            self.assertEqual(r.status, 200, j)
+            self.assertEqual((j["disconnected"], j["nodes_missing"]), (2, 0), j)
+            self.assertEqual(await closed_with(x1), 4003)
+            self.assertEqual(await closed_with(x2), 4003)
+            # A session of the other node, by the id this node knows it by (its presence list).
+            r, j = api(a, "GET", "/api/rooms/lobby/presence")
+            remote = [m["session"] for m in j["members"] if m.get("user_id") == "u2"]
+            self.assertEqual(len(remote), 1, j)
+            self.assertEqual(int(remote[0]) >> 48, 0xFFFF, j)
+            r, j = api(a, "POST", "/api/disconnect", {"session": remote[0]})
+            self.assertEqual(j["disconnected"], 1, j)
+            self.assertEqual(await closed_with(y), 1008)
+            await raw.close()
+
+        run(scenario())
+
+    def test_a_stalled_node_is_reported_missing(self):
+        a, b = self.api_nodes(2, node_ttl_ms=10000)
+        b.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: b.alive() and b.send_signal(signal.SIGCONT))
+        t0 = time.monotonic()
+        r, j = api(a, "GET", "/api/rooms")
+        took = time.monotonic() - t0
+        b.send_signal(signal.SIGCONT)
+        self.assertEqual(r.status, 200, j)
+        self.assertEqual((j["nodes"], j["nodes_missing"]), (["n0"], 1), j)
+        self.assertLess(took, 6, "answered at the time limit, not later")
 
 
 class DirectSendClusterTest(ClusterCase):

@@ -31,10 +31,10 @@ MiB = 1 << 20
 
 
 def room_channels(r):
-    """Shard channels of rooms (each node also listens on its own channel, rc:inst:{...}, and on
-    the bridge directory's, rc:dir:{bridge})."""
+    """Shard channels of rooms (each node also listens on its own channel, rc:inst:{...}, on the
+    bridge directory's, rc:dir:{bridge}, and on the journals', rc:j:{relayer} and rc:j:{endpoints})."""
     return sorted(c for c in r.command("PUBSUB", "SHARDCHANNELS")
-                  if not c.startswith((b"rc:inst:", b"rc:dir:")))
+                  if not c.startswith((b"rc:inst:", b"rc:dir:", b"rc:j:")))
 
 
 def channel(room):

@@ -4,12 +4,17 @@
 // thread never waits.
 #pragma once
 
+#include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ringcast/hub/cluster_bus.h"
 #include "ringcast/hub/hub.h"
 #include "ringcast/websocket/http_request.h"
 #include "ringcast/websocket/http_response.h"
@@ -17,7 +22,9 @@
 
 namespace ringcast::app {
 
-class ApiService {
+// In a cluster, GET /api/rooms and POST /api/disconnect also ask every other node, over the
+// bus's queries (api_cluster.cpp), and answer for the whole cluster.
+class ApiService final : public hub::ClusterQueries {
  public:
   static constexpr size_t kMaxBroadcastRooms = 1000;
   static constexpr size_t kMaxListedRooms = 100000;
@@ -31,6 +38,34 @@ class ApiService {
   websocket::HttpResponse handle(const websocket::HttpRequest& req,
                                  const websocket::HttpContext& ctx);
 
+  // hub::ClusterQueries (api_cluster.cpp).
+  void cluster_query(hub::Hub& hub, std::string_view from, uint64_t ticket,
+                     std::string_view query) override;
+  void cluster_answers(hub::Hub& hub, uint64_t ticket, const std::vector<std::string_view>& answers,
+                       size_t asked) override;
+
+  // What the cluster-wide answers are made of.
+  struct RoomInfo {
+    std::vector<uint32_t> members;              // this node's, per core
+    uint64_t elsewhere = 0;                     // on the other nodes
+    std::map<std::string, uint64_t> per_node;   // the other nodes' members, by node id
+    uint64_t seq = 0;
+    size_t history = 0, state_keys = 0;
+  };
+  using RoomTable = std::map<std::string, RoomInfo>;
+  struct DisconnectTarget {
+    uint64_t session = 0;  // or
+    std::string user;
+    uint16_t code = 1008;
+    std::string reason;
+  };
+  struct Tally {
+    size_t closed = 0;
+    std::vector<std::string> nodes;  // that answered, this one first
+    size_t missing = 0;              // asked, but no answer in time
+    bool degraded = false;           // Redis unreachable: the others could not be asked
+  };
+
  private:
   websocket::HttpResponse publish(const websocket::HttpContext& ctx, bool many);
   websocket::HttpResponse disconnect(const websocket::HttpContext& ctx);
@@ -39,10 +74,22 @@ class ApiService {
   websocket::HttpResponse room_query(const websocket::HttpRequest& req,
                                      const websocket::HttpContext& ctx, std::string room,
                                      bool history);
+  void disconnect_here(int origin, std::shared_ptr<const DisconnectTarget> t,
+                       std::function<void(size_t)> done);
+  void disconnect_everywhere(int origin, DisconnectTarget t,
+                             std::function<void(const Tally&)> done);
+  void rooms_here(int origin, std::function<void(RoomTable&)> done);
+  void rooms_everywhere(int origin, std::function<void(const RoomTable&, const Tally&)> done);
+  using Answers = std::function<void(const std::vector<std::string_view>&, size_t asked)>;
+  // Asks the other nodes (on `core`); single node: answered at once, nobody asked.
+  void ask(int core, std::string query, Answers done);
+
   hub::HubSystem& hubs_;
   const std::string node_id_;
   mutable std::mutex keys_mutex_;  // taken once per request, never on the message path
   std::shared_ptr<const std::vector<std::string>> keys_;
+  std::vector<std::unordered_map<uint64_t, Answers>> waiting_;  // per core: its queries
+  std::atomic<uint64_t> next_ticket_{1};
 };
 
 }  // namespace ringcast::app

@@ -84,6 +84,11 @@ class RedisBus final : public hub::ClusterBus {
   uint64_t member_session(std::string_view member) override;
   void note(hub::ClusterJournal& j, uint64_t session, std::string_view note) override;
   void send_local(uint64_t session, engine::SharedFrame* frame) override;
+  void set_queries(hub::ClusterQueries* q) override { queries_ = q; }
+  hub::ClusterQueries* queries() const override { return queries_; }
+  void query(int core, uint64_t ticket, std::string_view query) override;
+  void query_answer(int core, std::string_view from, uint64_t ticket,
+                    std::string_view answer) override;
   void publish_direct(int core, hub::SharedRoom& room, engine::SharedFrame* frame) override;
   void room_members(int core, hub::SharedRoom& room, bool active) override;
   void poll(int core, hub::Hub& hub) override;
@@ -94,7 +99,9 @@ class RedisBus final : public hub::ClusterBus {
     hub::SharedRoom* room = nullptr;       // counted reference
     engine::SharedFrame* frame = nullptr;  // counted reference (may be null for arrivals)
     // out: 0 a raw frame, 1 an event, 2 a send, 3 a directory change, 4 a journal call (token: the
-    // journal, ev: op | reply << 8, n: the session); in: a hub::ClusterArrival
+    // journal, ev: op | reply << 8, n: the session), 5 a query (token: the core, n: the ticket),
+    // 6 a query's answer (frame: the asking node's instance, then the answer; n: the ticket);
+    // in: a hub::ClusterArrival
     uint8_t kind = 0;
     uint32_t token = 0;  // kDone, kFailed: which event of the home core
     uint64_t ev = 0, n = 0;
@@ -133,6 +140,7 @@ class RedisBus final : public hub::ClusterBus {
   std::function<void(int)> wake_;
   hub::ClusterDirectory* directory_ = nullptr;
   std::vector<hub::ClusterJournal*> journals_;
+  hub::ClusterQueries* queries_ = nullptr;
   std::unique_ptr<Thread> thread_state_;
   std::thread thread_;
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include "ringcast/engine/shared_frame.h"
 
@@ -31,6 +32,8 @@ enum class ClusterArrival : uint8_t {
   kAllocated,  // the directory gave session `receipt.ev` the id `receipt.n` (0: refused)
   kJournalReply,  // journal `receipt.token` answered session `receipt.n`'s call (ev 1: refused)
   kJournalNote,   // journal `receipt.token` has a note for session `receipt.n` (journal_note)
+  kQuery,         // another node asks this one (ClusterQueries::cluster_query)
+  kQueryDone,     // the answers to query `receipt.n`, of `receipt.ev` nodes asked
 };
 
 // The id a member of another node goes by on this node (in presence lists, as a message's
@@ -100,6 +103,21 @@ class ClusterJournal {
                              bool refused) = 0;
   // On the session's core: a note the profile sent it from the bus thread (note()).
   virtual void journal_note(Hub& hub, uint64_t session, std::string_view note) = 0;
+};
+
+// Questions to every other node, for the server API's cluster-wide answers (the rooms of the
+// cluster, a disconnect wherever the session is).
+class ClusterQueries {
+ public:
+  virtual ~ClusterQueries() = default;
+  // On core 0: node `from` (its instance, 16 hex digits) asks `query`; the answer goes back with
+  // ClusterBus::query_answer.
+  virtual void cluster_query(Hub& hub, std::string_view from, uint64_t ticket,
+                             std::string_view query) = 0;
+  // On the asking core: the answers that came, from `asked` nodes asked (fewer answers: some did
+  // not answer within the bus's time limit, or Redis was unreachable).
+  virtual void cluster_answers(Hub& hub, uint64_t ticket,
+                               const std::vector<std::string_view>& answers, size_t asked) = 0;
 };
 
 class ClusterBus {
@@ -174,6 +192,16 @@ class ClusterBus {
   virtual uint64_t member_session(std::string_view member) = 0;
   virtual void note(ClusterJournal& j, uint64_t session, std::string_view note) = 0;
   virtual void send_local(uint64_t session, engine::SharedFrame* frame) = 0;
+  // The server API's questions to the other nodes (set before the bus starts).
+  virtual void set_queries(ClusterQueries* q) = 0;
+  virtual ClusterQueries* queries() const = 0;
+  // On `core`'s loop: asks every other live node; the answers come back on `core` within
+  // kQueryTimeoutMs (cluster_answers), `ticket` naming them.
+  virtual void query(int core, uint64_t ticket, std::string_view query) = 0;
+  // On `core`'s loop: this node's answer to `from`'s query `ticket`.
+  virtual void query_answer(int core, std::string_view from, uint64_t ticket,
+                            std::string_view answer) = 0;
+  static constexpr int64_t kQueryTimeoutMs = 2000;
   // On `core`'s loop, once per pass: hands over what arrived for rooms homed on this core, and
   // wakes the bus if this pass gave it work.
   virtual void poll(int core, Hub& hub) = 0;
