@@ -57,7 +57,8 @@ void ApiService::cluster_answers(hub::Hub& hub, uint64_t ticket,
   done(answers, asked);
 }
 
-// ---- asking ---------------------------------------------------------------------------------------
+// ---- asking
+// ---------------------------------------------------------------------------------------
 
 void ApiService::disconnect_everywhere(int origin, DisconnectTarget t,
                                        std::function<void(const Tally&)> done) {
@@ -135,7 +136,8 @@ void ApiService::rooms_everywhere(int origin,
   });
 }
 
-// ---- answering ------------------------------------------------------------------------------------
+// ---- answering
+// ------------------------------------------------------------------------------------
 
 void ApiService::cluster_query(hub::Hub& hub, std::string_view from, uint64_t ticket,
                                std::string_view query) {

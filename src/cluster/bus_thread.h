@@ -124,9 +124,9 @@ class RedisBus::Thread {
     kHeartbeat,
     kEvent,
     kSnapshot,
-    kAllocate,   // a directory allocation: answered to `session`'s core
-    kDirectory,  // any other directory change
-    kListing,    // the directory's listing
+    kAllocate,        // a directory allocation: answered to `session`'s core
+    kDirectory,       // any other directory change
+    kListing,         // the directory's listing
     kJournal,         // a journal call (token: the journal)
     kJournalListing,  // a journal's listing (token: the journal)
   };
@@ -230,8 +230,8 @@ class RedisBus::Thread {
   std::vector<Control> control_scratch_;
   // Journals (bus_thread_journal.cpp).
   std::vector<Journal> journals_;
-  std::deque<Item> journal_retry_;           // calls nobody waits for, made once Redis is back
-  std::vector<std::string> expired_seen_;    // dead nodes whose journal cleanup this node ran
+  std::deque<Item> journal_retry_;         // calls nobody waits for, made once Redis is back
+  std::vector<std::string> expired_seen_;  // dead nodes whose journal cleanup this node ran
   void journal_op(Item& it);
   void journal_command(Journal& jl, char op, std::string_view member,
                        std::span<const std::string_view> fields);
@@ -257,8 +257,8 @@ class RedisBus::Thread {
   std::string ctl_channel_;
   void query_out(Item& it);
   void query_answer_out(Item& it);
-  void query_arrival(std::string_view payload);    // on the control channel: a question
-  void query_answered(std::string_view payload);   // on this node's channel: an answer
+  void query_arrival(std::string_view payload);   // on the control channel: a question
+  void query_answered(std::string_view payload);  // on this node's channel: an answer
   void query_done(size_t i);
   int64_t query_deadlines(int64_t now);  // finishes late ones; ms until the next (-1: none)
   std::string member_of(uint64_t session) const;

@@ -138,13 +138,15 @@ void RedisBus::Thread::journal_reply(const PendingReply& p, redisReply* r) {
     if (throttle.allow(mono_ms(), held))
       RC_WARN("cluster: redis refused a %.*s call: %.*s (%llu more)",
               static_cast<int>(jl.j->journal_name().size()), jl.j->journal_name().data(),
-              static_cast<int>(r->len), r->str ? r->str : "", static_cast<unsigned long long>(held));
+              static_cast<int>(r->len), r->str ? r->str : "",
+              static_cast<unsigned long long>(held));
     if (reply) journal_answer(p.token, p.session, {}, true);
     return;
   }
   if (!reply) return;
-  uint64_t ver =
-      r->element[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r->element[0]->integer) : 0;
+  uint64_t ver = r->element[0]->type == REDIS_REPLY_INTEGER
+                     ? static_cast<uint64_t>(r->element[0]->integer)
+                     : 0;
   std::string_view text = reply_str(r->element[1]);
   if (ver == 0 || (jl.loaded && jl.applied >= ver && jl.answers.empty())) {
     journal_answer(p.token, p.session, text, false);
@@ -278,8 +280,8 @@ void RedisBus::note(hub::ClusterJournal& j, uint64_t session, std::string_view n
   if (!note.empty()) std::memcpy(f->data(), note.data(), note.size());
   f->set_size(note.size());
   thread_state_->to_lane_public(
-      core, Item{nullptr, f, static_cast<uint8_t>(hub::ClusterArrival::kJournalNote), index, 0,
-                 session});
+      core,
+      Item{nullptr, f, static_cast<uint8_t>(hub::ClusterArrival::kJournalNote), index, 0, session});
 }
 
 void RedisBus::send_local(uint64_t session, engine::SharedFrame* frame) {

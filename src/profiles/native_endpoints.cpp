@@ -257,7 +257,8 @@ void NativeProfile::endpoint_relay(Session& s, const Value* id, const Value& dat
   const std::pair<std::string, uint64_t>* att = nullptr;
   for (auto& a : st.attached)
     if (!name || a.first == *name) att = &a;
-  if (!att) return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
+  if (!att)
+    return send_error(s, id, "not_attached", "attach to an endpoint (or register one) first");
   hub.send_to(att->second, frame_for(att->second));
 }
 

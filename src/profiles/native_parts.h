@@ -58,14 +58,14 @@ inline std::optional<uint64_t> parse_sid(const Value& v) {
   return out;
 }
 
-
 inline void write_id(JsonFrame& j, const Value* id) {
   if (!id) return;
   j.key("id");
   id->Accept(j.w());
 }
 
-inline void send_error(Session& s, const Value* id, std::string_view code, std::string_view message) {
+inline void send_error(Session& s, const Value* id, std::string_view code,
+                       std::string_view message) {
   JsonFrame j;
   j.w().StartObject();
   j.kv("type", "error");
@@ -90,7 +90,6 @@ inline void reply(Session& s, const Value* id, std::string_view type, Fn&& extra
   s.send_frame(f.get());
 }
 
-
 inline engine::FrameRef store_failed_frame(const Value* id) {
   JsonFrame j;
   j.w().StartObject();
@@ -101,6 +100,5 @@ inline engine::FrameRef store_failed_frame(const Value* id) {
   j.w().EndObject();
   return engine::FrameRef(j.frame());
 }
-
 
 }  // namespace ringcast::profiles::native_detail

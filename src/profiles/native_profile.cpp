@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "native_parts.h"
 #include "ringcast/hub/formatter_names.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
@@ -17,7 +18,6 @@
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/profiles/reserved_rooms.h"
 #include "ringcast/websocket/frame_encoder.h"
-#include "native_parts.h"
 
 namespace ringcast::profiles {
 
@@ -629,8 +629,7 @@ void NativeProfile::handle(Session& s, Request& r) {
     const Value* to = r.get("to");
     if (to && !parse_sid(*to))
       return send_error(s, id, "bad_request", "\"to\" must be a session id");
-    endpoint_relay(s, id, *data, r.string("name"),
-                   to ? parse_sid(*to) : std::optional<uint64_t>());
+    endpoint_relay(s, id, *data, r.string("name"), to ? parse_sid(*to) : std::optional<uint64_t>());
   } else {
     send_error(s, id, "unknown_op", "unknown op");
   }

@@ -336,8 +336,7 @@ void RelayerProfile::journal_record(hub::ClusterBus& bus, std::string_view rec, 
       auto sc = dir_->scanners.find(sid);
       if (sc == dir_->scanners.end()) return;
       auto booth = dir_->booths.find(sc->second.canon);
-      if (booth != dir_->booths.end() && booth->second.owner != sid &&
-          local(booth->second.owner)) {
+      if (booth != dir_->booths.end() && booth->second.owner != sid && local(booth->second.owner)) {
         engine::FrameRef fr(booth_event("scanner_disconnected", sc->second.booth_json));
         bus.send_local(booth->second.owner, fr.get());
       }

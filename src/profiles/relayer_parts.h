@@ -72,7 +72,8 @@ inline void reply(Session& s, RelaySession& st, engine::SharedFrame* f) {
 
 // To another session through the hub; to this very session (a booth that is also its own scanner)
 // among its replies, so it keeps its place behind any held one.
-inline void deliver(hub::Hub& hub, Session& s, RelaySession& st, uint64_t target, engine::SharedFrame* f) {
+inline void deliver(hub::Hub& hub, Session& s, RelaySession& st, uint64_t target,
+                    engine::SharedFrame* f) {
   if (target == s.id()) {
     f->add_ref();
     return reply(s, st, f);

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relayer_parts.h"
 #include "ringcast/profiles/display_name.h"
 #include "ringcast/profiles/json_arena.h"
 #include "ringcast/profiles/json_depth.h"
@@ -23,8 +24,6 @@
 #include "ringcast/profiles/relay_pacing.h"
 #include "ringcast/websocket/frame_encoder.h"
 #include "ringcast/websocket/utf8_validator.h"
-
-#include "relayer_parts.h"
 
 namespace ringcast::profiles {
 
@@ -55,7 +54,6 @@ std::string canon_key(const Value& v) {
 }
 
 }  // namespace
-
 
 // ---- the profile --------------------------------------------------------------------------------
 

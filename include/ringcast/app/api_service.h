@@ -9,9 +9,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ringcast/hub/cluster_bus.h"
@@ -46,9 +46,9 @@ class ApiService final : public hub::ClusterQueries {
 
   // What the cluster-wide answers are made of.
   struct RoomInfo {
-    std::vector<uint32_t> members;              // this node's, per core
-    uint64_t elsewhere = 0;                     // on the other nodes
-    std::map<std::string, uint64_t> per_node;   // the other nodes' members, by node id
+    std::vector<uint32_t> members;             // this node's, per core
+    uint64_t elsewhere = 0;                    // on the other nodes
+    std::map<std::string, uint64_t> per_node;  // the other nodes' members, by node id
     uint64_t seq = 0;
     size_t history = 0, state_keys = 0;
   };

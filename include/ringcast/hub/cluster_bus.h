@@ -22,14 +22,14 @@ class SharedRoom;
 
 // What the bus hands a room's home core.
 enum class ClusterArrival : uint8_t {
-  kDirect,     // a raw-room frame from another node
-  kEvent,      // a sequenced room's event, in the room's order ("<kind><ev>,<n>,<body>")
-  kSnapshot,   // the room as Redis has it, to start (or restart) the mirror
-  kDone,       // Redis applied an event of this node (ev 0: it changed nothing)
-  kFailed,     // an event of this node was refused, or its outcome is unknown
-  kLost,       // the connection dropped: the mirror is stale until the next snapshot
-  kSend,       // a frame another node sent to session `receipt.n` here (no room)
-  kAllocated,  // the directory gave session `receipt.ev` the id `receipt.n` (0: refused)
+  kDirect,        // a raw-room frame from another node
+  kEvent,         // a sequenced room's event, in the room's order ("<kind><ev>,<n>,<body>")
+  kSnapshot,      // the room as Redis has it, to start (or restart) the mirror
+  kDone,          // Redis applied an event of this node (ev 0: it changed nothing)
+  kFailed,        // an event of this node was refused, or its outcome is unknown
+  kLost,          // the connection dropped: the mirror is stale until the next snapshot
+  kSend,          // a frame another node sent to session `receipt.n` here (no room)
+  kAllocated,     // the directory gave session `receipt.ev` the id `receipt.n` (0: refused)
   kJournalReply,  // journal `receipt.token` answered session `receipt.n`'s call (ev 1: refused)
   kJournalNote,   // journal `receipt.token` has a note for session `receipt.n` (journal_note)
   kQuery,         // another node asks this one (ClusterQueries::cluster_query)
@@ -99,8 +99,7 @@ class ClusterJournal {
   virtual void journal_reset(ClusterBus& bus, bool begin) = 0;
   // On the session's core: the answer to its call; refused: Redis was unreachable, or the
   // connection dropped before the answer (the call may or may not have been applied).
-  virtual void journal_reply(Hub& hub, uint64_t session, std::string_view answer,
-                             bool refused) = 0;
+  virtual void journal_reply(Hub& hub, uint64_t session, std::string_view answer, bool refused) = 0;
   // On the session's core: a note the profile sent it from the bus thread (note()).
   virtual void journal_note(Hub& hub, uint64_t session, std::string_view note) = 0;
 };

@@ -2,14 +2,13 @@
 // state, endpoints, direct sends). The reference is docs/native-protocol.md.
 #pragma once
 
+#include <rapidjson/fwd.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
-
-#include <rapidjson/fwd.h>
-
 #include <optional>
+#include <string>
 
 #include "ringcast/hub/cluster_bus.h"
 #include "ringcast/hub/hub.h"
