@@ -63,6 +63,21 @@ inline std::string_view reply_str(const redisReply* r) {
              : std::string_view{};
 }
 
+// Appends one command to `c`: the fixed words, then `more` (at most 12 words in all).
+inline void append_command(redisContext* c, std::span<const std::string_view> fixed,
+                           std::span<const std::string_view> more) {
+  const char* argv[12];
+  size_t lens[12];
+  size_t n = 0;
+  for (auto part : {fixed, more})
+    for (std::string_view a : part) {
+      if (n == std::size(argv)) break;
+      argv[n] = a.data();
+      lens[n++] = a.size();
+    }
+  redisAppendCommandArgv(c, static_cast<int>(n), argv, lens);
+}
+
 }  // namespace bus_detail
 
 using namespace bus_detail;

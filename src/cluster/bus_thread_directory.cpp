@@ -13,21 +13,9 @@ constexpr uint64_t kMaxDirectoryId = (uint64_t{1} << 24) - 1;  // BridgeProfile:
 
 void RedisBus::Thread::directory_command(std::initializer_list<std::string_view> args) {
   // EVALSHA <directory script> 5 <ids> <free> <next> <owner> <channel> args...
-  const char* argv[8 + 3];
-  size_t lens[8 + 3];
   std::string_view fixed[8] = {"EVALSHA",    directory_sha_, "5",          dir_keys_[0],
                                dir_keys_[1], dir_keys_[2],   dir_keys_[3], dir_channel_};
-  size_t n = 0;
-  for (std::string_view f : fixed) {
-    argv[n] = f.data();
-    lens[n++] = f.size();
-  }
-  for (std::string_view a : args) {
-    if (n == std::size(argv)) break;
-    argv[n] = a.data();
-    lens[n++] = a.size();
-  }
-  redisAppendCommandArgv(cmd_, static_cast<int>(n), argv, lens);
+  append_command(cmd_, fixed, {args.begin(), args.size()});
 }
 
 uint64_t RedisBus::Thread::session_of(std::string_view member) {

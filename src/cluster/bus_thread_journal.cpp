@@ -50,21 +50,9 @@ int RedisBus::Thread::journal_of(std::string_view channel) const {
 void RedisBus::Thread::journal_command(Journal& jl, char op, std::string_view member,
                                        std::span<const std::string_view> fields) {
   // EVALSHA <sha> 1 <base> <op> <member> fields...
-  const char* argv[6 + kMaxFields];
-  size_t lens[6 + kMaxFields];
   const char opc[1] = {op};
   std::string_view fixed[6] = {"EVALSHA", jl.sha, "1", jl.base, {opc, 1}, member};
-  size_t n = 0;
-  for (std::string_view a : fixed) {
-    argv[n] = a.data();
-    lens[n++] = a.size();
-  }
-  for (std::string_view a : fields) {
-    if (n == std::size(argv)) break;
-    argv[n] = a.data();
-    lens[n++] = a.size();
-  }
-  redisAppendCommandArgv(cmd_, static_cast<int>(n), argv, lens);
+  append_command(cmd_, fixed, fields);
 }
 
 void RedisBus::Thread::journal_answer(uint32_t index, uint64_t session, std::string_view text,

@@ -122,18 +122,6 @@ engine::SharedFrame* gone_event(std::string_view name) {
   return j.frame();
 }
 
-// A record's fields ("<length>:<bytes>" each) after its kind and member.
-bool next_field(std::string_view& rest, std::string_view& out) {
-  size_t c = rest.find(':');
-  if (c == std::string_view::npos) return false;
-  size_t n = 0;
-  auto r = std::from_chars(rest.data(), rest.data() + c, n);
-  if (r.ec != std::errc() || rest.size() - c - 1 < n) return false;
-  out = rest.substr(c + 1, n);
-  rest.remove_prefix(c + 1 + n);
-  return true;
-}
-
 // A cluster answer, sent once the call's change is in this node's mirror: the request's id is
 // kept as JSON text.
 void answer(Session& s, std::string_view id_json, std::string_view type, std::string_view code,
@@ -327,7 +315,7 @@ void NativeProfile::journal_record(hub::ClusterBus& bus, std::string_view rec, b
   const char kind = rec[0];
   uint64_t sid = bus.member_session(rec.substr(1, 32));
   std::string_view rest = rec.substr(33), name, user;
-  if (!next_field(rest, name)) return;
+  if (!hub::next_journal_field(rest, name)) return;
   hub::EndpointRegistry& reg = hubs_.endpoints();
   if (listing) {
     // Into the staging copy: the registry changes in one step at the end (journal_reset).
@@ -343,7 +331,7 @@ void NativeProfile::journal_record(hub::ClusterBus& bus, std::string_view rec, b
       reg.assign(name, sid);
       return;
     case 'A': {
-      next_field(rest, user);
+      hub::next_journal_field(rest, user);
       auto owner = reg.attach(name, sid);
       if (owner && local(*owner)) {
         engine::FrameRef f(peer_event("attached", name, sid, user));

@@ -127,19 +127,10 @@ return ''
 constexpr std::string_view kUnavailable =
     "The booth directory is unavailable right now (the cluster cannot reach Redis); try again";
 
-// A record's fields ("<length>:<bytes>" each) after its kind and member.
+// A record's fields after its kind and member.
 struct Fields {
   std::string_view rest;
-  bool next(std::string_view& out) {
-    size_t c = rest.find(':');
-    if (c == std::string_view::npos) return false;
-    size_t n = 0;
-    auto r = std::from_chars(rest.data(), rest.data() + c, n);
-    if (r.ec != std::errc() || rest.size() - c - 1 < n) return false;
-    out = rest.substr(c + 1, n);
-    rest.remove_prefix(c + 1 + n);
-    return true;
-  }
+  bool next(std::string_view& out) { return hub::next_journal_field(rest, out); }
 };
 
 uint64_t to_u64(std::string_view s) {

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Server, free_port, wait_until
+from harness import ProcessTestCase, Server, free_port, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -138,3 +138,24 @@ def cluster_node(test, redis, node_id, extra_config="", threads=2, url=None, nod
 
 def wait_cluster(srv, what, predicate, timeout=10.0):
     return wait_until(lambda: predicate(srv.health()["cluster"]), timeout=timeout, what=what)
+
+
+class ClusterTestCase(ProcessTestCase):
+    """A test with its own redis-server (self.r; redis_options() for Redis's arguments) and
+    cluster nodes started by nodes(), each waited for until it sees all the others."""
+
+    def redis_options(self):
+        return {}
+
+    def setUp(self):
+        super().setUp()
+        self.r = Redis(**self.redis_options())
+        self.addCleanup(self.r.cleanup)
+        self.r.start()
+
+    def nodes(self, n, **kw):
+        out = [cluster_node(self, self.r, "n%d" % i, **kw) for i in range(n)]
+        for srv in out:
+            wait_cluster(srv, "every node connected",
+                         lambda c: c["redis"] == "ok" and c["nodes_seen"] == n, timeout=10)
+        return out

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from redis_harness import Redis, cluster_node, wait_cluster  # noqa: E402
+from redis_harness import ClusterTestCase, wait_cluster  # noqa: E402
 
 import websockets  # noqa: E402
 
@@ -51,20 +51,7 @@ async def bridge_client(srv):
     return ws, reply["data"]["id"]
 
 
-class ClusterCase(harness.ProcessTestCase):
-    def setUp(self):
-        super().setUp()
-        self.r = Redis()
-        self.addCleanup(self.r.cleanup)
-        self.r.start()
-
-    def nodes(self, n, **kw):
-        out = [cluster_node(self, self.r, "n%d" % i, **kw) for i in range(n)]
-        for srv in out:
-            wait_cluster(srv, "every node connected",
-                         lambda c: c["redis"] == "ok" and c["nodes_seen"] == n, timeout=10)
-        return out
-
+class ClusterCase(ClusterTestCase):
     def bridge_health(self, srv):
         h = srv.health()
         return int(h["connected_clients"]), h["bridge_connected"] in (True, "true")

@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from redis_harness import Redis, cluster_node, wait_cluster  # noqa: E402
+from redis_harness import ClusterTestCase, wait_cluster  # noqa: E402
 
 import websockets  # noqa: E402
 
@@ -78,20 +78,10 @@ def ts(m):
     return datetime.datetime.fromisoformat(m["timestamp"])
 
 
-class RelayerClusterTest(harness.ProcessTestCase):
-    def setUp(self):
-        super().setUp()
+class RelayerClusterTest(ClusterTestCase):
+    def redis_options(self):
         # Redis keeps its data over a restart (the relayer's directory lives there).
-        self.r = Redis(appendonly=self._testMethodName == "test_redis_away_and_back")
-        self.addCleanup(self.r.cleanup)
-        self.r.start()
-
-    def nodes(self, n, **kw):
-        out = [cluster_node(self, self.r, "n%d" % i, **kw) for i in range(n)]
-        for srv in out:
-            wait_cluster(srv, "every node connected",
-                         lambda c: c["redis"] == "ok" and c["nodes_seen"] == n, timeout=10)
-        return out
+        return {"appendonly": self._testMethodName == "test_redis_away_and_back"}
 
     async def booth(self, srv, booth_id, name="booth"):
         b = await peer(srv, name)

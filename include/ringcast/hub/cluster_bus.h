@@ -88,6 +88,21 @@ class ClusterBus;
 // (the answer). Two ops are the bus's own: 's' returns the whole directory as a list of records
 // (applied after journal_reset) and 'x' removes every member of a dead node, emitting a record
 // for each change.
+// Reads a record's next field (written by the script's f(): "<length>:<bytes>") off `rest`.
+inline bool next_journal_field(std::string_view& rest, std::string_view& out) {
+  size_t colon = rest.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 10) return false;
+  size_t n = 0;
+  for (char c : rest.substr(0, colon)) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<size_t>(c - '0');
+  }
+  if (rest.size() - colon - 1 < n) return false;
+  out = rest.substr(colon + 1, n);
+  rest.remove_prefix(colon + 1 + n);
+  return true;
+}
+
 class ClusterJournal {
  public:
   virtual ~ClusterJournal() = default;
