@@ -5,9 +5,12 @@
 #   cluster: two nodes with --threads 1 each (the same two worker threads in all), subscribers
 #            spread over both, the publisher on the second: half the deliveries cross nodes,
 # and prints one Markdown table (delivery latency overall, same node, other node; throughput).
+# Then relay round trips (ringcast-load relay on /raw): pairs A and B on one node, against A and B
+# of every pair on different nodes, so each round trip crosses nodes twice.
 #
 #   tools/cluster-latency.sh                                  # 1000 subscribers, 100 msg/s, 10 s
 #   tools/cluster-latency.sh --subs 1000 --rate 100 --duration 10 --size 64 --backend io_uring
+#   tools/cluster-latency.sh --pairs 50 --relay-rate 5000      # relay: 50 pairs, 5,000 round trips/s
 #
 # Room kinds: raw (/raw/bench: direct fan-out through Redis pub/sub) and native (/ws, room bench:
 # sequenced, one Redis script per message). Needs redis-server (tools/dev.sh installs it).
@@ -22,6 +25,8 @@ RATE=100
 SIZE=64
 DURATION=10
 BACKEND=io_uring
+PAIRS=50
+RELAY_RATE=5000
 while [ $# -gt 0 ]; do
   case "$1" in
     --subs) SUBS="$2"; shift 2 ;;
@@ -29,6 +34,8 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --backend) BACKEND="$2"; shift 2 ;;
+    --pairs) PAIRS="$2"; shift 2 ;;
+    --relay-rate) RELAY_RATE="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -108,9 +115,27 @@ for kind in raw native; do
   stop_nodes
 done
 
-python3 - "$WORK" "$SUBS" "$RATE" "$SIZE" "$DURATION" "$BACKEND" <<'PY'
+for setup in single cluster; do
+  if [ "$setup" = single ]; then
+    p=$(free_port)
+    start_node 2 "$p"
+    urls=("ws://127.0.0.1:$p/raw")
+  else
+    p1=$(free_port)
+    p2=$(free_port)
+    start_node 1 "$p1" cluster
+    start_node 1 "$p2" cluster
+    sleep 1
+    urls=("ws://127.0.0.1:$p1/raw" "ws://127.0.0.1:$p2/raw")
+  fi
+  "$LOAD_BIN" relay --pairs "$PAIRS" --rate "$RELAY_RATE" --size "$SIZE" --duration "$DURATION" \
+    --json "$WORK/relay-$setup.json" "${urls[@]}" > "$WORK/relay-$setup.txt" 2>&1 || true
+  stop_nodes
+done
+
+python3 - "$WORK" "$SUBS" "$RATE" "$SIZE" "$DURATION" "$BACKEND" "$PAIRS" "$RELAY_RATE" <<'PY'
 import json, os, sys
-work, subs, rate, size, duration, backend = sys.argv[1:]
+work, subs, rate, size, duration, backend, pairs, relay_rate = sys.argv[1:]
 print("broadcast, %s subscribers, 1 publisher at %s msg/s, %s-byte messages, %s s, backend %s"
       % (subs, rate, size, duration, backend))
 print()
@@ -137,4 +162,24 @@ for kind in ("raw", "native"):
             pp("delivery_same_node") if setup == "cluster" else "-",
             pp("delivery_cross_node") if setup == "cluster" else "-",
             d.get("loss", "-"), "PASS" if d.get("passed") else "FAIL: " + "; ".join(d.get("failures", []))))
+print()
+print("relay, %s pairs (A and B in /raw/pair-<i>), %s round trips/s in all, %s-byte messages, %s s"
+      % (pairs, relay_rate, size, duration))
+print()
+print("| setup | round trips/s | p50 µs | p99 µs | loss | result |")
+print("| --- | --- | --- | --- | --- | --- |")
+for setup in ("single", "cluster"):
+    path = os.path.join(work, "relay-%s.json" % setup)
+    if not os.path.exists(path):
+        txt = open(os.path.join(work, "relay-%s.txt" % setup)).read()
+        print("| %s | run failed: %s |" % (setup, txt.strip().splitlines()[-1:]))
+        continue
+    d = json.load(open(path))
+    rt = d.get("latency_us", {}).get("round_trip", {})
+    m = d.get("metrics", {})
+    print("| %s | %s | %s | %s | %s | %s |" % (
+        "A and B on different nodes (2 x 1 thread)" if setup == "cluster" else "1 node x 2 threads",
+        "{:,.0f}".format(m.get("throughput_msg_per_s", 0)),
+        "{:,.0f}".format(rt.get("p50", 0)), "{:,.0f}".format(rt.get("p99", 0)),
+        d.get("loss", "-"), "PASS" if d.get("passed") else "FAIL: " + "; ".join(d.get("failures", []))))
 PY
