@@ -32,9 +32,10 @@ MiB = 1 << 20
 
 def room_channels(r):
     """Shard channels of rooms (each node also listens on its own channel, rc:inst:{...}, on the
-    bridge directory's, rc:dir:{bridge}, and on the journals', rc:j:{relayer} and rc:j:{endpoints})."""
+    bridge directory's, rc:dir:{bridge}, on the journals', rc:j:{relayer} and rc:j:{endpoints},
+    and on the server API's questions, rc:ctl:{nodes})."""
     return sorted(c for c in r.command("PUBSUB", "SHARDCHANNELS")
-                  if not c.startswith((b"rc:inst:", b"rc:dir:", b"rc:j:")))
+                  if not c.startswith((b"rc:inst:", b"rc:dir:", b"rc:j:", b"rc:ctl:")))
 
 
 def channel(room):
