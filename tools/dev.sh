@@ -70,7 +70,8 @@ build_fuzz() {
 # Each target runs RINGCAST_FUZZ_SECONDS (15) on its seed corpus; any crash, sanitizer report,
 # leak or timeout fails the run, and the input is left in build-fuzz/tests/fuzz/artifacts/.
 run_fuzz() {
-  (cd "$FUZZ_BUILD" && ctest -L fuzz --output-on-failure -j1)
+  # Two at a time: each target is one busy thread, with no timing to disturb.
+  (cd "$FUZZ_BUILD" && ctest -L fuzz --output-on-failure -j2)
 }
 
 run_suite() {
