@@ -95,6 +95,10 @@ end
 return ''
 )lua";
 
+constexpr std::string_view kEndpointLimit =
+    "a session may register, and attach to, at most 64 endpoints each";
+static_assert(NativeProfile::kMaxEndpointsPerSession == 64);
+
 bool local(uint64_t session) {
   return session && !hub::is_remote_session(session);
 }
@@ -176,8 +180,11 @@ void NativeProfile::endpoint_call(Session& s, const Value* id, char op, std::str
 }
 
 void NativeProfile::endpoint_register(Session& s, const Value* id, std::string_view name) {
-  if (hubs_.cluster()) return endpoint_call(s, id, 'r', name);
   NativeState& st = state_of(s);
+  if (st.owned.size() >= kMaxEndpointsPerSession &&
+      std::find(st.owned.begin(), st.owned.end(), name) == st.owned.end())
+    return send_error(s, id, "endpoint_limit", kEndpointLimit);
+  if (hubs_.cluster()) return endpoint_call(s, id, 'r', name);
   if (!hubs_.endpoints().register_name(name, s.id()))
     return send_error(s, id, "name_taken", "an endpoint with this name exists");
   if (std::find(st.owned.begin(), st.owned.end(), name) == st.owned.end())
@@ -186,8 +193,12 @@ void NativeProfile::endpoint_register(Session& s, const Value* id, std::string_v
 }
 
 void NativeProfile::endpoint_attach(Session& s, const Value* id, std::string_view name) {
-  if (hubs_.cluster()) return endpoint_call(s, id, 'a', name);
   NativeState& st = state_of(s);
+  if (st.attached.size() >= kMaxEndpointsPerSession &&
+      std::none_of(st.attached.begin(), st.attached.end(),
+                   [&](const auto& a) { return a.first == name; }))
+    return send_error(s, id, "endpoint_limit", kEndpointLimit);
+  if (hubs_.cluster()) return endpoint_call(s, id, 'a', name);
   auto owner = hubs_.endpoints().attach(name, s.id());
   if (!owner) return send_error(s, id, "no_such_endpoint", "no endpoint with this name");
   bool known = false;

@@ -38,6 +38,7 @@ struct RelaySession {
   std::map<uint64_t, engine::FrameRef> held;
   bool booth = false;    // registered an id at some point: its close must look at the directory
   bool scanner = false;  // attached at some point
+  std::vector<std::string> ids;  // the booth ids it registered (canon keys), at most a cap
   // Cluster: the directory call in flight ('r' register_booth, 'c' connect_scanner; 0 none).
   // The session's input is held until it is answered, so replies keep their order.
   char pending = 0;

@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -41,6 +42,10 @@ namespace {
 constexpr std::string_view kUnsafeBoothId =
     "Invalid booth_id: it must not contain control characters or bidirectional formatting "
     "characters";
+
+constexpr std::string_view kTooManyIds =
+    "Too many booth ids: one connection may register at most 64";
+static_assert(RelayerProfile::kMaxBoothIdsPerConnection == 64);
 
 bool safe_booth_id(const Value& id) {
   return !id.IsString() || is_display_safe({id.GetString(), id.GetStringLength()});
@@ -128,6 +133,11 @@ void RelayerProfile::register_booth(Session& s, Request& r) {
   if (!safe_booth_id(*id)) return reply(s, st, error_frame(kUnsafeBoothId));
   std::string json = to_json(*id);
   std::string canon = canon_key(*id);
+  if (std::find(st.ids.begin(), st.ids.end(), canon) == st.ids.end()) {
+    if (st.ids.size() >= kMaxBoothIdsPerConnection)
+      return reply(s, st, error_frame(kTooManyIds));
+    st.ids.push_back(canon);
+  }
   if (hubs_.cluster()) return cluster_call(s, 'r', std::move(canon), std::move(json), {});
   {
     std::lock_guard lock(dir_->mutex);

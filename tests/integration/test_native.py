@@ -402,6 +402,27 @@ class ErrorsTest(NativeCase):
             await self.assert_alive(c)
         self.run_scenario(t)
 
+    def test_endpoints_per_session_are_capped(self):
+        # Each stays until the session closes: at most 64 registered and 64 attached per session.
+        async def t():
+            a = await self.client("a")
+            names = ["cap-%d-%d" % (os.getpid(), i) for i in range(65)]
+            for n in names[:64]:
+                self.assertEqual((await a.req("register", name=n))["type"], "registered")
+            self.assertIsNone(await self.expect_error(a, "endpoint_limit",
+                                                      {"op": "register", "name": names[64]}))
+            self.assertEqual((await a.req("register", name=names[0]))["type"], "registered")
+            p = await self.client("p")
+            for n in names[:64]:
+                self.assertEqual((await p.req("attach", name=n))["type"], "attached")
+            b = await self.client("b")
+            self.assertEqual((await b.req("register", name=names[64]))["type"], "registered")
+            self.assertIsNone(await self.expect_error(p, "endpoint_limit",
+                                                      {"op": "attach", "name": names[64]}))
+            self.assertEqual((await p.req("attach", name=names[5]))["type"], "attached")
+            await self.close_all()
+        self.run_scenario(t)
+
     def test_endpoint_and_send_errors(self):
         async def t():
             (a, b), (x, y) = await self.spread(2)

@@ -150,6 +150,29 @@ class RelayerTest(harness.ServerTestCase):
             await c.close()
         self.run_async(go())
 
+    def test_booth_ids_per_connection_are_capped(self):
+        # The seed never releases a connection's extra ids, so one client registering ids forever
+        # would grow the directory without bound: at most 64 per connection.
+        async def go():
+            c = await self.connect()
+            ids = [uid() for _ in range(64)]
+            for bid in ids:
+                await c.send({"type": "register_booth", "booth_id": bid})
+                await c.expect("registration_success", booth_id=bid)
+            await c.send({"type": "register_booth", "booth_id": uid()})
+            await c.error("Too many booth ids: one connection may register at most 64")
+            # Registering one of its own ids again is not a new id.
+            await c.send({"type": "register_booth", "booth_id": ids[3]})
+            await c.expect("registration_success", booth_id=ids[3])
+            # Another connection has its own allowance.
+            d = await self.connect()
+            bid = uid()
+            await d.send({"type": "register_booth", "booth_id": bid})
+            await d.expect("registration_success", booth_id=bid)
+            await c.close()
+            await d.close()
+        self.run_async(go())
+
     # ---- scanners -------------------------------------------------------------------------------
 
     def test_connect_scanner_errors(self):

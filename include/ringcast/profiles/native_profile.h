@@ -51,6 +51,8 @@ class NativeProfile final : public websocket::MessageHandler, public hub::Cluste
   static constexpr size_t kMaxHistoryLimit = 1000;
   // Close code for a session whose JWT expired (exp + leeway) without a `refresh`.
   static constexpr uint16_t kCloseTokenExpired = 4001;
+  // Endpoints one session may register, and attach to (each stays until the session closes).
+  static constexpr size_t kMaxEndpointsPerSession = 64;
 
   // hub::ClusterJournal: the endpoints shared by the nodes (native_endpoints.cpp).
   std::string_view journal_name() const override { return "endpoints"; }

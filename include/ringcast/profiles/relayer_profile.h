@@ -34,6 +34,9 @@ class RelayerProfile final : public websocket::MessageHandler, public hub::Clust
   // Deeper JSON than this is refused like Python's json.loads (RecursionError): "Internal server
   // error".
   static constexpr int kMaxDepth = 900;
+  // Booth ids one connection may register (the seed has no limit; each id stays registered, so
+  // without one a single client could grow the directory without bound).
+  static constexpr size_t kMaxBoothIdsPerConnection = 64;
 
   // hub::ClusterJournal: the directory shared by the nodes (relayer_cluster.cpp).
   std::string_view journal_name() const override { return "relayer"; }
