@@ -134,8 +134,7 @@ void RelayerProfile::register_booth(Session& s, Request& r) {
   std::string json = to_json(*id);
   std::string canon = canon_key(*id);
   if (std::find(st.ids.begin(), st.ids.end(), canon) == st.ids.end()) {
-    if (st.ids.size() >= kMaxBoothIdsPerConnection)
-      return reply(s, st, error_frame(kTooManyIds));
+    if (st.ids.size() >= kMaxBoothIdsPerConnection) return reply(s, st, error_frame(kTooManyIds));
     st.ids.push_back(canon);
   }
   if (hubs_.cluster()) return cluster_call(s, 'r', std::move(canon), std::move(json), {});
