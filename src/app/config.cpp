@@ -23,15 +23,16 @@ using Reader = std::function<void(const std::string& key, const toml::node& node
 template <typename T>
 Reader integer(const std::string& path, T& out, int64_t lo, int64_t hi) {
   return [&path, &out, lo, hi](const std::string& key, const toml::node& node) {
-    auto v = node.value<int64_t>();
-    if (!node.is_integer() || !v) {
+    // Type first: value<int64_t>() also converts floats, and an out-of-range one is UB.
+    const auto* v = node.as_integer();
+    if (v == nullptr) {
       throw ConfigError(where(path, node) + ": '" + key + "' must be an integer");
     }
-    if (*v < lo || *v > hi) {
+    if (v->get() < lo || v->get() > hi) {
       throw ConfigError(where(path, node) + ": '" + key + "' must be between " +
                         std::to_string(lo) + " and " + std::to_string(hi));
     }
-    out = static_cast<T>(*v);
+    out = static_cast<T>(v->get());
   };
 }
 

@@ -124,6 +124,16 @@ TEST(Config, ErrorsNameKeyAndLine) {
   EXPECT_NE(e.find("origins.allowed"), std::string::npos) << e;
 }
 
+// Found by fuzz.config: a float too large for an integer was converted before its type was
+// checked, which is undefined behaviour (UBSan stops the sanitizer build here).
+TEST(Config, FloatForIntegerKeyIsRefused) {
+  for (const char* value : {"655e36", "-1e300", "inf", "nan", "2.5"}) {
+    std::string e = error_of(std::string("[limits]\noutbound_cap = ") + value + "\n");
+    EXPECT_NE(e.find("'limits.outbound_cap' must be an integer"), std::string::npos)
+        << value << ": " << e;
+  }
+}
+
 TEST(Config, FlagsOverrideFile) {
   TempFile f("[server]\nport = 9000\nthreads = 4\n");
   std::string path = f.path();
