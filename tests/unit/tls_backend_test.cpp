@@ -22,9 +22,10 @@ using namespace ringcast::engine;
 namespace {
 
 // A self-signed P-256 certificate for "localhost", written to temporary PEM files.
+// The paths name the process: CTest runs these tests in parallel, each in its own process.
 struct TestCert {
-  std::string cert_path = "/tmp/ringcast-tls-unit-cert.pem";
-  std::string key_path = "/tmp/ringcast-tls-unit-key.pem";
+  std::string cert_path = "/tmp/ringcast-tls-unit-" + std::to_string(getpid()) + "-cert.pem";
+  std::string key_path = "/tmp/ringcast-tls-unit-" + std::to_string(getpid()) + "-key.pem";
   TestCert() {
     EVP_PKEY* key = EVP_EC_gen("P-256");
     X509* x = X509_new();
@@ -211,7 +212,8 @@ class TlsBackendTest : public ::testing::Test {
 };
 
 TEST_F(TlsBackendTest, UserSpaceRecordsBothWays) {
-  start(BackendKind::kEpoll);  // the real setsockopt: no `tls` ULP on a unix socket
+  ASSERT_NO_FATAL_FAILURE(
+      start(BackendKind::kEpoll));  // the real setsockopt: no `tls` ULP on a unix socket
   handshake();
   EXPECT_EQ(context.counters.userspace.load(), 1);
   EXPECT_EQ(context.counters.ktls.load(), 0);
@@ -243,7 +245,7 @@ TEST_F(TlsBackendTest, UserSpaceRecordsBothWays) {
 }
 
 TEST_F(TlsBackendTest, GarbageFailsTheHandshakeOnce) {
-  start(BackendKind::kEpoll);
+  ASSERT_NO_FATAL_FAILURE(start(BackendKind::kEpoll));
   const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   events->on_data(&outer.sock, {reinterpret_cast<const uint8_t*>(junk), sizeof junk - 1});
   to_client();  // an alert, if OpenSSL wrote one, is sent before the end is reported
@@ -257,19 +259,19 @@ TEST_F(TlsBackendTest, GarbageFailsTheHandshakeOnce) {
 
 TEST_F(TlsBackendTest, KernelTlsSendsTls13) {
   set_ktls_setsockopt_for_testing(fake_setsockopt);
-  start(BackendKind::kEpoll);
+  ASSERT_NO_FATAL_FAILURE(start(BackendKind::kEpoll));
   expect_kernel_sends();
 }
 
 TEST_F(TlsBackendTest, KernelTlsSendsOnIoUring) {
   set_ktls_setsockopt_for_testing(fake_setsockopt);
-  start(BackendKind::kIoUring);
+  ASSERT_NO_FATAL_FAILURE(start(BackendKind::kIoUring));
   expect_kernel_sends();
 }
 
 TEST_F(TlsBackendTest, Tls12StaysInUserSpace) {
   set_ktls_setsockopt_for_testing(fake_setsockopt);
-  start(BackendKind::kEpoll);
+  ASSERT_NO_FATAL_FAILURE(start(BackendKind::kEpoll));
   SSL_set_max_proto_version(client, TLS1_2_VERSION);
   handshake();
   EXPECT_EQ(context.counters.ktls.load(), 0);
