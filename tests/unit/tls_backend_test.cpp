@@ -212,8 +212,8 @@ class TlsBackendTest : public ::testing::Test {
 };
 
 TEST_F(TlsBackendTest, UserSpaceRecordsBothWays) {
-  ASSERT_NO_FATAL_FAILURE(
-      start(BackendKind::kEpoll));  // the real setsockopt: no `tls` ULP on a unix socket
+  // The real setsockopt: no `tls` ULP on a unix socket.
+  ASSERT_NO_FATAL_FAILURE(start(BackendKind::kEpoll));
   handshake();
   EXPECT_EQ(context.counters.userspace.load(), 1);
   EXPECT_EQ(context.counters.ktls.load(), 0);
