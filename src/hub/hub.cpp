@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "membership_tasks.h"
 #include "ringcast/engine/histogram.h"
@@ -75,8 +76,10 @@ void JoinedTask::run(Hub& hub) {
   // Gone or left meanwhile: its leave is already on the way to the home core.
   if (!m || m->acked || !s || !s->open()) return;
   m->acked = true;
+  const bool held = std::exchange(m->holds_input, false);
   hub.add_local(room.get(), *s, m->presence);
   if (done) done(*s, result);
+  if (held) hub.worker().release_input(session);  // by id: done may have closed it
 }
 
 void JoinTask::run(Hub& hub) {
@@ -526,7 +529,9 @@ JoinStatus Hub::join(websocket::Session& s, std::string_view name, JoinOptions o
   Membership m;
   m.room = room;
   m.presence = opts.presence;
+  m.holds_input = true;
   memberships_[s.id()].push_back(std::move(m));
+  worker_->hold_input(s);  // released by JoinedTask (or by a leave that comes first)
   auto task = std::make_unique<JoinTask>();
   task->room = room;
   task->session = s.id();
@@ -545,6 +550,7 @@ bool Hub::leave(websocket::Session& s, std::string_view name) {
     return true;
   }
   if (m->acked) remove_local(m->room.get(), s);
+  if (m->holds_input) worker_->release_input(s);  // left before the join was in effect
   auto task = std::make_unique<LeaveTask>();
   task->room = m->room;
   task->session = s.id();
@@ -578,14 +584,17 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
 // after its commit is on its way, nothing a later message of the same connection causes (a reply,
 // a broadcast, a query) may overtake it. So its input waits until the home core reports the
 // write in effect (or refused). Writes seen at once need no hold: the home core orders them.
-bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes) {
+bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
+                          const void* key) {
   RoomStore& store = system_.store();
   // In a cluster every recorded change takes effect when Redis has ordered it: held the same way.
-  if (!system_.cluster() && (!store.acknowledge_after_commit() || !store.persistent(*room)))
+  // So is a write answered from the home core, lest a later message's direct reply overtake it.
+  if (!answered && !system_.cluster() &&
+      (!store.acknowledge_after_commit() || !store.persistent(*room)))
     return false;
   // Ordered: a later durable write of the same room may pass (the home core and the store keep
   // their order), so pipelined writes are not one commit each.
-  worker_->hold_ordered(s, room, bytes);
+  worker_->hold_ordered(s, key, bytes);
   return true;
 }
 
@@ -611,7 +620,9 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.kind = Envelope::Kind::kPublish;
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
-  if (record && hold_for_commit(s, room, f->size())) e.flags |= Envelope::kHeld;
+  const bool answered = reply_ok || reply_fail;
+  if ((record || answered) && hold_for_commit(s, room, f->size(), answered, room))
+    e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;
   e.frame = f;

@@ -356,6 +356,14 @@ void Hub::cluster_arrival(ClusterArrival kind, SharedRoom* room, engine::SharedF
       c.seq_at_loss = room->seq;
       bus.mirror_floor(core_, *room, room->seq, c.ev);
       c.phase = ClusterRoom::Phase::kLoading;  // events wait for the next snapshot
+      {
+        // Joins that waited for a snapshot this connection will not bring: served by this node's
+        // mirror now, as a join made while Redis is unreachable (cluster_join), and announced
+        // after the next snapshot. Waiting for Redis would hold their sessions' input meanwhile.
+        std::vector<std::unique_ptr<JoinTask>> joins = std::move(c.waiting_joins);
+        c.waiting_joins.clear();
+        for (auto& t : joins) t->join_here(*this, PresenceEntry{t->session, t->opts.identity});
+      }
       break;
     case ClusterArrival::kSnapshot: {
       if (c.phase == ClusterRoom::Phase::kOff || !frame) return;

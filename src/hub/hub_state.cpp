@@ -28,7 +28,6 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
       (opts.echo ? 0 : Envelope::kNoEcho) | (value ? 0 : Envelope::kDelete) |
       (opts.write_behind ? Envelope::kWriteBehind : 0) | (opts.event ? Envelope::kEvent : 0) |
       (too_large ? Envelope::kTooLarge : 0));
-  if (!opts.write_behind && hold_for_commit(s, room, data->size())) e.flags |= Envelope::kHeld;
   e.max_keys = opts.max_keys;
   e.key_prefix = static_cast<uint16_t>(std::min<size_t>(opts.key_prefix, key.size()));
   room->add_ref();
@@ -45,6 +44,12 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   engine::SharedFrame* refused = too_large ? opts.reply_too_large : opts.reply_refused;
   engine::SharedFrame* ok = too_large ? nullptr : opts.reply_ok;
   engine::SharedFrame* fail = too_large ? nullptr : opts.reply_fail;
+  // Write-behind needs no commit, but an answer still holds the writer's later messages.
+  const bool answered = refused || ok || fail;
+  const void* hold_key = opts.write_behind ? static_cast<const void*>(&room->state()) : room;
+  if ((answered || !opts.write_behind) &&
+      hold_for_commit(s, room, data->size(), answered, hold_key))
+    e.flags |= Envelope::kHeld;
   if (refused) refused->add_ref();
   if (ok) ok->add_ref();
   if (fail) fail->add_ref();

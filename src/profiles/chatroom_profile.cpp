@@ -243,6 +243,13 @@ void ChatroomProfile::send_ordered(Session& s, engine::FrameRef frame) {
   });
 }
 
+// Everything a chatroom message causes goes through the room's home core (chat, commands and their
+// replies, renames), in the order the messages came: a message behind a chat line still waiting
+// for its SELF copy is ordered behind it anyway, so it need not wait.
+const void* ChatroomProfile::order_key(Session&, websocket::Opcode op, std::span<const uint8_t>) {
+  return op == websocket::Opcode::kText ? room_.get() : nullptr;
+}
+
 void ChatroomProfile::reply(Session& s, std::string_view body) {
   send_ordered(s, engine::FrameRef(make_frame(variant_, body)));
 }

@@ -142,13 +142,17 @@ void LivemapProfile::on_close(Session& s) {
   hubs_.hub_of(s).session_closed(s);
 }
 
-// Marker writes while earlier ones are being committed: they go to the same room, ordered behind
-// them, so they need not wait. Anything else (a ping, a position, chat) waits for the commits.
+// Writes of one kind while earlier ones are being committed or answered (a refusal comes from the
+// room's home core): ordered behind them there, so they need not wait. Markers wait for their
+// commit but positions are written behind, so a position must not pass a marker (or the other way
+// round): each kind has its own key (the hub's, see Hub::hold_for_commit). Anything else (a ping,
+// chat) waits, so that its reply or effect cannot overtake theirs.
 const void* LivemapProfile::order_key(Session&, websocket::Opcode,
                                       std::span<const uint8_t> payload) {
-  if (!persistent_) return nullptr;
   std::string_view type = JsonPeek(payload).string("type");
-  return type == "marker_add" || type == "marker_remove" ? room_.get() : nullptr;
+  if (type == "marker_add" || type == "marker_remove") return room_.get();
+  if (type == "position_update") return &room_->state();
+  return nullptr;
 }
 
 void LivemapProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8_t> payload) {

@@ -14,8 +14,8 @@ What is checked (the "one hub" promise of the issue for sequenced rooms):
   - Redis restarted: publishes are refused meanwhile, joins still work, delivery resumes after;
   - acknowledged history survives a node's SIGKILL.
 
-Tests whose comment starts with KNOWN BUG fail on purpose until the cluster code is fixed (see the
-bug reports: /work/briefs/cluster-bugs.md at the time of writing).
+Tests whose comment starts with "Regression" guard a defect an earlier version had; the comment
+says what it did.
 """
 
 import asyncio
@@ -29,7 +29,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from redis_harness import Redis, cluster_node  # noqa: E402
-from test_chatroom import JSON as CHAT_JSON, TEXT as CHAT_TEXT, connect as chat_connect  # noqa: E402
+from test_chatroom import GREETING_RE, JSON as CHAT_JSON, TEXT as CHAT_TEXT, connect as chat_connect  # noqa: E402
 from test_native import NClient, run_async, worker_of  # noqa: E402
 from ws_inbox import Binary, WsInbox  # noqa: E402
 
@@ -288,8 +288,8 @@ class NativeClusterTest(ClusterCase):
         self.run_scenario(scenario, 30)
 
     def test_queries_on_a_node_without_members(self):
-        # KNOWN BUG (reported): a node that does not mirror the room answers `history` and
-        # `presence` from its own empty registry (seq 0, no messages, no members).
+        # Regression: a node that did not mirror the room answered `history` and `presence` from
+        # its own empty registry (seq 0, no messages, no members).
         a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
         room = "q-" + uuid.uuid4().hex[:8]
 
@@ -466,8 +466,8 @@ class ProfileClusterTest(ClusterCase):
         self.run_scenario(scenario, 60)
 
     def test_chatroom_pm_to_a_user_on_another_node(self):
-        # KNOWN BUG (reported): the sender is told "PM -> <user>: ..." but the user on the other
-        # node receives nothing (direct sends do not cross nodes yet).
+        # Regression: the sender was told "PM -> <user>: ..." but the user on the other node
+        # received nothing (direct sends did not cross nodes).
         a, b = self.nodes(2)
 
         async def scenario():
@@ -650,6 +650,56 @@ class ProfileClusterTest(ClusterCase):
 
 
 
+    def test_first_replies_wait_for_the_join(self):
+        # Regression (CI, stop 18): a livemap client on the node that did not mirror the map yet
+        # got its pong before the join (a Redis round trip) was in effect, then `markers_sync`
+        # instead of the `marker_added` a marker added after that pong should bring. The join now
+        # holds the connection's input: the seed's order (sync, then replies) on every node.
+        a, b = self.nodes(2)
+
+        async def scenario():
+            ma = self._track(await ws_open(a.port, "/map", jdecode, "ma"))
+            added = []
+            for i in range(12):
+                # Alone on node b: each connection makes node b load the map from Redis again.
+                harness.wait_until(lambda: b.health()["cluster"]["rooms_subscribed"] == 0, timeout=10,
+                                   what="node b left the map's channel")
+                mb = await ws_open(b.port, "/map", jdecode, "mb%d" % i)
+                await mb.send({"type": "ping", "timestamp": i})
+                first = await mb.next(10)
+                if added:
+                    self.assertEqual(first, {"type": "markers_sync", "markers": added},
+                                     "round %d: the sync first" % i)
+                    first = await mb.next(10)
+                self.assertEqual(first, {"type": "pong", "timestamp": i}, "round %d" % i)
+                m = {"type": "t", "user_id": 1, "timestamp": i}
+                await ma.send({"type": "marker_add", "marker": m})
+                added.append(dict(m, id="1_%d" % i))
+                self.assertEqual(await mb.next(10), {"type": "marker_added", "marker": added[-1]},
+                                 "round %d: a marker added after the pong" % i)
+                await mb.close()
+
+            for path in (CHAT_TEXT, CHAT_JSON):
+                u1 = self._track(await chat_connect(a.port, path))
+                for i in range(8):
+                    harness.wait_until(lambda: b.health()["cluster"]["rooms_subscribed"] == 0,
+                                       timeout=10, what="node b left the chatroom's channel")
+                    c = await chat_connect(b.port, path, greet=False)
+                    await c.send("!ping")
+                    await c.send("!who")
+                    body, _ = await c.next(10)
+                    m = GREETING_RE.match(body)
+                    self.assertTrue(m, "round %d, %s: the greeting first, got %r" % (i, path, body))
+                    await c.expect("pong!")
+                    body, _ = await c.next(10)
+                    self.assertEqual(body, "Connected Users: %s, %s" % (u1.name, m.group(1)))
+                    await u1.expect("%s has connected!" % m.group(1))
+                    await c.close()
+                    await u1.expect("%s has disconnected!" % m.group(1))
+
+        self.run_scenario(scenario, 90)
+
+
 class FaultClusterTest(ClusterCase):
     REDIS_KW = {"appendonly": True}  # what survives a Redis restart is what Redis wrote to disk
 
@@ -681,9 +731,9 @@ class FaultClusterTest(ClusterCase):
             ca.pop_all(lambda m: m.get("type") == "message")
             self.redis.stop()
             self.wait_redis((a, b), "degraded")
-            # Publishes are refused with an error reply, not silently dropped. KNOWN BUG
-            # (reported): a non-persistent native room gets no reply at all; recorded here and
-            # asserted at the end so the rest of the scenario still runs.
+            # Publishes are refused with an error reply, not silently dropped. Regression: a
+            # non-persistent native room got no reply at all. Recorded here and asserted at the
+            # end so the rest of the scenario still runs.
             problems = []
             for c in (ca, cb):
                 try:
@@ -790,7 +840,7 @@ class FaultClusterTest(ClusterCase):
             await ma.send({"type": "marker_add", "marker": {"user_id": 1, "timestamp": 2}})
             self.assertEqual(await ma.next(10),
                              {"type": "error", "message": "the marker could not be stored; it was not added"})
-            # native state.set: KNOWN BUG (reported, as publish): no reply at all
+            # native state.set: Regression (as publish): there was no reply at all
             try:
                 r = await ca.req("state.set", room=room, key="k", value=1, timeout=3)
                 self.assertEqual(r.get("type"), "error", r)
@@ -856,8 +906,8 @@ class FaultClusterTest(ClusterCase):
         self.run_scenario(scenario, 40)
 
     def test_stalled_node_comes_back_with_its_members(self):
-        # KNOWN BUG (reported): after a stall longer than node_ttl_ms the node's still-connected
-        # members are dropped from presence on every node (its own included) and never come back.
+        # Regression: after a stall longer than node_ttl_ms the node's still-connected members
+        # were dropped from presence on every node (its own included) and never came back.
         a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
         room = "stall-" + uuid.uuid4().hex[:8]
 
@@ -941,8 +991,8 @@ class FaultClusterTest(ClusterCase):
 
 class StalledRedisTest(ClusterCase):
     def test_stalled_redis_bounds_memory(self):
-        # KNOWN BUG (reported): with Redis stopped (SIGSTOP, connections open) every event is
-        # buffered for it without a cap: the node's memory grows with what clients send.
+        # Regression: with Redis stopped (SIGSTOP, connections open) every event was buffered
+        # for it without a cap: the node's memory grew with what clients sent.
         a, _ = self.nodes(2, "max_queue_bytes = 1048576\n" + HUB_TOML + TOKENS_TOML)
         room = "stl-" + uuid.uuid4().hex[:8]
         n, size = 12000, 4000
@@ -1035,9 +1085,9 @@ class LossyRedisTest(ClusterCase):
     """Redis without persistence (as the harness starts it by default): a restart loses the data."""
 
     def test_redis_restart_with_data_lost_keeps_seq_increasing(self):
-        # KNOWN BUG (reported): after Redis comes back empty the room's seq starts again at 1, so
-        # members see seq go backwards and a client resuming with since=<last seen> is silently
-        # given nothing.
+        # Regression: after Redis came back empty the room's seq started again at 1, so members
+        # saw seq go backwards and a client resuming with since=<last seen> was silently given
+        # nothing.
         a, b = self.nodes(2, HUB_TOML + TOKENS_TOML)
         room = "lossy-" + uuid.uuid4().hex[:8]
 

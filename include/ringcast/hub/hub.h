@@ -127,7 +127,9 @@ class Hub final : public websocket::LoopHooks {
 
   // ---- sequenced rooms ----
   // Joins through the room's home core; `done` runs on this core when the join is in effect
-  // (not at all if the session is gone by then). Anything but kJoined calls nothing.
+  // (not at all if the session is gone by then). Anything but kJoined calls nothing. Until then
+  // the session's input is held: a later message (a publish, a ping) is handled only after the
+  // join, so neither its effect nor its reply overtakes the join's (the seeds are sequential).
   JoinStatus join(websocket::Session& s, std::string_view room, JoinOptions opts,
                   JoinCallback done);
   // False if s is not in the room.
@@ -140,7 +142,10 @@ class Hub final : public websocket::LoopHooks {
   // sequence number, records it (unless record is false) and sends formatter(room, record) to
   // every member (except the sender when echo is false). `user` is recorded as the sender's name.
   // `reply_ok` (if not null) goes to the publisher once the message is in effect, `reply_fail`
-  // if the store refuses it: both in the profile's own shape.
+  // if the store refuses it: both in the profile's own shape. A publish that can be answered
+  // holds the session's input (ordered, see Worker::hold_ordered) until its answer is sent, so a
+  // later message's reply never overtakes it; the same goes for set_state's replies. A profile
+  // that lets pipelined writes pass gives them an order_key.
   void publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
                std::string_view user, EventFormatter formatter, bool echo, bool record = true,
                engine::SharedFrame* reply_ok = nullptr, engine::SharedFrame* reply_fail = nullptr);
@@ -239,8 +244,9 @@ class Hub final : public websocket::LoopHooks {
   };
   struct Membership {
     RoomRef room;
-    bool direct = false;  // raw room
-    bool acked = false;   // sequenced: join in effect
+    bool direct = false;       // raw room
+    bool acked = false;        // sequenced: join in effect
+    bool holds_input = false;  // sequenced: the join holds the session's input until acked
     bool presence = false;
   };
   friend class HubSystem;
@@ -250,8 +256,12 @@ class Hub final : public websocket::LoopHooks {
   friend struct HubClusterAccess;
 
   void send(int core, const Envelope& e, websocket::Session* origin = nullptr);
-  // Holds s's input until the durable write being sent is in effect (see publish, set_state).
-  bool hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes);
+  // Holds s's input until the write being sent is in effect (see publish, set_state): a durable
+  // one until its commit, and one that will be answered (`answered`) until its answer is sent.
+  // `key` is the ordered hold's key (see MessageHandler::order_key): the room, or for write-behind
+  // state (applied at once, so it may overtake a write waiting for its commit) &room->state().
+  bool hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
+                       const void* key);
   void release_hold(uint64_t session, size_t bytes);
   void retry_overflow();
   void dispatch(Envelope& e);

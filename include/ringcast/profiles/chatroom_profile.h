@@ -30,6 +30,8 @@ class ChatroomProfile final : public websocket::MessageHandler {
 
   void on_open(websocket::Session& s, const websocket::HttpRequest& req) override;
   void on_message(websocket::Session& s, websocket::Opcode op, std::span<uint8_t> payload) override;
+  const void* order_key(websocket::Session& s, websocket::Opcode op,
+                        std::span<const uint8_t> payload) override;
   void on_close(websocket::Session& s) override;
   void on_shutdown(websocket::Session& s) override;
 
