@@ -620,7 +620,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.kind = Envelope::Kind::kPublish;
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
-  const bool answered = reply_ok || reply_fail;
+  const bool answered = reply_ok || reply_fail || echo;  // the sender's own copy answers too
   if ((record || answered) && hold_for_commit(s, room, f->size(), answered, room))
     e.flags |= Envelope::kHeld;
   room->add_ref();

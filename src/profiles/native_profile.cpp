@@ -227,6 +227,10 @@ void NativeProfile::on_message(Session& s, websocket::Opcode op, std::span<uint8
 // core keeps their order. Anything else waits.
 const void* NativeProfile::order_key(Session& s, websocket::Opcode op,
                                      std::span<const uint8_t> payload) {
+  if (op == websocket::Opcode::kBinary) {  // published to the binary room, like the ones before
+    const std::string& room = state_of(s).binary_room;
+    return room.empty() ? nullptr : hubs_.hub_of(s).joined_room(s, room);
+  }
   if (op != websocket::Opcode::kText) return nullptr;
   JsonPeek peek(payload);
   std::string_view o = peek.string("op");

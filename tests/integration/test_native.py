@@ -795,15 +795,24 @@ class HistoryTest(NativeCase):
                 await c.send({"op": "join", "room": room, "id": "j%d" % k})
                 await c.send({"op": "publish", "room": room, "data": k, "echo": False, "id": "p%d" % k})
                 await c.send({"op": "ping", "id": "q%d" % k})
-                ids = {x + str(k) for x in "jpq"}
-                got = await c.wait_for(lambda inbox: (lambda r: r if len(r) == 3 else None)(
-                    [m for m in inbox if isinstance(m, dict) and m.get("id") in ids]), 5)
-                c.pop_all(lambda m: m.get("id") in ids)
-                self.assertEqual([(g.get("id"), g.get("type")) for g in got],
-                                 [("j%d" % k, "joined"), ("p%d" % k, "ack"), ("q%d" % k, "pong")],
+                # The sender's own copy (echo) is part of what its publish does: before the pong.
+                await c.send({"op": "publish", "room": room, "data": "e%d" % k})
+                await c.send({"op": "ping", "id": "r%d" % k})
+                ids = {x + str(k) for x in "jpqr"}
+
+                def mine(m):
+                    return isinstance(m, dict) and (m.get("id") in ids or m.get("room") == room)
+                got = await c.wait_for(lambda inbox: (lambda r: r if len(r) == 5 else None)(
+                    [m for m in inbox if mine(m)]), 5)
+                c.pop_all(mine)
+                self.assertEqual([(g.get("type"), g.get("id", g.get("data"))) for g in got],
+                                 [("joined", "j%d" % k), ("ack", "p%d" % k), ("pong", "q%d" % k),
+                                  ("message", "e%d" % k), ("pong", "r%d" % k)],
                                  "%s, room %s: %r" % (c.name, room, got))
                 m = await watcher.take_type("message", room=room)
                 self.assertEqual(m.get("data"), k)
+                m = await watcher.take_type("message", room=room)
+                self.assertEqual(m.get("data"), "e%d" % k)
         self.run_scenario(t)
 
 

@@ -143,9 +143,10 @@ class Hub final : public websocket::LoopHooks {
   // every member (except the sender when echo is false). `user` is recorded as the sender's name.
   // `reply_ok` (if not null) goes to the publisher once the message is in effect, `reply_fail`
   // if the store refuses it: both in the profile's own shape. A publish that can be answered
-  // holds the session's input (ordered, see Worker::hold_ordered) until its answer is sent, so a
-  // later message's reply never overtakes it; the same goes for set_state's replies. A profile
-  // that lets pipelined writes pass gives them an order_key.
+  // (a reply, or the sender's own copy with echo) holds the session's input (ordered, see
+  // Worker::hold_ordered) until that is sent, so a later message's reply never overtakes it; the
+  // same goes for set_state's replies. A profile that lets pipelined writes pass gives them an
+  // order_key.
   void publish(websocket::Session& s, SharedRoom* room, std::span<const uint8_t> payload,
                std::string_view user, EventFormatter formatter, bool echo, bool record = true,
                engine::SharedFrame* reply_ok = nullptr, engine::SharedFrame* reply_fail = nullptr);
