@@ -584,8 +584,8 @@ std::vector<SharedRoom*> Hub::rooms_of(const websocket::Session& s) const {
 // after its commit is on its way, nothing a later message of the same connection causes (a reply,
 // a broadcast, a query) may overtake it. So its input waits until the home core reports the
 // write in effect (or refused). Writes seen at once need no hold: the home core orders them.
-bool Hub::hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
-                          const void* key) {
+bool Hub::hold_for_write(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
+                         const void* key) {
   RoomStore& store = system_.store();
   // In a cluster every recorded change takes effect when Redis has ordered it: held the same way.
   // So is a write answered from the home core, lest a later message's direct reply overtake it.
@@ -621,7 +621,7 @@ void Hub::publish(websocket::Session& s, SharedRoom* room, std::span<const uint8
   e.flags =
       static_cast<uint8_t>((echo ? 0 : Envelope::kNoEcho) | (record ? 0 : Envelope::kNoHistory));
   const bool answered = reply_ok || reply_fail || echo;  // the sender's own copy answers too
-  if ((record || answered) && hold_for_commit(s, room, f->size(), answered, room))
+  if ((record || answered) && hold_for_write(s, room, f->size(), answered, room))
     e.flags |= Envelope::kHeld;
   room->add_ref();
   e.room = room;

@@ -47,8 +47,7 @@ void Hub::set_state(websocket::Session& s, SharedRoom* room, std::string_view ke
   // Write-behind needs no commit, but an answer still holds the writer's later messages.
   const bool answered = refused || ok || fail;
   const void* hold_key = opts.write_behind ? static_cast<const void*>(&room->state()) : room;
-  if ((answered || !opts.write_behind) &&
-      hold_for_commit(s, room, data->size(), answered, hold_key))
+  if ((answered || !opts.write_behind) && hold_for_write(s, room, data->size(), answered, hold_key))
     e.flags |= Envelope::kHeld;
   if (refused) refused->add_ref();
   if (ok) ok->add_ref();

@@ -113,18 +113,10 @@ LivemapProfile::LivemapProfile(hub::HubSystem& hubs, LivemapLimits limits)
 
 LivemapProfile::~LivemapProfile() = default;
 
+// Direct: no message is handled before the connection's join is in effect (Hub::join holds its
+// input), so the sync messages are already on their way ahead of any reply.
 void LivemapProfile::reply(Session& s, engine::SharedFrame* frame) {
-  hub::Hub& hub = hubs_.hub_of(s);
-  if (hub.joined_room(s, kRoom)) {
-    s.send_frame(frame);
-    return;
-  }
-  // Connected a moment ago: the sync messages are still on their way from the room's home core.
-  // The reply goes the same way, so it cannot overtake them.
-  frame->add_ref();
-  engine::FrameRef f(frame);
-  uint64_t id = s.id();
-  hub.post_fn(room_->home(), [f, id](hub::Hub& home) { home.send_to(id, f.get()); });
+  s.send_frame(frame);
 }
 
 void LivemapProfile::on_open(Session& s, const websocket::HttpRequest&) {
@@ -145,7 +137,7 @@ void LivemapProfile::on_close(Session& s) {
 // Writes of one kind while earlier ones are being committed or answered (a refusal comes from the
 // room's home core): ordered behind them there, so they need not wait. Markers wait for their
 // commit but positions are written behind, so a position must not pass a marker (or the other way
-// round): each kind has its own key (the hub's, see Hub::hold_for_commit). Anything else (a ping,
+// round): each kind has its own key (the hub's, see Hub::hold_for_write). Anything else (a ping,
 // chat) waits, so that its reply or effect cannot overtake theirs.
 const void* LivemapProfile::order_key(Session&, websocket::Opcode,
                                       std::span<const uint8_t> payload) {

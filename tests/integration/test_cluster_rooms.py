@@ -990,6 +990,33 @@ class FaultClusterTest(ClusterCase):
 
 
 class StalledRedisTest(ClusterCase):
+    def test_join_waiting_for_a_stalled_redis_is_served_once_the_node_gives_up(self):
+        # Regression: a join waits for the room's snapshot, and holds its connection's input
+        # meanwhile. When the node gave up on a stalled Redis (no answer past node_ttl_ms), joins
+        # still waiting stayed queued until Redis answered again, so the connection hung. They
+        # are now served from the node's mirror, as joins made while Redis is unreachable are.
+        a, = self.nodes(1, HUB_TOML + TOKENS_TOML)
+        room = "wait-" + uuid.uuid4().hex[:8]
+
+        async def scenario():
+            c = await self.client(a, "c")
+            self.redis.pause()
+            try:
+                await c.send({"op": "join", "room": room, "id": "j"})
+                await c.send({"op": "ping", "id": "p"})
+                r = await c.take(lambda m: m.get("id") == "j", 3 * NODE_TTL_S + 5, "joined")
+                self.assertEqual(r.get("type"), "joined", r)
+                self.assertEqual((await c.take(lambda m: m.get("id") == "p", 5))["type"], "pong")
+                self.assertEqual(a.health()["cluster"]["redis"], "degraded")
+            finally:
+                self.redis.resume()
+            harness.wait_until(lambda: a.health()["cluster"]["redis"] == "ok", timeout=20,
+                               what="node a back on Redis")
+            r = await c.req("presence", room=room)
+            self.assertEqual([m["session"] for m in r["members"]], [c.sid])
+
+        self.run_scenario(scenario, 60)
+
     def test_stalled_redis_bounds_memory(self):
         # Regression: with Redis stopped (SIGSTOP, connections open) every event was buffered
         # for it without a cap: the node's memory grew with what clients sent.

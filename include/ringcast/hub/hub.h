@@ -261,8 +261,8 @@ class Hub final : public websocket::LoopHooks {
   // one until its commit, and one that will be answered (`answered`) until its answer is sent.
   // `key` is the ordered hold's key (see MessageHandler::order_key): the room, or for write-behind
   // state (applied at once, so it may overtake a write waiting for its commit) &room->state().
-  bool hold_for_commit(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
-                       const void* key);
+  bool hold_for_write(websocket::Session& s, SharedRoom* room, size_t bytes, bool answered,
+                      const void* key);
   void release_hold(uint64_t session, size_t bytes);
   void retry_overflow();
   void dispatch(Envelope& e);
